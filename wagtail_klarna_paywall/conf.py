@@ -1,0 +1,108 @@
+"""The ``WAGTAIL_KLARNA_PAYWALL`` settings dict, read through one object with defaults.
+
+Secrets and hosts live here (Django settings), never in a database setting that templates can reach.
+Editorial knobs per site live in :class:`wagtail_klarna_paywall.models.PaywallSettings`.
+
+Usage::
+
+    from wagtail_klarna_paywall.conf import paywall_settings
+    paywall_settings.API_URL
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+SETTINGS_NAME = "WAGTAIL_KLARNA_PAYWALL"
+
+#: Payway API hosts (the token endpoint lives on the same host).
+PAYWAY_STAGE_API_URL = "https://payway-api.stage.adeprimo.se"
+PAYWAY_PRODUCTION_API_URL = "https://backend.worldoftulo.com"
+
+#: Payway SSO2 hosts.
+PAYWAY_STAGE_SSO_URL = "https://payway-sso-stage.azurewebsites.net"
+PAYWAY_PRODUCTION_SSO_URL = "https://sso.worldoftulo.com"
+
+#: Klarna Payments JS SDK.
+KLARNA_SDK_URL = "https://x.klarnacdn.net/kp/lib/v1/api.js"
+
+DEFAULTS: dict[str, Any] = {
+    # Payway API host, e.g. PAYWAY_STAGE_API_URL. The sandbox points it at the embedded fake Payway
+    # (``wagtail_klarna_paywall.fake``) served by the site itself.
+    "API_URL": PAYWAY_STAGE_API_URL,
+    "CLIENT_ID": "",
+    "CLIENT_SECRET": "",
+    # Needed for the SSO2 JWT ``iss`` claim.
+    "ORGANISATION_ID": "",
+    "SSO_URL": PAYWAY_STAGE_SSO_URL,
+    # (connect, read) seconds for every outbound call. The read timeout stays well below a web
+    # worker's own timeout so a slow Payway cannot take the worker down with it.
+    "CONNECT_TIMEOUT": 3.05,
+    "READ_TIMEOUT": 15.0,
+    # Klarna's redirect after place_order is followed only to these hosts (and their subdomains).
+    "KLARNA_REDIRECT_HOSTS": ["klarna.com"],
+    "KLARNA_SDK_URL": KLARNA_SDK_URL,
+    # Load the fake Klarna widget (static/wagtail_klarna_paywall/fake-klarna.js) instead of Klarna's SDK.
+    # For the sandbox and tests only, together with the fake Payway.
+    "FAKE_KLARNA": False,
+    # Hosts allowed in the Content-Security-Policy of the purchase pages (Klarna's widget).
+    "KLARNA_CSP_HOSTS": ["https://*.klarna.com", "https://*.klarnacdn.net", "https://*.klarnaservices.com"],
+    # How many trusted reverse proxies sit in front of Django; used to read the buyer's IP from
+    # X-Forwarded-For. 0 means REMOTE_ADDR is the buyer.
+    "TRUSTED_PROXY_COUNT": 0,
+    # Django cache alias for catalogue reads and access checks.
+    "CACHE": "default",
+    "CATALOGUE_CACHE_TTL": 300,
+    "ACCESS_CACHE_TTL": 60,
+    # A Payway session is reused while at least this many seconds of its 48 hours are left.
+    "SESSION_REUSE_MARGIN": 2 * 60 * 60,
+    # Dotted path to the identity provider (SSO2 by default); see ``identity.py``.
+    "IDENTITY_PROVIDER": "wagtail_klarna_paywall.sso.SSO2IdentityProvider",
+    # Seconds between SSO2 session-status polls for a logged-in reader.
+    "SSO_STATUS_INTERVAL": 300,
+}
+
+# Settings without a sensible default that a production site must set.
+REQUIRED = ("CLIENT_ID", "CLIENT_SECRET")
+
+
+class PaywallSettings:
+    """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, SETTINGS_NAME, {}) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown {SETTINGS_NAME} setting: {name}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    @property
+    def is_production(self) -> bool:
+        return self.API_URL.rstrip("/") == PAYWAY_PRODUCTION_API_URL
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+paywall_settings = PaywallSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        paywall_settings.reload()
+        from .payway import reset_client
+
+        reset_client()
+
+
+setting_changed.connect(_reload)

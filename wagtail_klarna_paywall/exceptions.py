@@ -1,0 +1,155 @@
+"""One typed hierarchy for every failure the package can raise.
+
+Upstream text (Payway's ``message``) is kept on the exception for logs an operator reads, never shown to
+readers: reader-facing texts come from :mod:`wagtail_klarna_paywall.messages`.
+
+::
+
+    PaywallError
+    ├── ConfigurationError
+    └── PaywayError
+        ├── PaywayTransportError            nothing usable came back
+        │   ├── PaywayConnectError          nothing was sent (safe to retry)
+        │   └── PaywayTimeout               read timeout: the request may have reached Payway
+        ├── MalformedResponse               a 2xx we cannot read
+        └── PaywayAPIError                  an HTTP error status with Payway's {code, field, message}
+            ├── ValidationError             400
+            │   └── AccountSyncError        400 from one of the four raise_on_* flags
+            ├── AuthenticationExpired       401
+            ├── PaymentMethodFailed         403 on place_order / place_trial_order
+            ├── PermissionDenied            403 elsewhere (missing scope or identity)
+            ├── NotFound                    404
+            └── ServerError                 5xx
+"""
+
+from __future__ import annotations
+
+
+class PaywallError(Exception):
+    """Base class of every error this package raises."""
+
+    #: Stable machine code, stored on purchase attempts and mapped to reader messages.
+    error_code: str = "error"
+
+
+class ConfigurationError(PaywallError):
+    error_code = "configuration"
+
+
+class PaywayError(PaywallError):
+    """Any failure talking to Payway. ``endpoint`` is the path called (never with secrets)."""
+
+    error_code = "payway_error"
+    #: Whether the request may have been executed by Payway. A POST that may have been executed is
+    #: never re-sent (project contract 7).
+    may_have_reached_payway: bool = True
+
+    def __init__(self, message: str = "", *, endpoint: str = "") -> None:
+        super().__init__(message or self.__class__.__name__)
+        self.endpoint = endpoint
+
+
+class PaywayTransportError(PaywayError):
+    error_code = "unavailable"
+
+
+class PaywayConnectError(PaywayTransportError):
+    """The connection could not be made: nothing reached Payway."""
+
+    error_code = "unavailable"
+    may_have_reached_payway = False
+
+
+class PaywayTimeout(PaywayTransportError):
+    """Payway did not answer in time after the request was sent."""
+
+    error_code = "timeout"
+
+
+class MalformedResponse(PaywayError):
+    """A 2xx response that is not JSON or lacks a required field."""
+
+    error_code = "malformed_response"
+
+    def __init__(self, message: str = "", *, endpoint: str = "", status: int | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.status = status
+
+
+class PaywayAPIError(PaywayError):
+    """Payway answered with an error status. ``code``/``field``/``message`` come from its error body."""
+
+    error_code = "api_error"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        endpoint: str = "",
+        status: int,
+        code: str = "",
+        field: str = "",
+    ) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.status = status
+        self.code = code
+        self.field = field
+        self.upstream_message = message
+
+    def __str__(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.code:
+            parts.append(self.code)
+        if self.field:
+            parts.append(f"field={self.field}")
+        return f"{self.__class__.__name__}({', '.join(parts)}) at {self.endpoint}"
+
+
+class ValidationError(PaywayAPIError):
+    """400: a parameter failed Payway's validation; ``field`` names it when Payway says."""
+
+    error_code = "validation"
+    may_have_reached_payway = False
+
+
+class AccountSyncError(ValidationError):
+    """400 raised because one of the ``raise_on_*`` flags was true and account sync hit that problem.
+
+    ``error_code`` is one of ``ssn_already_taken``, ``ssn_already_set``, ``account_update``,
+    ``delivery_address`` (see :data:`wagtail_klarna_paywall.payway.types.ACCOUNT_SYNC_ERROR_CODES`).
+    """
+
+    def __init__(self, message: str = "", *, sync_error: str, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.error_code = sync_error
+
+
+class AuthenticationExpired(PaywayAPIError):
+    """401: the access token is missing, expired or revoked. Rejected before execution."""
+
+    error_code = "authentication_expired"
+    may_have_reached_payway = False
+
+
+class PaymentMethodFailed(PaywayAPIError):
+    """403 on place_order: Klarna refused the reader; Payway terminated the subscription (contract 6)."""
+
+    error_code = "payment_method_failed"
+
+
+class PermissionDenied(PaywayAPIError):
+    """403 outside place_order: the token lacks a scope or an identity."""
+
+    error_code = "permission_denied"
+    may_have_reached_payway = False
+
+
+class NotFound(PaywayAPIError):
+    error_code = "not_found"
+    may_have_reached_payway = False
+
+
+class ServerError(PaywayAPIError):
+    """5xx: Payway failed; for a POST the outcome is unknown."""
+
+    error_code = "server_error"

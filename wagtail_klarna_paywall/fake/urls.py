@@ -1,0 +1,2 @@
+app_name = "fake_payway"
+urlpatterns: list = []

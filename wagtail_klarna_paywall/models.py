@@ -1,0 +1,335 @@
+"""Per-site settings, purchase attempts and their timeline, and the plugin's page types."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.panels import FieldPanel, PageChooserPanel
+from wagtail.contrib.routable_page.models import RoutablePageMixin, path
+from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
+from wagtail.fields import RichTextField, StreamField
+from wagtail.models import Page
+
+from .blocks import OfferBlock
+
+
+@register_setting(icon="password")
+class PaywallSettings(BaseSiteSetting):
+    """Editorial knobs per site. No secrets here: they stay in Django settings (``conf.py``)."""
+
+    title_code = models.CharField(
+        _("Payway title code"),
+        max_length=15,
+        blank=True,
+        help_text=_("The Payway title whose packages and campaigns editors choose from."),
+    )
+    default_confirmation_page = models.ForeignKey(
+        "wagtailcore.Page",
+        verbose_name=_("default confirmation page"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("Where readers land after paying when a paywall names no confirmation page."),
+    )
+    default_payment_method_category = models.CharField(
+        _("default Klarna payment method category"),
+        max_length=50,
+        default="pay_now",
+        help_text=_("Loaded in the Klarna widget when Payway's session does not list categories."),
+    )
+    disable_account_info_overwrite = models.BooleanField(
+        _("keep existing account information"),
+        default=False,
+        help_text=_("Stop data from Klarna from overwriting what a reader's Payway account already holds."),
+    )
+    raise_on_ssn_already_taken_error = models.BooleanField(
+        _("stop if the personal identity number belongs to another account"), default=True
+    )
+    raise_on_ssn_already_set_error = models.BooleanField(
+        _("stop if the account already has another personal identity number"), default=False
+    )
+    raise_on_account_update_error = models.BooleanField(
+        _("stop if the account cannot be updated with Klarna's data"), default=False
+    )
+    raise_on_delivery_address_error = models.BooleanField(
+        _("stop if the delivery address from Klarna cannot be stored"), default=False
+    )
+    traffic_source_default = models.CharField(
+        _("default traffic source"),
+        max_length=100,
+        blank=True,
+        help_text=_("Sent to Payway when the reader's link carries no utm_source."),
+    )
+    merchant_reference_pattern = models.CharField(
+        _("merchant reference pattern"),
+        max_length=100,
+        default="{page_id}-{offer_code}",
+        help_text=_("Placeholders: {page_id}, {offer_code}, {attempt}."),
+    )
+    test_mode = models.BooleanField(
+        _("test mode"),
+        default=False,
+        help_text=_("Shows a visible test-mode ribbon on purchase pages."),
+    )
+
+    class Meta:
+        verbose_name = _("Klarna paywall")
+
+
+class AttemptState(models.TextChoices):
+    NEW = "new", _("New")
+    SESSION_READY = "session_ready", _("Session ready")
+    PLACING = "placing", _("Placing order")
+    PLACED = "placed", _("Order placed")
+    CONFIRMED = "confirmed", _("Confirmed")
+    DECLINED = "declined", _("Declined")
+    FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Outcome unknown")
+    EXPIRED = "expired", _("Expired")
+
+
+#: Monotonic state machine: the only transitions ``PurchaseAttempt.transition`` allows.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    AttemptState.NEW: frozenset(
+        {AttemptState.SESSION_READY, AttemptState.FAILED, AttemptState.EXPIRED, AttemptState.DECLINED}
+    ),
+    AttemptState.SESSION_READY: frozenset(
+        {AttemptState.PLACING, AttemptState.DECLINED, AttemptState.FAILED, AttemptState.EXPIRED}
+    ),
+    AttemptState.PLACING: frozenset(
+        {AttemptState.PLACED, AttemptState.DECLINED, AttemptState.FAILED, AttemptState.UNKNOWN}
+    ),
+    AttemptState.UNKNOWN: frozenset({AttemptState.PLACED, AttemptState.FAILED, AttemptState.CONFIRMED}),
+    AttemptState.PLACED: frozenset({AttemptState.CONFIRMED}),
+    AttemptState.CONFIRMED: frozenset(),
+    AttemptState.DECLINED: frozenset(),
+    AttemptState.FAILED: frozenset(),
+    AttemptState.EXPIRED: frozenset(),
+}
+
+#: States in which an attempt may still get (or reuse) a Payway session and be bought.
+OPEN_STATES = (AttemptState.NEW, AttemptState.SESSION_READY)
+
+
+class PurchaseAttempt(models.Model):
+    """One reader's attempt to buy one offer: the unit that gets at most one ``place_order``.
+
+    Holds no access tokens, authorization tokens, personnummer or customer names. The Klarna
+    *client* token is kept because it is made for the browser (it is rendered into the purchase page)
+    and must be the same on every render of a reused session; it grants nothing against Payway.
+    """
+
+    reference = models.UUIDField(_("reference"), default=uuid.uuid4, unique=True, editable=False)
+    state = models.CharField(
+        _("state"), max_length=20, choices=AttemptState.choices, default=AttemptState.NEW, db_index=True
+    )
+    # Reader: a user, or a hash of the anonymous Django session key ("anon:<sha256>").
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reader_key = models.CharField(_("reader"), max_length=80, db_index=True)
+    existing_customer = models.BooleanField(
+        _("existing customer"), default=False, help_text=_("Bought through v1 with the reader's identity.")
+    )
+    site = models.ForeignKey("wagtailcore.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    page = models.ForeignKey(
+        "wagtailcore.Page",
+        verbose_name=_("article"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    purchase_page = models.ForeignKey(
+        "wagtailcore.Page", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmation_page = models.ForeignKey(
+        "wagtailcore.Page", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The offer, copied from the page's configuration at buy time (the browser never chooses these).
+    offer_key = models.CharField(_("offer"), max_length=200, help_text=_("Where the offer is configured."))
+    product_code = models.CharField(_("product code"), max_length=1024, db_index=True)
+    product_kind = models.CharField(_("product kind"), max_length=20)
+    product_name = models.CharField(_("product name"), max_length=255, blank=True)
+    period_type = models.CharField(_("period type"), max_length=20, blank=True)
+    period_id = models.CharField(_("period id"), max_length=24, blank=True)
+    is_trial = models.BooleanField(_("trial"), default=False)
+    payment_method_category = models.CharField(max_length=50, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_period = models.CharField(max_length=50, blank=True)
+    # Payway session.
+    payway_session_id = models.CharField(_("Payway session"), max_length=255, blank=True, db_index=True)
+    klarna_client_token = models.TextField(blank=True)
+    payment_method_categories = models.JSONField(default=list, blank=True)
+    session_created_at = models.DateTimeField(null=True, blank=True)
+    session_expires_at = models.DateTimeField(null=True, blank=True)
+    # Order.
+    traffic_source = models.CharField(max_length=100, blank=True)
+    merchant_reference = models.CharField(max_length=255, blank=True)
+    order_id = models.CharField(_("Payway order id"), max_length=255, blank=True, db_index=True)
+    redirect_uri = models.URLField(max_length=2000, blank=True)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True, db_index=True)
+    payway_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    payway_code = models.CharField(max_length=100, blank=True)
+    payway_field = models.CharField(max_length=100, blank=True)
+    test_mode = models.BooleanField(default=False)
+    # Timeline.
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    placing_at = models.DateTimeField(null=True, blank=True)
+    placed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("purchase attempt")
+        verbose_name_plural = _("purchase attempts")
+        ordering = ["-created_at"]
+        permissions = [("view_purchase_log", _("Can view the Klarna purchase log"))]
+        constraints = [
+            # Single flight: one open attempt per reader and offer, whatever the concurrency (C01).
+            models.UniqueConstraint(
+                fields=["reader_key", "offer_key"],
+                condition=models.Q(state__in=["new", "session_ready"]),
+                name="wkp_one_open_attempt_per_reader_offer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_code} ({self.get_state_display()}) {self.reference}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return not ALLOWED_TRANSITIONS[self.state]
+
+    def can_transition(self, new_state: str) -> bool:
+        return new_state in ALLOWED_TRANSITIONS[self.state]
+
+
+class EventKind(models.TextChoices):
+    BUY = "buy", _("Buy clicked")
+    SESSION_CREATED = "session_created", _("Session created")
+    SESSION_REUSED = "session_reused", _("Session reused")
+    AUTHORIZED = "authorized", _("Authorization posted")
+    PLACED = "placed", _("Order placed")
+    CONFIRMED = "confirmed", _("Confirmed")
+    DECLINED = "declined", _("Declined")
+    ERROR = "error", _("Error")
+    SECURITY = "security", _("Security event")
+    RECONCILED = "reconciled", _("Reconciled")
+
+
+class PurchaseEvent(models.Model):
+    """The timeline of an attempt; also feeds the funnel and the error panel. No personal data."""
+
+    attempt = models.ForeignKey(PurchaseAttempt, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices, db_index=True)
+    state = models.CharField(max_length=20, choices=AttemptState.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    endpoint = models.CharField(max_length=200, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    payway_code = models.CharField(max_length=100, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+def record_event(attempt: PurchaseAttempt, kind: str, **fields: Any) -> PurchaseEvent:
+    return PurchaseEvent.objects.create(attempt=attempt, kind=kind, state=attempt.state, **fields)
+
+
+class KlarnaPurchasePage(RoutablePageMixin, Page):
+    """Hosts the purchase flow: offer choice, the Klarna widget, placing the order.
+
+    Routes (all but the landing page are per attempt, keyed by its unguessable reference):
+    ``""`` landing (GET; ``?offer=<ref>`` preselects), ``buy/`` (POST), ``checkout/<ref>/`` (GET widget,
+    POST place order), ``checkout/<ref>/declined/`` (POST).
+    """
+
+    intro = RichTextField(_("intro"), blank=True)
+    checkout_text = RichTextField(
+        _("text beside the Klarna widget"), blank=True, help_text=_("e.g. terms of the subscription.")
+    )
+    customer_form_intro = RichTextField(_("text above the new-customer form"), blank=True)
+    offers = StreamField(
+        [("offer", OfferBlock())],
+        verbose_name=_("offers"),
+        blank=True,
+        help_text=_("Offered when the page is opened directly; the first is the default."),
+    )
+    confirmation_page = models.ForeignKey(
+        "wagtailcore.Page",
+        verbose_name=_("confirmation page"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    content_panels = Page.content_panels + [
+        FieldPanel("intro"),
+        FieldPanel("offers"),
+        FieldPanel("checkout_text"),
+        FieldPanel("customer_form_intro"),
+        PageChooserPanel("confirmation_page", "wagtail_klarna_paywall.PurchaseConfirmationPage"),
+    ]
+    subpage_types: list[str] = []
+    max_count_per_parent = 1
+    template = "wagtail_klarna_paywall/purchase_page.html"
+
+    class Meta:
+        verbose_name = _("Klarna purchase page")
+
+    @path("")
+    def landing(self, request):
+        from . import views
+
+        return views.purchase_landing(request, self)
+
+    @path("buy/")
+    def buy(self, request):
+        from . import views
+
+        return views.buy(request, self)
+
+    @path("checkout/<uuid:reference>/")
+    def checkout(self, request, reference):
+        from . import views
+
+        return views.checkout(request, self, reference)
+
+    @path("checkout/<uuid:reference>/declined/")
+    def declined(self, request, reference):
+        from . import views
+
+        return views.declined(request, self, reference)
+
+
+class PurchaseConfirmationPage(Page):
+    """Where Klarna sends the reader after paying (``?ref=<attempt reference>``)."""
+
+    body = RichTextField(_("thank-you text"), blank=True)
+
+    content_panels = Page.content_panels + [FieldPanel("body")]
+    subpage_types: list[str] = []
+    template = "wagtail_klarna_paywall/confirmation_page.html"
+
+    class Meta:
+        verbose_name = _("purchase confirmation page")
+
+    def serve(self, request, *args, **kwargs):
+        from . import views
+
+        return views.confirmation(request, self)

@@ -1,0 +1,56 @@
+"""What a reader can buy, as configured by editors in a page's StreamField.
+
+The browser only ever names an offer by its reference (``offer_ref``); code, period and price always come
+from the page's saved configuration through :func:`resolve_offer`, so a reader cannot choose them.
+
+Offer references:
+- on an article: ``"<paywall block id>:<offer list item id>"``
+- on a purchase page: ``"<offer block id>"`` (its own ``offers`` stream)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wagtail.models import Page
+
+#: Klarna payment method category that Direct Debit sits under; forced for trials (0-amount).
+TRIAL_PAYMENT_METHOD_CATEGORY = "pay_now"
+
+
+@dataclass(frozen=True)
+class Offer:
+    ref: str
+    product_code: str
+    product_kind: str  # "package" | "campaign"
+    period_type: str  # "limited" | "recurring" (always recurring for campaigns)
+    label: str
+    product_name: str = ""
+    period_id: str = ""
+    is_trial: bool = False
+    #: Empty means "use the site's default category".
+    payment_method_category: str = ""
+    selling_points: tuple[str, ...] = ()
+    price: Decimal | None = None
+    price_period: str = ""
+    #: The paywall (or purchase page) this offer belongs to.
+    purchase_page_id: int | None = None
+    confirmation_page_id: int | None = None
+    access_product_codes: tuple[str, ...] = field(default=())
+
+
+def offer_from_block_value(ref: str, value: Any, *, paywall: Any = None) -> Offer:
+    """Build an :class:`Offer` from an ``OfferBlock`` value (and its enclosing ``PaywallBlock`` value)."""
+    from .blocks import offer_from_value
+
+    return offer_from_value(ref, value, paywall=paywall)
+
+
+def resolve_offer(page: Page, offer_ref: str) -> Offer | None:
+    """The offer ``offer_ref`` names on ``page`` (any StreamField), or None if there is no such offer."""
+    from .blocks import find_offer
+
+    return find_offer(page.specific, offer_ref)
