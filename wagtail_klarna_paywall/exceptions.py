@@ -7,10 +7,12 @@ readers: reader-facing texts come from :mod:`wagtail_klarna_paywall.messages`.
 
     PaywallError
     ├── ConfigurationError
+    ├── InvalidSSOToken                     an SSO2 JWT failed verification (signature, time, audience)
     └── PaywayError
         ├── PaywayTransportError            nothing usable came back
         │   ├── PaywayConnectError          nothing was sent (safe to retry)
         │   └── PaywayTimeout               read timeout: the request may have reached Payway
+        │       └── PaywayConnectionLost    connection broke after sending: same uncertainty
         ├── MalformedResponse               a 2xx we cannot read
         └── PaywayAPIError                  an HTTP error status with Payway's {code, field, message}
             ├── ValidationError             400
@@ -19,6 +21,7 @@ readers: reader-facing texts come from :mod:`wagtail_klarna_paywall.messages`.
             ├── PaymentMethodFailed         403 on place_order / place_trial_order
             ├── PermissionDenied            403 elsewhere (missing scope or identity)
             ├── NotFound                    404
+            ├── RateLimited                 429 (``retry_after`` from Retry-After)
             └── ServerError                 5xx
 """
 
@@ -34,6 +37,12 @@ class PaywallError(Exception):
 
 class ConfigurationError(PaywallError):
     error_code = "configuration"
+
+
+class InvalidSSOToken(PaywallError):
+    """An SSO2 JWT (from the landing URL or a server answer) is tampered, expired, replayed or not for us."""
+
+    error_code = "sso_token_invalid"
 
 
 class PaywayError(PaywallError):
@@ -64,6 +73,13 @@ class PaywayTimeout(PaywayTransportError):
     """Payway did not answer in time after the request was sent."""
 
     error_code = "timeout"
+
+
+class PaywayConnectionLost(PaywayTimeout):
+    """The connection broke after the request was sent (reset, aborted, truncated reply).
+
+    Handled like a read timeout: Payway may have executed the request, so its outcome is unknown.
+    """
 
 
 class MalformedResponse(PaywayError):
@@ -147,6 +163,19 @@ class PermissionDenied(PaywayAPIError):
 class NotFound(PaywayAPIError):
     error_code = "not_found"
     may_have_reached_payway = False
+
+
+class RateLimited(PaywayAPIError):
+    """429: Payway asks us to slow down. ``retry_after`` is its ``Retry-After`` in seconds, when given.
+
+    Whether a rate-limited POST was executed is undocumented, so it keeps ``may_have_reached_payway``.
+    """
+
+    error_code = "rate_limited"
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class ServerError(PaywayAPIError):
