@@ -1,0 +1,256 @@
+"""The purchase log in the Wagtail admin: a read-only listing of purchase attempts with their timeline.
+
+Read-only by construction: only the index, results and inspect URLs exist, and the permission policy
+grants nothing but "view" (the custom ``view_purchase_log`` permission), so Wagtail never offers add,
+edit or delete. Tokens and personal data are left out of every column, export and detail field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import django_filters
+from django.db.models import Q
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.admin.views import generic
+from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.coreutils import multigetattr
+from wagtail.models import Page, Site
+from wagtail.permission_policies import ModelPermissionPolicy
+
+from .models import AttemptState, PurchaseAttempt
+
+PERMISSION_CODENAME = "view_purchase_log"
+PERMISSION = f"wagtail_klarna_paywall.{PERMISSION_CODENAME}"
+
+
+class PurchaseLogPermissionPolicy(ModelPermissionPolicy):
+    """'view' is the custom ``view_purchase_log`` permission; every other action is refused to everyone,
+    superusers included, so no admin view can offer to change an attempt."""
+
+    def _get_permission_codename(self, action: str) -> str:
+        if action == "view":
+            return PERMISSION_CODENAME
+        return super()._get_permission_codename(action)
+
+    def user_has_permission(self, user, action: str) -> bool:
+        return action == "view" and user.is_active and super().user_has_permission(user, action)
+
+    def user_has_any_permission(self, user, actions) -> bool:
+        return "view" in actions and self.user_has_permission(user, "view")
+
+    def users_with_any_permission(self, actions):
+        return super().users_with_any_permission([a for a in actions if a == "view"])
+
+
+purchase_log_permission_policy = PurchaseLogPermissionPolicy(PurchaseAttempt)
+
+
+def _distinct_choices(field_name: str):
+    def choices():
+        values = (
+            PurchaseAttempt.objects.exclude(**{field_name: ""})
+            .order_by(field_name)
+            .values_list(field_name, flat=True)
+            .distinct()
+        )
+        return [(v, v) for v in values]
+
+    return choices
+
+
+class PurchaseAttemptFilterSet(WagtailFilterSet):
+    state = django_filters.ChoiceFilter(label=_("State"), choices=AttemptState.choices)
+    product_code = django_filters.ChoiceFilter(label=_("Offer"), choices=_distinct_choices("product_code"))
+    page = django_filters.ModelChoiceFilter(
+        label=_("Article"),
+        queryset=lambda request: Page.objects.filter(
+            pk__in=PurchaseAttempt.objects.exclude(page=None).values("page_id")
+        ).order_by("title"),
+    )
+    site = django_filters.ModelChoiceFilter(label=_("Site"), queryset=Site.objects.all())
+    created_at = django_filters.DateFromToRangeFilter(label=_("Created"), widget=DateRangePickerWidget)
+    error_code = django_filters.ChoiceFilter(label=_("Error code"), choices=_distinct_choices("error_code"))
+
+    class Meta:
+        model = PurchaseAttempt
+        fields = ["state", "product_code", "page", "site", "created_at", "error_code"]
+
+
+class PurchaseLogIndexView(generic.IndexView):
+    def get_base_queryset(self):
+        return PurchaseAttempt.objects.select_related("page", "site").defer("klarna_client_token")
+
+    def to_row_dict(self, item):
+        # A deleted article or site leaves ``page``/``site`` empty; export a blank cell, not an error.
+        row = {}
+        for field in self.list_export:
+            try:
+                row[field] = multigetattr(item, field)
+            except AttributeError:
+                row[field] = ""
+            if row[field] is None:
+                row[field] = ""
+        return row
+
+    def search_queryset(self, queryset):
+        """Match an attempt reference (full, with or without dashes, or its start) or a Payway order id."""
+        if not self.is_searching:
+            return queryset
+        query = self.search_query.strip()
+        condition = Q(order_id__icontains=query)
+        with contextlib.suppress(ValueError):
+            condition |= Q(reference=uuid.UUID(query))
+        compact = query.replace("-", "").lower()
+        if compact and all(c in "0123456789abcdef" for c in compact) and len(compact) < 32:
+            # A reference prefix, as support staff read it out (the first group of the UUID).
+            condition |= Q(pk__in=_reference_prefix_matches(query.lower()))
+        return queryset.filter(condition)
+
+
+def _reference_prefix_matches(prefix: str) -> list[int]:
+    # UUID storage differs per database (uuid on PostgreSQL, 32 hex chars on SQLite), so prefix matching
+    # happens on the canonical string form. Bounded to recent attempts to keep it cheap.
+    recent = PurchaseAttempt.objects.order_by("-created_at").values_list("pk", "reference")[:5000]
+    return [pk for pk, ref in recent if str(ref).startswith(prefix) or ref.hex.startswith(prefix)]
+
+
+class PurchaseLogInspectView(generic.InspectView):
+    """An attempt's fields and its timeline (each event with time, state, Payway status and code)."""
+
+    template_name = "wagtail_klarna_paywall/admin/purchase_attempt_inspect.html"
+
+    def get_page_title(self):
+        return _("Purchase attempt")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["events"] = self.object.events.order_by("created_at", "pk")
+        return context
+
+
+#: Shown on the detail view. Left out on purpose: ``klarna_client_token`` (a token), ``redirect_uri``
+#: (Klarna's hosted URL may carry one), ``user`` and ``reader_key`` (identify a reader), and
+#: ``payment_method_categories`` (noise).
+INSPECT_FIELDS = [
+    "reference",
+    "state",
+    "product_code",
+    "product_name",
+    "product_kind",
+    "period_type",
+    "period_id",
+    "is_trial",
+    "price",
+    "price_period",
+    "payment_method_category",
+    "page",
+    "site",
+    "purchase_page",
+    "existing_customer",
+    "payway_session_id",
+    "merchant_reference",
+    "traffic_source",
+    "order_id",
+    "error_code",
+    "payway_status",
+    "payway_code",
+    "payway_field",
+    "test_mode",
+    "created_at",
+    "session_created_at",
+    "session_expires_at",
+    "placing_at",
+    "placed_at",
+    "confirmed_at",
+    "finished_at",
+]
+
+#: Columns of the CSV/XLSX export: the same rule as :data:`INSPECT_FIELDS`.
+EXPORT_FIELDS = [
+    "reference",
+    "state",
+    "product_code",
+    "product_name",
+    "is_trial",
+    "page_id",
+    "page.title",
+    "site.hostname",
+    "existing_customer",
+    "order_id",
+    "error_code",
+    "payway_status",
+    "payway_code",
+    "payway_field",
+    "test_mode",
+    "created_at",
+    "placed_at",
+    "confirmed_at",
+    "finished_at",
+]
+
+
+class PurchaseLogViewSet(ModelViewSet):
+    model = PurchaseAttempt
+    icon = "list-ul"
+    menu_label = _("Purchase log")
+    menu_order = 900
+    add_to_admin_menu = False  # added under Reports by ``wagtail_hooks``
+    url_prefix = "klarna-paywall/purchases"
+    name = "klarna_paywall_purchases"
+    index_view_class = PurchaseLogIndexView
+    inspect_view_class = PurchaseLogInspectView
+    inspect_view_enabled = True
+    inspect_view_fields = INSPECT_FIELDS
+    copy_view_enabled = False
+    filterset_class = PurchaseAttemptFilterSet
+    search_fields = ["order_id"]  # the index view searches references too (see PurchaseLogIndexView)
+    list_per_page = 50
+    list_display = [
+        "reference",
+        Column("state", label=_("State"), accessor="get_state_display"),
+        Column("product_code", label=_("Offer")),
+        Column("page", label=_("Article")),
+        DateColumn("created_at", label=_("Created")),
+        Column("error_code", label=_("Error code")),
+        Column("order_id", label=_("Payway order id")),
+    ]
+    list_export = EXPORT_FIELDS
+    export_headings = {
+        "page_id": _("Article id"),
+        "page.title": _("Article"),
+        "site.hostname": _("Site"),
+    }
+    export_filename = "klarna-purchase-log"
+
+    def get_permissions_to_register(self):
+        from django.contrib.auth.models import Permission
+        from django.contrib.contenttypes.models import ContentType
+
+        return Permission.objects.filter(
+            content_type=ContentType.objects.get_for_model(PurchaseAttempt), codename=PERMISSION_CODENAME
+        )
+
+    def get_urlpatterns(self):
+        # Read-only: no add, edit, delete, copy, history or usage views exist at all.
+        return [
+            path("", self.index_view, name="index"),
+            path("results/", self.index_results_view, name="index_results"),
+            path("inspect/<int:pk>/", self.inspect_view, name="inspect"),
+        ]
+
+    def get_common_view_kwargs(self, **kwargs):
+        kwargs = super().get_common_view_kwargs(**kwargs)
+        for name in (
+            "add_url_name",
+            "edit_url_name",
+            "delete_url_name",
+            "history_url_name",
+            "usage_url_name",
+        ):
+            kwargs.pop(name, None)
+        return kwargs

@@ -1,0 +1,193 @@
+"""What the admin shows about operations besides the purchase log: the funnel report, the dashboard
+panels (funnel and recent errors) and the test-mode ribbon.
+
+All of it is behind the ``view_purchase_log`` permission, like the log itself. The chart is inline SVG
+rendered on the server, so the admin loads no chart library.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import TemplateView
+from wagtail.admin.ui.components import Component
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.widgets import AdminDateInput
+
+from . import funnel
+from .admin_views import PERMISSION
+from .conf import paywall_settings
+
+#: How many events the error panel lists.
+ERROR_PANEL_SIZE = 20
+
+
+def can_view(user) -> bool:
+    return bool(user and user.is_active and user.has_perm(PERMISSION))
+
+
+class PeriodForm(forms.Form):
+    """Last 7/30/90 days, or a date range (both days included)."""
+
+    period = forms.TypedChoiceField(
+        label=_("Period"),
+        choices=[(str(d), _("Last %(days)s days") % {"days": d}) for d in funnel.PERIOD_CHOICES]
+        + [("range", _("Date range"))],
+        required=False,
+        initial="30",
+    )
+    start = forms.DateField(label=_("From"), required=False, widget=AdminDateInput)
+    end = forms.DateField(label=_("To"), required=False, widget=AdminDateInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("period") == "range":
+            if not data.get("start") or not data.get("end"):
+                raise forms.ValidationError(_("Give both dates of the range."))
+            if data["start"] > data["end"]:
+                raise forms.ValidationError(_("The range ends before it starts."))
+        return data
+
+    def get_period(self) -> funnel.Period:
+        data = self.cleaned_data if self.is_valid() else {}
+        choice = data.get("period") or "30"
+        if choice == "range":
+            return funnel.Period.from_dates(data["start"], data["end"])
+        return funnel.Period.last_days(int(choice))
+
+
+# -- SVG chart ----------------------------------------------------------------------------------------
+
+CHART_WIDTH = 640
+BAR_HEIGHT = 28
+BAR_GAP = 10
+LABEL_WIDTH = 150
+VALUE_WIDTH = 120
+
+
+def chart_bars(row: funnel.FunnelRow) -> dict:
+    """Geometry of a horizontal bar chart of ``row``'s stages (widths relative to the largest count)."""
+    stages = row.stages
+    largest = max((s["count"] for s in stages), default=0) or 1
+    bar_space = CHART_WIDTH - LABEL_WIDTH - VALUE_WIDTH
+    bars = []
+    for i, stage in enumerate(stages):
+        y = i * (BAR_HEIGHT + BAR_GAP)
+        width = round(bar_space * stage["count"] / largest, 1)
+        bars.append(
+            {
+                **stage,
+                "y": y,
+                "text_y": y + BAR_HEIGHT / 2,
+                "width": width,
+                "value_x": LABEL_WIDTH + width + 6,
+            }
+        )
+    return {
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": len(stages) * (BAR_HEIGHT + BAR_GAP),
+        "label_width": LABEL_WIDTH,
+        "bar_height": BAR_HEIGHT,
+    }
+
+
+# -- report page ----------------------------------------------------------------------------------------
+
+
+class PermissionRequiredMixin:
+    def dispatch(self, request, *args, **kwargs):
+        if not can_view(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class FunnelReportView(PermissionRequiredMixin, WagtailAdminTemplateMixin, TemplateView):
+    template_name = "wagtail_klarna_paywall/admin/funnel_report.html"
+    page_title = _("Purchase funnel")
+    header_icon = "doc-full"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = PeriodForm(self.request.GET or None)
+        period = form.get_period()
+        total = funnel.funnel_total(period)
+        context.update(
+            {
+                "form": form,
+                "period": period,
+                "total": total,
+                "chart": chart_bars(total),
+                "by_offer": funnel.funnel_by_offer(period),
+                "by_page": funnel.funnel_by_page(period),
+                "stages": funnel.STAGES,
+                "failures": funnel.top_failure_reasons(period),
+                "errors": funnel.recent_errors(ERROR_PANEL_SIZE),
+            }
+        )
+        return context
+
+
+# -- dashboard panels ---------------------------------------------------------------------------------
+
+
+class FunnelPanel(Component):
+    """The last 30 days' funnel on the admin dashboard."""
+
+    name = "klarna_paywall_funnel"
+    template_name = "wagtail_klarna_paywall/admin/funnel_panel.html"
+    order = 160
+
+    def get_context_data(self, parent_context):
+        period = funnel.Period.last_days(30)
+        total = funnel.funnel_total(period)
+        return {
+            "total": total,
+            "chart": chart_bars(total),
+            "failures": funnel.top_failure_reasons(period, limit=5),
+        }
+
+
+class ErrorPanel(Component):
+    """The last Payway/Klarna errors and security events, each linked to its attempt."""
+
+    name = "klarna_paywall_errors"
+    template_name = "wagtail_klarna_paywall/admin/error_panel.html"
+    order = 170
+
+    def __init__(self, limit: int = ERROR_PANEL_SIZE) -> None:
+        self.limit = limit
+
+    def get_context_data(self, parent_context):
+        return {"errors": funnel.recent_errors(self.limit)}
+
+
+def add_dashboard_panels(request, panels: list) -> None:
+    """``construct_homepage_panels``: the funnel and the error panel, for users who may see the log."""
+    if can_view(request.user):
+        panels.append(FunnelPanel())
+        panels.append(ErrorPanel())
+
+
+# -- test-mode ribbon ---------------------------------------------------------------------------------
+
+
+def test_mode_ribbon_html() -> str:
+    """A small fixed ribbon on every admin page while the site talks to a non-production Payway."""
+    if paywall_settings.is_production:
+        return ""
+    return format_html(
+        '<div class="wkp-test-mode-ribbon" role="status" title="{}">{}</div>',
+        paywall_settings.API_URL,
+        _("Payway test mode"),
+    )
+
+
+def test_mode_ribbon_css() -> str:
+    if paywall_settings.is_production:
+        return ""
+    from django.templatetags.static import static
+
+    return format_html('<link rel="stylesheet" href="{}">', static("wagtail_klarna_paywall/admin.css"))

@@ -1,0 +1,58 @@
+"""Wagtail registrations only; the code they register lives in the modules named below."""
+
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
+from wagtail.admin.menu import MenuItem
+from wagtail.permissions import register_permission_policy
+
+from . import reports
+from .admin_views import PurchaseLogViewSet, purchase_log_permission_policy
+from .models import PurchaseAttempt
+
+# -- operations: purchase log, funnel, error panel, test-mode ribbon (admin_views.py, reports.py) -------
+
+# Registered before any view asks for a policy, so Wagtail never builds its default one for the model.
+register_permission_policy(PurchaseAttempt, purchase_log_permission_policy)
+
+purchase_log_viewset = PurchaseLogViewSet()
+
+
+@hooks.register("register_admin_viewset")
+def register_purchase_log():
+    return purchase_log_viewset
+
+
+@hooks.register("register_admin_urls")
+def register_funnel_report_url():
+    return [
+        path(
+            "klarna-paywall/funnel/",
+            reports.FunnelReportView.as_view(),
+            name="wagtail_klarna_paywall_funnel",
+        )
+    ]
+
+
+class _PurchaseLogMenuItem(MenuItem):
+    def is_shown(self, request):
+        return reports.can_view(request.user)
+
+
+@hooks.register("register_reports_menu_item")
+def register_purchase_log_menu_item():
+    return _PurchaseLogMenuItem(
+        _("Klarna purchase log"), reverse("klarna_paywall_purchases:index"), icon_name="list-ul", order=900
+    )
+
+
+@hooks.register("register_reports_menu_item")
+def register_funnel_menu_item():
+    return _PurchaseLogMenuItem(
+        _("Klarna purchase funnel"), reverse("wagtail_klarna_paywall_funnel"), icon_name="doc-full", order=901
+    )
+
+
+hooks.register("construct_homepage_panels", reports.add_dashboard_panels)
+hooks.register("insert_global_admin_css", reports.test_mode_ribbon_css)
+hooks.register("insert_global_admin_js", reports.test_mode_ribbon_html)
