@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "IDENTITY_PROVIDER": "wagtail_klarna_paywall.sso.SSO2IdentityProvider",
     # Seconds between SSO2 session-status polls for a logged-in reader.
     "SSO_STATUS_INTERVAL": 300,
+    # The central login form readers are sent to after SSO2 Identify (Payway's own or a shared one),
+    # and the query parameter that carries the URL to return to. Empty means ``{SSO_URL}/login``.
+    "SSO_LOGIN_URL": "",
+    "SSO_LOGIN_RETURN_PARAM": "r",
 }
 
 # Settings without a sensible default that a production site must set.

@@ -25,6 +25,10 @@ class IdentityProvider(Protocol):
     def forget(self, request: HttpRequest) -> None:
         """Drop the reader's token (Payway answered 401 to it)."""
 
+    # Optional: ``reader_key(request) -> str | None``, a stable opaque key for the logged-in reader (never
+    # the token). Per-reader caches (access checks) use it; without it they key on a one-way hash of the
+    # token instead, which changes whenever the token does.
+
 
 def get_identity_provider() -> IdentityProvider:
     from .conf import paywall_settings

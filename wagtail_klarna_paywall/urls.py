@@ -1,6 +1,13 @@
 """Site URLs of the plugin (SSO2 landing, login and logout). Include under any prefix."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import sso_views
 
 app_name = "wagtail_klarna_paywall"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("sso/login/", sso_views.login, name="sso_login"),
+    path("sso/landing/", sso_views.landing, name="sso_landing"),
+    path("sso/complete/", sso_views.complete, name="sso_complete"),
+    path("sso/logout/", sso_views.logout, name="sso_logout"),
+]

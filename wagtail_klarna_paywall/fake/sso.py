@@ -1,0 +1,199 @@
+"""A fake Payway SSO2 for the sandbox and tests, mounted under ``<fake-payway>/sso/``.
+
+It speaks what the real SSO2 speaks, as far as it is known (see the project's API reference, 2.4):
+
+- ``GET identify?t=&r=``: finds this browser's SSO session (a cookie on the fake's own path) or creates an
+  anonymous one, then sends the browser to the site's landing page with ``?t=<signed answer>&r=``;
+- ``GET/POST login?r=``: a small login form for the demo readers, which logs the SSO session in and
+  returns to ``r``;
+- ``POST sessionstatus`` and ``POST logout`` with ``{"t": "<jwt>"}``, answering ``{"t": "<jwt>"}``.
+
+Every JWT in is verified (HS256 with the client secret, ``aud`` = ``"pw-sso"``, ``iss`` = organisation
+id, ``cid`` = client id); every answer is signed the same way, with ``iss`` = ``"pw-sso"`` and ``aud`` =
+the client id. Tickets come from :func:`wagtail_klarna_paywall.fake.state.issue_ticket`, so the fake
+token endpoint swaps them for identity tokens. Sessions live in this process's memory; nothing is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import jwt
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from ..conf import paywall_settings as conf
+from ..sso import AUDIENCE, CALL_LIFETIME, RESPONSE_ISSUER, STATUS_ANON, STATUS_LOGGEDIN, STATUS_TERMINATED
+from . import state
+
+COOKIE_NAME = "fake_payway_sso"
+
+
+@dataclass
+class SSOSession:
+    sid: str
+    sts: str = STATUS_ANON
+    account_id: str | None = None
+
+
+_lock = threading.Lock()
+_sessions: dict[str, SSOSession] = {}
+_calls: dict[str, int] = {}
+
+
+def reset() -> None:
+    with _lock:
+        _sessions.clear()
+        _calls.clear()
+
+
+def calls(operation: str) -> int:
+    with _lock:
+        return _calls.get(operation, 0)
+
+
+def get_session(sid: str) -> SSOSession | None:
+    with _lock:
+        session = _sessions.get(sid)
+        return SSOSession(session.sid, session.sts, session.account_id) if session else None
+
+
+def log_in(sid: str, account_id: str) -> None:
+    """Log an SSO session in (tests use it to skip the form)."""
+    with _lock:
+        _sessions[sid] = SSOSession(sid, STATUS_LOGGEDIN, account_id)
+
+
+def terminate(sid: str) -> None:
+    """End an SSO session, as a logout on another site would."""
+    with _lock:
+        if sid in _sessions:
+            _sessions[sid].sts = STATUS_TERMINATED
+            _sessions[sid].account_id = None
+
+
+def new_session() -> SSOSession:
+    session = SSOSession(secrets.token_hex(12))
+    with _lock:
+        _sessions[session.sid] = session
+    return session
+
+
+def _count(operation: str) -> None:
+    with _lock:
+        _calls[operation] = _calls.get(operation, 0) + 1
+
+
+def sign_answer(claims: dict, *, lifetime: int = CALL_LIFETIME) -> str:
+    now = int(time.time())
+    payload = {"iss": RESPONSE_ISSUER, "aud": conf.CLIENT_ID, "iat": now, "nbf": now, "exp": now + lifetime}
+    payload.update(claims)
+    return jwt.encode(payload, conf.CLIENT_SECRET, algorithm="HS256")
+
+
+def _verify_request(token: str) -> dict | None:
+    try:
+        claims = jwt.decode(
+            token,
+            conf.CLIENT_SECRET,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            issuer=conf.ORGANISATION_ID,
+            leeway=120,
+            options={"require": ["exp", "iat", "nbf", "cid"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims if claims.get("cid") == conf.CLIENT_ID else None
+
+
+def _answer_for(session: SSOSession | None, sid: str) -> dict:
+    if session is None:
+        return {"sid": sid, "sts": STATUS_TERMINATED, "err": "session_not_found"}
+    claims = {"sid": session.sid, "sts": session.sts}
+    if session.sts == STATUS_LOGGEDIN and session.account_id:
+        claims["at"] = state.issue_ticket(session.account_id)
+    return claims
+
+
+def _cookie_path() -> str:
+    return reverse("fake_payway:sso_identify").rsplit("/", 2)[0] + "/"
+
+
+def _json_token(request: HttpRequest) -> dict | None:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return None
+    token = body.get("t") if isinstance(body, dict) else None
+    return _verify_request(token) if isinstance(token, str) else None
+
+
+@require_GET
+def identify(request: HttpRequest) -> HttpResponse:
+    _count("identify")
+    if _verify_request(request.GET.get("t", "")) is None:
+        return HttpResponse("invalid token", status=400, content_type="text/plain")
+    with _lock:
+        session = _sessions.get(request.COOKIES.get(COOKIE_NAME, ""))
+        if session is None or session.sts == STATUS_TERMINATED:
+            session = None
+    if session is None:
+        session = new_session()
+    landing = request.build_absolute_uri(reverse("wagtail_klarna_paywall:sso_landing"))
+    query = urlencode({"t": sign_answer(_answer_for(session, session.sid)), "r": request.GET.get("r", "")})
+    response = HttpResponseRedirect(f"{landing}?{query}")
+    response.set_cookie(COOKIE_NAME, session.sid, path=_cookie_path(), httponly=True, samesite="Lax")
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def login_form(request: HttpRequest) -> HttpResponse:
+    return_url = request.POST.get("r") or request.GET.get("r") or "/"
+    if not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
+        return_url = "/"
+    error = False
+    if request.method == "POST":
+        _count("authenticate")
+        sid = request.COOKIES.get(COOKIE_NAME, "")
+        account = state.authenticate(request.POST.get("email", ""), request.POST.get("password", ""))
+        if account is not None and get_session(sid) is not None:
+            log_in(sid, account.id)
+            return HttpResponseRedirect(return_url)
+        error = True
+    return render(
+        request,
+        "wagtail_klarna_paywall/sso/fake_login.html",
+        {"return_url": return_url, "error": error, "accounts": state.accounts()},
+        status=400 if error else 200,
+    )
+
+
+@csrf_exempt  # server-to-server, authenticated by the signed JWT in the body
+@require_POST
+def session_status(request: HttpRequest) -> HttpResponse:
+    _count("sessionstatus")
+    claims = _json_token(request)
+    if claims is None or not claims.get("sid"):
+        return JsonResponse({"message": "invalid token"}, status=400)
+    return JsonResponse({"t": sign_answer(_answer_for(get_session(claims["sid"]), claims["sid"]))})
+
+
+@csrf_exempt  # server-to-server, authenticated by the signed JWT in the body
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    _count("logout")
+    claims = _json_token(request)
+    if claims is None or not claims.get("sid"):
+        return JsonResponse({"message": "invalid token"}, status=400)
+    terminate(claims["sid"])
+    return JsonResponse({"t": sign_answer({"sid": claims["sid"], "sts": STATUS_TERMINATED})})

@@ -1,0 +1,157 @@
+"""Server-to-server calls to Payway SSO2 (``sessionstatus``, ``logout``).
+
+Kept apart from :mod:`.client` because SSO2 lives on another host, speaks JWTs instead of bearer
+tokens, and needs no access token at all. It follows the same rules: one pooled ``requests.Session``
+per process, ``timeout=(connect, read)`` on every call, transport errors converted into the package's
+own exceptions, and no retries (a logout that may have reached SSO2 is not re-sent).
+
+The JWTs themselves are built and read by :mod:`wagtail_klarna_paywall.sso`; this module only moves
+them: ``POST {sso}/<operation>`` with ``{"t": "<jwt>"}`` and back ``{"t": "<jwt>"}``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import requests
+from django.core.signals import setting_changed
+
+from ..exceptions import (
+    AuthenticationExpired,
+    MalformedResponse,
+    NotFound,
+    PaywayAPIError,
+    PaywayConnectError,
+    PaywayTimeout,
+    PaywayTransportError,
+    PermissionDenied,
+    ServerError,
+    ValidationError,
+)
+
+SESSION_STATUS = "sessionstatus"
+LOGOUT = "logout"
+
+_STATUS_ERRORS: dict[int, type[PaywayAPIError]] = {
+    400: ValidationError,
+    401: AuthenticationExpired,
+    403: PermissionDenied,
+    404: NotFound,
+}
+
+
+class SSO2Client:
+    """Posts signed JWTs to SSO2 and returns the JWT it answers with (unverified: the caller verifies)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 15.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self._session = session or requests.Session()
+        self._session.headers.update({"Accept": "application/json"})
+
+    def close(self) -> None:
+        self._session.close()
+
+    def session_status(self, token: str) -> str:
+        """``POST {sso}/sessionstatus``. Returns SSO2's answer JWT.
+
+        Raises :class:`PaywayConnectError`, :class:`PaywayTimeout`, :class:`PaywayAPIError` subclasses
+        on an error status, :class:`MalformedResponse` when the answer holds no ``t``.
+        """
+        return self._post(SESSION_STATUS, token)
+
+    def logout(self, token: str) -> str:
+        """``POST {sso}/logout``: end the reader's SSO session. Same exceptions as :meth:`session_status`."""
+        return self._post(LOGOUT, token)
+
+    def _post(self, operation: str, token: str) -> str:
+        endpoint = f"/{operation}"
+        try:
+            response = self._session.post(self.base_url + endpoint, json={"t": token}, timeout=self.timeout)
+        except requests.exceptions.ConnectTimeout as err:
+            # A connect timeout means nothing was sent.
+            raise PaywayConnectError("SSO2 connect timeout", endpoint=endpoint) from err
+        except requests.exceptions.Timeout as err:
+            raise PaywayTimeout("SSO2 read timeout", endpoint=endpoint) from err
+        except requests.exceptions.ConnectionError as err:
+            raise PaywayConnectError("SSO2 unreachable", endpoint=endpoint) from err
+        except requests.exceptions.RequestException as err:
+            raise PaywayTransportError("SSO2 request failed", endpoint=endpoint) from err
+
+        if response.status_code >= 400:
+            raise _api_error(response, endpoint)
+        try:
+            body: Any = response.json()
+        except ValueError as err:
+            raise MalformedResponse(
+                "SSO2 answered with non-JSON", endpoint=endpoint, status=response.status_code
+            ) from err
+        answer = body.get("t") if isinstance(body, dict) else None
+        if not isinstance(answer, str) or not answer:
+            raise MalformedResponse(
+                "SSO2 answer holds no token", endpoint=endpoint, status=response.status_code
+            )
+        return answer
+
+
+def _api_error(response: requests.Response, endpoint: str) -> PaywayAPIError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    status = response.status_code
+    cls = ServerError if status >= 500 else _STATUS_ERRORS.get(status, PaywayAPIError)
+    # The message is kept for operators' logs only; it never reaches readers.
+    return cls(
+        str(body.get("message") or body.get("err") or ""),
+        endpoint=endpoint,
+        status=status,
+        code=str(body.get("code") or ""),
+    )
+
+
+_lock = threading.Lock()
+_client: SSO2Client | None = None
+
+
+def get_sso_client() -> SSO2Client:
+    """The process-wide SSO2 client, built from the ``WAGTAIL_KLARNA_PAYWALL`` settings."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                from ..conf import paywall_settings as conf
+
+                _client = SSO2Client(
+                    base_url=conf.SSO_URL,
+                    connect_timeout=conf.CONNECT_TIMEOUT,
+                    read_timeout=conf.READ_TIMEOUT,
+                )
+    return _client
+
+
+def reset_sso_client() -> None:
+    """Forget the process-wide client (after a settings change, and between tests)."""
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "WAGTAIL_KLARNA_PAYWALL":
+        reset_sso_client()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,420 @@
+"""Payway SSO2: who the reader is at Payway, and the identity token that goes with it.
+
+SSO2 speaks short-lived JWTs, HS256-signed with our client secret, in both directions:
+
+- ours (to ``identify`` through the browser, to ``sessionstatus``/``logout`` server to server) carry
+  ``cid``, ``iss`` = organisation id, ``aud`` = ``"pw-sso"``, ``iat``, ``nbf``, ``exp`` (60 s for identify,
+  10 s for the others) and, for an existing session, ``sid``, ``ipa``, ``uas`` (and ``lks`` on sessionstatus);
+- SSO2's answers (on our landing URL, in server replies) carry ``sid``, ``sts``, ``at``, ``err``.
+
+The identity token obtained for a logged-in reader (``grant_type=ticket``) lives only in the server-side
+Django session under :data:`SESSION_KEY`: never in a cookie value, a template context, a URL or a log.
+A reader without a session cookie is never looked up: anonymous paywall views read and write nothing.
+
+This module builds and reads JWTs and keeps the session state. HTTP goes through
+:mod:`wagtail_klarna_paywall.payway` (the only code that speaks HTTP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import jwt
+from django.conf import settings
+from django.core.cache import caches
+from django.urls import reverse
+from django.utils.crypto import salted_hmac
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from .conf import paywall_settings as conf
+from .exceptions import InvalidSSOToken, PaywallError, PaywayError
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .payway.types import AccessToken
+
+logger = logging.getLogger(__name__)
+
+#: Where the reader's SSO2 state (sid, status, identity token) lives in the Django session.
+SESSION_KEY = "wagtail_klarna_paywall.sso"
+#: A login this browser started: the nonce SSO2 hands back to us inside ``r``, and where to go after.
+PENDING_LOGIN_KEY = "wagtail_klarna_paywall.sso_login"
+
+AUDIENCE = "pw-sso"
+ALGORITHM = "HS256"
+#: Clock skew tolerated on SSO2's answers (Adeprimo's own integration allows 120 s).
+LEEWAY = 120
+IDENTIFY_LIFETIME = 60
+CALL_LIFETIME = 10
+#: Project decision (SSO2's answer claims beyond sid/sts/at/err are undocumented): an answer may carry
+#: ``aud`` and ``iss``; when it does they must be our client id and SSO2. This keeps a JWT we signed for
+#: SSO2 (``aud`` = ``"pw-sso"``, visible in the browser's Identify URL) from being replayed at our landing.
+RESPONSE_ISSUER = "pw-sso"
+
+STATUS_ANON = "anon"
+STATUS_LOGGEDIN = "loggedin"
+STATUS_TERMINATED = "terminated"
+ERR_SESSION_NOT_FOUND = "session_not_found"
+
+#: An identity token this close to expiry is renewed before use.
+TOKEN_EXPIRY_MARGIN = 60
+#: After SSO2 failed to answer, ask again this much sooner than the regular interval.
+STATUS_RETRY_AFTER = 60
+_SIGNED_COOKIE_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
+
+@dataclass(frozen=True)
+class SSOStatus:
+    """A verified SSO2 answer."""
+
+    sid: str
+    sts: str
+    at: str = field(default="", repr=False)
+    err: str = ""
+    raa: int | None = None
+    frf: int | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.sts == STATUS_LOGGEDIN
+
+    @property
+    def ended(self) -> bool:
+        """The SSO session is gone: the reader must be logged out here too."""
+        return self.sts == STATUS_TERMINATED or self.err == ERR_SESSION_NOT_FOUND
+
+
+# -- JWTs ----------------------------------------------------------------------------------------
+
+
+def build_token(*, lifetime: int, now: float | None = None, **claims: Any) -> str:
+    """Sign a JWT for SSO2 with the standard claims plus ``claims`` (None values are left out)."""
+    issued = int(now if now is not None else time.time())
+    payload = {
+        "cid": conf.CLIENT_ID,
+        "iss": conf.ORGANISATION_ID,
+        "aud": AUDIENCE,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+    }
+    payload.update({key: value for key, value in claims.items() if value is not None})
+    return jwt.encode(payload, conf.CLIENT_SECRET, algorithm=ALGORITHM)
+
+
+def identify_token(now: float | None = None) -> str:
+    return build_token(lifetime=IDENTIFY_LIFETIME, now=now)
+
+
+def session_token(request: HttpRequest, *, sid: str, lks: str | None = None, now: float | None = None) -> str:
+    """A JWT for an operation on an existing SSO session (sessionstatus, logout)."""
+    return build_token(
+        lifetime=CALL_LIFETIME,
+        now=now,
+        sid=sid,
+        ipa=client_ip(request),
+        uas=request.META.get("HTTP_USER_AGENT", "")[:512],
+        lks=lks,
+    )
+
+
+def read_answer(token: str) -> SSOStatus:
+    """Verify an SSO2 answer (signature, time with :data:`LEEWAY`, audience, issuer) and read its claims.
+
+    Raises :class:`InvalidSSOToken`; the reason is logged, the token never is.
+    """
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise InvalidSSOToken("missing or oversized token")
+    try:
+        claims = jwt.decode(
+            token,
+            conf.CLIENT_SECRET,
+            algorithms=[ALGORITHM],
+            leeway=LEEWAY,
+            # aud/iss are optional on SSO2's answers, so they are checked by hand below.
+            options={"require": ["exp", "sid", "sts"], "verify_aud": False, "verify_iss": False},
+        )
+    except jwt.PyJWTError as err:
+        raise InvalidSSOToken(f"SSO2 token rejected: {err.__class__.__name__}") from None
+    aud = claims.get("aud")
+    if aud is not None and aud != conf.CLIENT_ID and aud != [conf.CLIENT_ID]:
+        raise InvalidSSOToken("SSO2 token rejected: wrong audience")
+    iss = claims.get("iss")
+    if iss is not None and iss != RESPONSE_ISSUER:
+        raise InvalidSSOToken("SSO2 token rejected: wrong issuer")
+    sts = claims.get("sts")
+    if not isinstance(claims.get("sid"), str) or sts not in (STATUS_ANON, STATUS_LOGGEDIN, STATUS_TERMINATED):
+        raise InvalidSSOToken("SSO2 token rejected: unreadable sid/sts")
+    return SSOStatus(
+        sid=claims["sid"],
+        sts=sts,
+        at=str(claims.get("at") or ""),
+        err=str(claims.get("err") or ""),
+        raa=_int_or_none(claims.get("raa")),
+        frf=_int_or_none(claims.get("frf")),
+    )
+
+
+def claim_once(token: str) -> bool:
+    """True the first time a landing token is seen: a landing URL (it may carry a ticket) works once."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    cache = caches[conf.CACHE]
+    return cache.add(f"wkp:sso:landing:{digest}", 1, timeout=CALL_LIFETIME + IDENTIFY_LIFETIME + 2 * LEEWAY)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# -- request helpers -----------------------------------------------------------------------------
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The reader's IP, trusting exactly ``TRUSTED_PROXY_COUNT`` proxies in X-Forwarded-For."""
+    proxies = int(conf.TRUSTED_PROXY_COUNT or 0)
+    if proxies > 0:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def has_session_cookie(request: HttpRequest) -> bool:
+    return settings.SESSION_COOKIE_NAME in request.COOKIES
+
+
+def safe_next_url(request: HttpRequest, url: str | None, default: str = "/") -> str:
+    """``url`` if it points at this site (https outside DEBUG), else ``default``."""
+    if (
+        url
+        and len(url) <= 2048
+        and url_has_allowed_host_and_scheme(
+            url, allowed_hosts={request.get_host()}, require_https=request.is_secure() or not settings.DEBUG
+        )
+    ):
+        return url
+    return default
+
+
+def login_form_url(return_url: str) -> str:
+    base = conf.SSO_LOGIN_URL or f"{conf.SSO_URL.rstrip('/')}/login"
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}{urlencode({conf.SSO_LOGIN_RETURN_PARAM: return_url})}"
+
+
+def identify_url(return_url: str) -> str:
+    return f"{conf.SSO_URL.rstrip('/')}/identify?{urlencode({'t': identify_token(), 'r': return_url})}"
+
+
+def new_login_nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+# -- session state -------------------------------------------------------------------------------
+
+
+def _state(request: HttpRequest) -> dict[str, Any] | None:
+    if not has_session_cookie(request):
+        return None
+    state = request.session.get(SESSION_KEY)
+    return state if isinstance(state, dict) else None
+
+
+def _save(request: HttpRequest, state: dict[str, Any]) -> None:
+    request.session[SESSION_KEY] = state
+
+
+def reader_key(request: HttpRequest) -> str | None:
+    """A stable, opaque key for the logged-in reader (for per-reader caches), or None.
+
+    Derived from the SSO session id and the login time, keyed with SECRET_KEY: never the token.
+    """
+    state = _state(request)
+    if not state or not state.get("token"):
+        return None
+    return salted_hmac(
+        "wagtail_klarna_paywall.reader", f"{state.get('sid')}:{state.get('since')}"
+    ).hexdigest()
+
+
+def remember_session(request: HttpRequest, status: SSOStatus) -> None:
+    """Store an SSO session we just learnt about (landing), keeping a token only for the same session."""
+    state = _state(request) or {}
+    if state.get("sid") != status.sid:
+        state = {}
+    state.update({"sid": status.sid, "sts": status.sts, "checked": time.time()})
+    _save(request, state)
+
+
+def log_in(request: HttpRequest, status: SSOStatus) -> bool:
+    """Exchange ``status.at`` for an identity token and log the reader in. False when that fails."""
+    if not status.logged_in or not status.at:
+        return False
+    try:
+        token = _client().exchange_ticket(status.at)
+    except PaywallError as err:
+        logger.warning("SSO2 ticket exchange failed: %s", err)
+        return False
+    if not _server_side_sessions():
+        logger.error("Identity token not stored: SESSION_ENGINE keeps sessions in cookies")
+        return False
+    # A new identity in this browser: a new session key, so a key fixed before login is worthless.
+    request.session.cycle_key()
+    now = time.time()
+    _save(
+        request,
+        {"sid": status.sid, "sts": STATUS_LOGGEDIN, "checked": now, "since": now, **_token_fields(token)},
+    )
+    logger.info("Reader logged in through SSO2")
+    return True
+
+
+def log_out_locally(request: HttpRequest) -> None:
+    """Forget the reader's SSO2 state and token here (SSO2 said the session ended)."""
+    from .access import refresh_access
+
+    refresh_access(request)
+    request.session.pop(SESSION_KEY, None)
+    request.session.cycle_key()
+
+
+def end_session(request: HttpRequest) -> None:
+    """Explicit logout: end the SSO session at SSO2 (best effort), then flush the local session."""
+    from .access import refresh_access
+
+    state = _state(request)
+    if state and state.get("sid"):
+        try:
+            _sso_client().logout(session_token(request, sid=state["sid"]))
+        except PaywallError as err:
+            logger.warning("SSO2 logout failed; logging out locally anyway: %s", err)
+    refresh_access(request)
+    request.session.flush()
+
+
+def poll_status(request: HttpRequest, state: dict[str, Any]) -> SSOStatus | None:
+    """Ask SSO2 for the session's status. None when SSO2 could not answer (retried soon)."""
+    try:
+        answer = _sso_client().session_status(session_token(request, sid=state["sid"], lks=state.get("sts")))
+        status = read_answer(answer)
+    except (PaywallError, KeyError) as err:
+        logger.warning("SSO2 session status failed: %s", err)
+        state["checked"] = time.time() - conf.SSO_STATUS_INTERVAL + STATUS_RETRY_AFTER
+        _save(request, state)
+        return None
+    if status.sid != state["sid"] and not status.ended:
+        logger.warning("SSO2 session status answered for another session; ignoring")
+        return None
+    return status
+
+
+def _token_fields(token: AccessToken) -> dict[str, Any]:
+    return {
+        "token": token.access_token,
+        "expires": token.expires_at.timestamp(),
+        "refresh": token.refresh_token,
+    }
+
+
+def _server_side_sessions() -> bool:
+    return settings.SESSION_ENGINE != _SIGNED_COOKIE_ENGINE
+
+
+def _client():
+    from .payway import get_client
+
+    return get_client()
+
+
+def _sso_client():
+    from .payway.sso_client import get_sso_client
+
+    return get_sso_client()
+
+
+# -- the identity provider -----------------------------------------------------------------------
+
+
+class SSO2IdentityProvider:
+    """Identity tokens for readers logged in through Payway SSO2 (the default ``IDENTITY_PROVIDER``)."""
+
+    def get_identity_token(self, request: HttpRequest) -> str | None:
+        state = _state(request)
+        if not state or state.get("sts") != STATUS_LOGGEDIN:
+            return None
+        now = time.time()
+        if now - float(state.get("checked") or 0) >= conf.SSO_STATUS_INTERVAL:
+            status = poll_status(request, state)
+            if status is not None:
+                if status.ended or not status.logged_in:
+                    logger.info("SSO2 session ended elsewhere; logging the reader out here")
+                    log_out_locally(request)
+                    return None
+                state["checked"] = now
+                if not state.get("token") or float(state.get("expires") or 0) - now <= TOKEN_EXPIRY_MARGIN:
+                    return self._exchange(request, state, status)
+                _save(request, state)
+        if state.get("token") and float(state.get("expires") or 0) - now > TOKEN_EXPIRY_MARGIN:
+            return state["token"]
+        return self._renew(request, state)
+
+    def login_url(self, request: HttpRequest, next_url: str) -> str:
+        next_url = safe_next_url(request, next_url)
+        return f"{reverse('wagtail_klarna_paywall:sso_login')}?{urlencode({'next': next_url})}"
+
+    def forget(self, request: HttpRequest) -> None:
+        """Drop the token (Payway refused it). The next request asks SSO2 for a fresh ticket."""
+        state = _state(request)
+        if not state:
+            return
+        for key in ("token", "expires", "refresh"):
+            state.pop(key, None)
+        state["checked"] = 0
+        _save(request, state)
+
+    def reader_key(self, request: HttpRequest) -> str | None:
+        return reader_key(request)
+
+    def _renew(self, request: HttpRequest, state: dict[str, Any]) -> str | None:
+        if state.get("refresh"):
+            try:
+                token = _client().refresh_identity_token(state["refresh"])
+            except PaywayError as err:
+                logger.info("Identity token refresh failed: %s", err)
+            else:
+                state.update(_token_fields(token))
+                _save(request, state)
+                return token.access_token
+        # No refresh token, or it was refused: a fresh ticket from SSO2 gives a fresh token.
+        status = poll_status(request, state)
+        if status is None:
+            return None
+        if status.ended or not status.logged_in:
+            log_out_locally(request)
+            return None
+        state["checked"] = time.time()
+        return self._exchange(request, state, status)
+
+    def _exchange(self, request: HttpRequest, state: dict[str, Any], status: SSOStatus) -> str | None:
+        if not status.at:
+            _save(request, state)
+            return state.get("token") if float(state.get("expires") or 0) > time.time() else None
+        try:
+            token = _client().exchange_ticket(status.at)
+        except PaywallError as err:
+            logger.warning("SSO2 ticket exchange failed: %s", err)
+            _save(request, state)
+            return None
+        state.update(_token_fields(token))
+        _save(request, state)
+        return token.access_token
