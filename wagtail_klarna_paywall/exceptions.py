@@ -106,7 +106,9 @@ class PaywayAPIError(PaywayError):
         code: str = "",
         field: str = "",
     ) -> None:
-        super().__init__(message, endpoint=endpoint)
+        # Payway's message can quote what was sent (a personnummer, an e-mail), so it stays out of
+        # ``args`` (and so out of repr() and error reports) and lives only on ``upstream_message``.
+        super().__init__("", endpoint=endpoint)
         self.status = status
         self.code = code
         self.field = field
