@@ -409,6 +409,30 @@ class PaywayClient:
         reply = self._identity_call("GET", ACTIVE_PRODUCTS_PATH, identity_token)
         return self._parse(ACTIVE_PRODUCTS_PATH, reply, parsing.parse_active_products)
 
+    # -- health ------------------------------------------------------------------------------------
+
+    def server_date(self) -> dt.datetime | None:
+        """Payway's clock: the ``Date`` header of an unauthenticated ``HEAD /`` on the API host.
+
+        For the health check's clock-skew test (token expiry and SSO2 JWTs depend on agreeing clocks).
+        Sends no token and executes nothing; any status will do. None when the header is missing or
+        unreadable. Raises ``PaywayConnectError``, ``PaywayTimeout`` or ``PaywayConnectionLost``.
+        """
+        from email.utils import parsedate_to_datetime
+
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                "HEAD", self.base_url + "/", timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as err:
+            raise self._transport_error("HEAD", "/", started, err) from err
+        try:
+            date = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return None
+        return date if date.tzinfo else date.replace(tzinfo=dt.timezone.utc)
+
     # -- transport ---------------------------------------------------------------------------------
 
     def _system_call(
