@@ -1,0 +1,149 @@
+"""Sandbox settings: a small Swedish news site that sells subscriptions through the paywall block.
+
+With no ``PAYWAY_CLIENT_ID`` in the environment the site talks to the embedded fake Payway (served by this
+same process under /fake-payway/) and loads the fake Klarna widget. With the ``PAYWAY_*`` variables set it
+talks to that Payway (stage, say) and loads Klarna's real SDK.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+SANDBOX_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = SANDBOX_DIR.parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "sandbox-not-secret")
+DEBUG = False
+ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+
+INSTALLED_APPS = [
+    "demo",
+    "wagtail_klarna_paywall",
+    "wagtail_klarna_paywall.fake",
+    "wagtail.contrib.settings",
+    "wagtail.contrib.routable_page",
+    "wagtail.contrib.redirects",
+    "wagtail.api.v2",
+    "wagtail.embeds",
+    "wagtail.sites",
+    "wagtail.users",
+    "wagtail.snippets",
+    "wagtail.documents",
+    "wagtail.images",
+    "wagtail.search",
+    "wagtail.admin",
+    "wagtail",
+    "modelcluster",
+    "taggit",
+    "rest_framework",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.syndication",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "wagtail.contrib.redirects.middleware.RedirectMiddleware",
+    # Cache-Control: private / Vary: Cookie on API and feed responses that depended on the reader.
+    "wagtail_klarna_paywall.gating.ReaderDependentCacheMiddleware",
+]
+
+ROOT_URLCONF = "sandbox.urls"
+WSGI_APPLICATION = "sandbox.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "wagtail.contrib.settings.context_processors.settings",
+            ]
+        },
+    }
+]
+
+# SQLite in the sandbox folder unless DATABASE_URL says otherwise (PostgreSQL or SQLite).
+DATABASES = {
+    "default": dj_database_url.config(default=f"sqlite:///{SANDBOX_DIR / 'db.sqlite3'}", conn_max_age=0)
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = []
+
+LANGUAGE_CODE = "sv"
+LANGUAGES = [("sv", _("Swedish")), ("en", _("English"))]
+TIME_ZONE = "Europe/Stockholm"
+USE_I18N = True
+USE_TZ = True
+WAGTAIL_I18N_ENABLED = False
+
+STATIC_URL = "/static/"
+STATIC_ROOT = SANDBOX_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = SANDBOX_DIR / "media"
+
+WAGTAIL_SITE_NAME = "Ekby Tidning"
+PORT = int(os.environ.get("PORT", "8000"))
+WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", f"http://localhost:{PORT}")
+WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+WAGTAILAPI_BASE_URL = WAGTAILADMIN_BASE_URL
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The identity token lives only in the server-side session (database sessions).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"wagtail_klarna_paywall": {"handlers": ["console"], "level": "INFO"}},
+}
+
+# -- the paywall -------------------------------------------------------------------------------------------
+
+#: True when the sandbox talks to a real Payway (stage) instead of the embedded fake.
+USE_REAL_PAYWAY = bool(os.environ.get("PAYWAY_CLIENT_ID"))
+
+if USE_REAL_PAYWAY:
+    WAGTAIL_KLARNA_PAYWALL = {
+        "API_URL": os.environ.get("PAYWAY_API_URL", "https://payway-api.stage.adeprimo.se"),
+        "SSO_URL": os.environ.get("PAYWAY_SSO_URL", "https://payway-sso-stage.azurewebsites.net"),
+        "CLIENT_ID": os.environ["PAYWAY_CLIENT_ID"],
+        "CLIENT_SECRET": os.environ.get("PAYWAY_CLIENT_SECRET", ""),
+        "ORGANISATION_ID": os.environ.get("PAYWAY_ORGANISATION_ID", ""),
+    }
+else:
+    # The fake Payway is served by this same process, and the site calls it over real HTTP, so runserver
+    # must be threaded (its default). PORT must match the port runserver listens on.
+    _FAKE = f"http://127.0.0.1:{PORT}/fake-payway"
+    WAGTAIL_KLARNA_PAYWALL = {
+        "API_URL": _FAKE,
+        "SSO_URL": f"{_FAKE}/sso",
+        "CLIENT_ID": "sandbox",
+        "CLIENT_SECRET": "sandbox-secret",
+        "ORGANISATION_ID": "sandbox",
+        "FAKE_KLARNA": True,
+        "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
+    }
+
+#: Title code the demo content is built for (the fake's catalogue is "demo").
+PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY else "demo")

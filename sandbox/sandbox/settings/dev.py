@@ -1,0 +1,5 @@
+"""Settings for `sandbox/run` (runserver at http://localhost:8000)."""
+
+from .base import *  # noqa: F403
+
+DEBUG = True
