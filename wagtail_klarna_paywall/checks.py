@@ -1,1 +1,220 @@
-"""Django system checks for the WAGTAIL_KLARNA_PAYWALL settings (ids wagtail_klarna_paywall.E0xx/W0xx)."""
+"""Django system checks for the WAGTAIL_KLARNA_PAYWALL settings (ids wagtail_klarna_paywall.E0xx/W0xx).
+
+They run with ``manage.py check`` (and so at ``runserver`` and ``migrate``), so a missing secret, a plain-HTTP
+Payway host or a missing timeout is reported at startup instead of on a reader's first purchase.
+
+A loopback host (``localhost``, ``127.0.0.0/8``, ``::1``) is the embedded fake Payway of the sandbox and the
+tests: it needs no credentials and may use plain HTTP.
+
+=====================================  ===========================================================
+E001                                   CLIENT_ID or CLIENT_SECRET missing
+E002 / E003                            API_URL / SSO_URL not an absolute https URL (outside DEBUG)
+E004                                   CONNECT_TIMEOUT or READ_TIMEOUT missing, zero or not a number
+E005                                   KLARNA_REDIRECT_HOSTS empty, or not a list of bare host names
+E006                                   KLARNA_SDK_URL not https
+E007                                   FAKE_KLARNA on while API_URL is Payway production
+E009                                   WAGTAIL_KLARNA_PAYWALL is not a dict
+W001                                   READ_TIMEOUT above 60 seconds
+W002                                   unknown key in WAGTAIL_KLARNA_PAYWALL (a typo is otherwise silent)
+W003                                   ORGANISATION_ID missing while SSO2 is the identity provider
+=====================================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import DEFAULTS, PAYWAY_PRODUCTION_API_URL, SETTINGS_NAME, paywall_settings
+
+ID_PREFIX = "wagtail_klarna_paywall"
+TAG = "wagtail_klarna_paywall"
+
+#: Longest read timeout that still leaves a web worker (commonly 30-120 s) room to answer the reader.
+MAX_READ_TIMEOUT = 60
+
+SSO2_PROVIDER = "wagtail_klarna_paywall.sso.SSO2IdentityProvider"
+
+
+def _id(code: str) -> str:
+    return f"{ID_PREFIX}.{code}"
+
+
+def is_loopback_url(url: Any) -> bool:
+    """Whether ``url`` points at this machine (the embedded fake Payway)."""
+    if not isinstance(url, str):
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(name: str, code: str, *, allow_http: bool) -> list[CheckMessage]:
+    url = getattr(paywall_settings, name)
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            Error(
+                # The value is not echoed: a mistyped URL may carry credentials.
+                f"{SETTINGS_NAME}['{name}'] must be an absolute https:// URL.",
+                id=_id(code),
+            )
+        ]
+    if parts.scheme == "http" and not (allow_http or is_loopback_url(url)):
+        return [
+            Error(
+                f"{SETTINGS_NAME}['{name}'] uses plain http://.",
+                hint="Payway access tokens and client secrets travel on this connection: use https://.",
+                id=_id(code),
+            )
+        ]
+    return []
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_timeouts() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT"):
+        value = getattr(paywall_settings, name)
+        if not _is_number(value) or value <= 0:
+            messages.append(
+                Error(
+                    f"{SETTINGS_NAME}['{name}'] must be a positive number of seconds, not {value!r}.",
+                    hint="Without a timeout a slow Payway holds a web worker indefinitely.",
+                    id=_id("E004"),
+                )
+            )
+    read = paywall_settings.READ_TIMEOUT
+    if _is_number(read) and read > MAX_READ_TIMEOUT:
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['READ_TIMEOUT'] is {read} seconds.",
+                hint=f"Keep it at or below {MAX_READ_TIMEOUT} s, under the web worker's own timeout, "
+                "so a slow Payway cannot take the worker down with it.",
+                id=_id("W001"),
+            )
+        )
+    return messages
+
+
+def _is_bare_host(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not any(char in value for char in ":/@ ")
+
+
+def _check_redirect_hosts() -> list[CheckMessage]:
+    hosts = paywall_settings.KLARNA_REDIRECT_HOSTS
+    if isinstance(hosts, str) or not isinstance(hosts, Iterable) or not list(hosts):
+        return [
+            Error(
+                f"{SETTINGS_NAME}['KLARNA_REDIRECT_HOSTS'] must be a non-empty list of host names.",
+                hint='Use the default ["klarna.com"]: after place_order readers go only to these hosts.',
+                id=_id("E005"),
+            )
+        ]
+    bad = [host for host in hosts if not _is_bare_host(host)]
+    if bad:
+        return [
+            Error(
+                f"{SETTINGS_NAME}['KLARNA_REDIRECT_HOSTS'] holds entries that are not host names: {bad!r}.",
+                hint='Give bare host names such as "klarna.com", without scheme, port or path.',
+                id=_id("E005"),
+            )
+        ]
+    return []
+
+
+def _check_sdk_url() -> list[CheckMessage]:
+    url = paywall_settings.KLARNA_SDK_URL
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or not parts.hostname or (parts.scheme != "https" and not is_loopback_url(url)):
+        return [
+            Error(
+                f"{SETTINGS_NAME}['KLARNA_SDK_URL'] must be an absolute https:// URL.",
+                hint="The purchase page runs this script with access to the payment form.",
+                id=_id("E006"),
+            )
+        ]
+    return []
+
+
+def _check_unknown_keys(user_settings: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in sorted(set(user_settings) - set(DEFAULTS), key=str):
+        close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1)
+        messages.append(
+            Warning(
+                f"Unknown key {key!r} in {SETTINGS_NAME}; it is ignored.",
+                hint=f"Did you mean {close[0]!r}?"
+                if close
+                else f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id=_id("W002"),
+            )
+        )
+    return messages
+
+
+@register(Tags.security, TAG)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Validate ``settings.WAGTAIL_KLARNA_PAYWALL`` (see the module docstring for the ids)."""
+    user_settings = getattr(settings, SETTINGS_NAME, None)
+    if user_settings is not None and not isinstance(user_settings, dict):
+        return [Error(f"{SETTINGS_NAME} must be a dict, not {type(user_settings).__name__}.", id=_id("E009"))]
+    user_settings = user_settings or {}
+    messages: list[CheckMessage] = []
+    fake_payway = is_loopback_url(paywall_settings.API_URL)
+
+    missing = [name for name in ("CLIENT_ID", "CLIENT_SECRET") if not getattr(paywall_settings, name)]
+    if missing and not fake_payway:
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME} lacks {' and '.join(missing)}.",
+                hint="Create an API client in the Payway Admin Portal (Security) and set both; "
+                "read them from the environment, never from the repository.",
+                id=_id("E001"),
+            )
+        )
+    messages += _check_url("API_URL", "E002", allow_http=settings.DEBUG)
+    messages += _check_url("SSO_URL", "E003", allow_http=settings.DEBUG)
+    messages += _check_timeouts()
+    messages += _check_redirect_hosts()
+    messages += _check_sdk_url()
+    api_url = paywall_settings.API_URL
+    if (
+        paywall_settings.FAKE_KLARNA
+        and isinstance(api_url, str)
+        and api_url.rstrip("/") == PAYWAY_PRODUCTION_API_URL
+    ):
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['FAKE_KLARNA'] is on while API_URL is Payway production.",
+                hint="The fake Klarna widget cannot authorize real purchases; turn FAKE_KLARNA off.",
+                id=_id("E007"),
+            )
+        )
+    if (
+        paywall_settings.IDENTITY_PROVIDER == SSO2_PROVIDER
+        and not paywall_settings.ORGANISATION_ID
+        and not fake_payway
+    ):
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['ORGANISATION_ID'] is empty while SSO2 is the identity provider.",
+                hint="SSO2 needs the organisation id for its JWT 'iss' claim: logged-in purchases will fail.",
+                id=_id("W003"),
+            )
+        )
+    messages += _check_unknown_keys(user_settings)
+    return messages

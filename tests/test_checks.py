@@ -1,0 +1,224 @@
+"""System checks on WAGTAIL_KLARNA_PAYWALL: each id fires on a bad value, quiet on a good one (S09)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.checks import Error, Warning, run_checks
+from django.test import override_settings
+
+from wagtail_klarna_paywall.checks import TAG, is_loopback_url
+from wagtail_klarna_paywall.conf import PAYWAY_PRODUCTION_API_URL, PAYWAY_STAGE_API_URL, PAYWAY_STAGE_SSO_URL
+
+VALID = {
+    "API_URL": PAYWAY_STAGE_API_URL,
+    "SSO_URL": PAYWAY_STAGE_SSO_URL,
+    "CLIENT_ID": "client-id",
+    "CLIENT_SECRET": "client-secret-SENTINEL",
+    "ORGANISATION_ID": "org",
+}
+#: A value that removes the key from the settings dict.
+_DELETE = object()
+
+
+def messages_for(debug: bool = False, **changes):
+    """Run the package's registered checks (through Django, so registration is tested too)."""
+    config = {**VALID, **changes}
+    for key in [key for key, value in changes.items() if value is _DELETE]:
+        del config[key]
+    with override_settings(WAGTAIL_KLARNA_PAYWALL=config, DEBUG=debug):
+        return run_checks(tags=[TAG])
+
+
+def ids(messages) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_valid_settings_pass():
+    assert messages_for() == []
+
+
+def test_checks_are_registered_with_the_security_tag():
+    with override_settings(WAGTAIL_KLARNA_PAYWALL={**VALID, "CLIENT_ID": ""}):
+        assert "wagtail_klarna_paywall.E001" in ids(run_checks(tags=["security"]))
+
+
+def test_production_settings_pass():
+    assert messages_for(API_URL=PAYWAY_PRODUCTION_API_URL, SSO_URL="https://sso.worldoftulo.com") == []
+
+
+# -- E001 credentials --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["CLIENT_ID", "CLIENT_SECRET"])
+@pytest.mark.parametrize("how", ["", None, _DELETE])
+def test_e001_missing_credentials(missing, how):
+    messages = messages_for(**{missing: how})
+
+    assert ids(messages) == ["wagtail_klarna_paywall.E001"]
+    assert isinstance(messages[0], Error)
+    assert missing in messages[0].msg
+
+
+def test_e001_does_not_echo_the_secret():
+    messages = messages_for(CLIENT_ID="")
+
+    assert "client-secret-SENTINEL" not in str(messages[0])
+
+
+@pytest.mark.parametrize(
+    "api_url", ["http://127.0.0.1:8000/fake-payway", "http://localhost:8000/fake", "http://[::1]/"]
+)
+def test_e001_not_raised_for_the_embedded_fake_on_loopback(api_url):
+    assert messages_for(API_URL=api_url, CLIENT_ID="", CLIENT_SECRET="") == []
+
+
+# -- E002 / E003 URLs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "check_id"), [("API_URL", "E002"), ("SSO_URL", "E003")])
+def test_plain_http_outside_debug_is_an_error(name, check_id):
+    messages = messages_for(**{name: "http://payway-api.stage.adeprimo.se"})
+
+    assert ids(messages) == [f"wagtail_klarna_paywall.{check_id}"]
+    assert isinstance(messages[0], Error)
+
+
+@pytest.mark.parametrize("name", ["API_URL", "SSO_URL"])
+def test_plain_http_is_allowed_in_debug(name):
+    assert messages_for(debug=True, **{name: "http://payway.internal"}) == []
+
+
+@pytest.mark.parametrize("name", ["API_URL", "SSO_URL"])
+def test_plain_http_is_allowed_on_loopback(name):
+    assert messages_for(**{name: "http://127.0.0.1:8000/fake-payway"}) == []
+
+
+@pytest.mark.parametrize(("name", "check_id"), [("API_URL", "E002"), ("SSO_URL", "E003")])
+@pytest.mark.parametrize("url", ["", None, "payway.example", "/relative", "ftp://payway.example"])
+def test_urls_that_are_not_absolute_http_are_errors_even_in_debug(name, check_id, url):
+    assert f"wagtail_klarna_paywall.{check_id}" in ids(messages_for(debug=True, **{name: url}))
+
+
+# -- E004 / W001 timeouts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["CONNECT_TIMEOUT", "READ_TIMEOUT"])
+@pytest.mark.parametrize("value", [None, 0, -1, "5", True])
+def test_e004_missing_or_unusable_timeout(name, value):
+    messages = messages_for(**{name: value})
+
+    assert ids(messages) == ["wagtail_klarna_paywall.E004"]
+    assert name in messages[0].msg
+
+
+@pytest.mark.parametrize("value", [0.5, 10, 60])
+def test_e004_and_w001_quiet_on_sane_timeouts(value):
+    assert messages_for(CONNECT_TIMEOUT=value, READ_TIMEOUT=value) == []
+
+
+def test_w001_read_timeout_above_60_seconds():
+    messages = messages_for(READ_TIMEOUT=61)
+
+    assert ids(messages) == ["wagtail_klarna_paywall.W001"]
+    assert isinstance(messages[0], Warning)
+
+
+# -- E005 redirect allow-list ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [[], (), None, "klarna.com", ["https://klarna.com"], ["klarna.com/path"], [""], ["klarna.com", 5]],
+)
+def test_e005_empty_or_malformed_redirect_hosts(hosts):
+    assert ids(messages_for(KLARNA_REDIRECT_HOSTS=hosts)) == ["wagtail_klarna_paywall.E005"]
+
+
+@pytest.mark.parametrize("hosts", [["klarna.com"], ("klarna.com", "playground.klarna.com")])
+def test_e005_quiet_on_host_names(hosts):
+    assert messages_for(KLARNA_REDIRECT_HOSTS=hosts) == []
+
+
+# -- E006 Klarna SDK URL -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["http://x.klarnacdn.net/kp/lib/v1/api.js", "//x.klarnacdn.net/api.js", "", None]
+)
+def test_e006_sdk_url_must_be_https(url):
+    assert ids(messages_for(debug=True, KLARNA_SDK_URL=url)) == ["wagtail_klarna_paywall.E006"]
+
+
+def test_e006_quiet_on_https_sdk_url():
+    assert messages_for(KLARNA_SDK_URL="https://x.klarnacdn.net/kp/lib/v1/api.js") == []
+
+
+# -- E007 fake Klarna against production -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api_url", [PAYWAY_PRODUCTION_API_URL, PAYWAY_PRODUCTION_API_URL + "/"])
+def test_e007_fake_klarna_against_production(api_url):
+    assert ids(messages_for(API_URL=api_url, FAKE_KLARNA=True)) == ["wagtail_klarna_paywall.E007"]
+
+
+@pytest.mark.parametrize(
+    ("api_url", "fake"),
+    [
+        (PAYWAY_STAGE_API_URL, True),
+        ("http://127.0.0.1:8000/fake-payway", True),
+        (PAYWAY_PRODUCTION_API_URL, False),
+    ],
+)
+def test_e007_quiet_otherwise(api_url, fake):
+    assert messages_for(API_URL=api_url, FAKE_KLARNA=fake) == []
+
+
+# -- E009 / W002 / W003 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [["API_URL"], "https://payway.example"])
+def test_e009_settings_must_be_a_dict(value):
+    with override_settings(WAGTAIL_KLARNA_PAYWALL=value):
+        assert ids(run_checks(tags=[TAG])) == ["wagtail_klarna_paywall.E009"]
+
+
+def test_w002_unknown_key_suggests_the_close_one():
+    messages = messages_for(READ_TIMOUT=5)
+
+    assert ids(messages) == ["wagtail_klarna_paywall.W002"]
+    assert isinstance(messages[0], Warning)
+    assert "'READ_TIMOUT'" in messages[0].msg
+    assert messages[0].hint == "Did you mean 'READ_TIMEOUT'?"
+
+
+def test_w002_quiet_on_known_keys():
+    assert (
+        messages_for(FAKE_KLARNA=False, TRUSTED_PROXY_COUNT=1, KLARNA_SDK_URL=VALID["API_URL"] + "/a.js")
+        == []
+    )
+
+
+def test_w003_sso2_without_organisation_id():
+    assert ids(messages_for(ORGANISATION_ID="")) == ["wagtail_klarna_paywall.W003"]
+
+
+def test_w003_quiet_with_another_identity_provider():
+    assert messages_for(ORGANISATION_ID="", IDENTITY_PROVIDER="myproject.identity.Provider") == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8000/x", True),
+        ("http://127.8.9.10/", True),
+        ("http://localhost/", True),
+        ("http://app.localhost/", True),
+        ("http://[::1]:8000/", True),
+        ("https://payway.test", False),
+        ("http://10.0.0.1/", False),
+        ("http://localhost.example.com/", False),
+        (None, False),
+    ],
+)
+def test_is_loopback_url(url, expected):
+    assert is_loopback_url(url) is expected
