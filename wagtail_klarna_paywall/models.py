@@ -102,8 +102,16 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.SESSION_READY: frozenset(
         {AttemptState.PLACING, AttemptState.DECLINED, AttemptState.FAILED, AttemptState.EXPIRED}
     ),
+    # PLACING -> SESSION_READY only when nothing reached Payway (a connect failure, or a 401 rejected
+    # before execution): the attempt may then be placed again with a fresh authorization.
     AttemptState.PLACING: frozenset(
-        {AttemptState.PLACED, AttemptState.DECLINED, AttemptState.FAILED, AttemptState.UNKNOWN}
+        {
+            AttemptState.PLACED,
+            AttemptState.DECLINED,
+            AttemptState.FAILED,
+            AttemptState.UNKNOWN,
+            AttemptState.SESSION_READY,
+        }
     ),
     AttemptState.UNKNOWN: frozenset({AttemptState.PLACED, AttemptState.FAILED, AttemptState.CONFIRMED}),
     AttemptState.PLACED: frozenset({AttemptState.CONFIRMED}),
@@ -174,6 +182,11 @@ class PurchaseAttempt(models.Model):
     merchant_reference = models.CharField(max_length=255, blank=True)
     order_id = models.CharField(_("Payway order id"), max_length=255, blank=True, db_index=True)
     redirect_uri = models.URLField(max_length=2000, blank=True)
+    redirect_rejected = models.BooleanField(
+        _("redirect rejected"),
+        default=False,
+        help_text=_("Payway's redirect failed the Klarna allow-list; the reader was sent to the confirmation page."),
+    )
     error_code = models.CharField(_("error code"), max_length=50, blank=True, db_index=True)
     payway_status = models.PositiveSmallIntegerField(null=True, blank=True)
     payway_code = models.CharField(max_length=100, blank=True)
