@@ -1,0 +1,175 @@
+"""Funnel counts, conversion rates, failure reasons and the SVG chart geometry (issue 6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from freezegun import freeze_time
+from wagtail.models import Page
+
+from wagtail_klarna_paywall import funnel
+from wagtail_klarna_paywall.models import EventKind, PurchaseAttempt, PurchaseEvent
+from wagtail_klarna_paywall.reports import chart_bars
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
+FUNNEL_KINDS = [
+    EventKind.BUY,
+    EventKind.SESSION_CREATED,
+    EventKind.AUTHORIZED,
+    EventKind.PLACED,
+    EventKind.CONFIRMED,
+]
+
+
+def _attempt(code, page=None, name=""):
+    n = PurchaseAttempt.objects.count()
+    return PurchaseAttempt.objects.create(
+        reader_key=f"anon:{n}",
+        offer_key=f"offer-{n}",
+        product_code=code,
+        product_name=name,
+        product_kind="package",
+        page=page,
+    )
+
+
+def _events(attempt, kinds, *, at=NOW - dt.timedelta(days=1), **fields):
+    for kind in kinds:
+        PurchaseEvent.objects.create(attempt=attempt, kind=kind, created_at=at, **fields)
+
+
+@pytest.fixture
+def pages():
+    home = Page.objects.get(depth=2)
+    a = home.add_child(instance=Page(title="Article A", slug="a"))
+    b = home.add_child(instance=Page(title="Article B", slug="b"))
+    return a, b
+
+
+@pytest.fixture
+def seeded(pages):
+    """DIGI on article A: 4 buys -> 3 sessions -> 2 authorized -> 2 placed -> 1 confirmed.
+    PRINT on article B: 2 buys -> 1 session (reused twice) -> nothing further.
+    Plus noise outside the period."""
+    a, b = pages
+    digi = [_attempt("DIGI", a, name="Digital") for _ in range(4)]
+    _events(digi[0], FUNNEL_KINDS)
+    _events(digi[1], FUNNEL_KINDS[:4])
+    _events(digi[2], FUNNEL_KINDS[:2] + [EventKind.ERROR], error_code="payment_method_failed")
+    _events(digi[3], [EventKind.BUY, EventKind.BUY, EventKind.ERROR], error_code="timeout")  # clicked twice
+    prints = [_attempt("PRINT", b) for _ in range(2)]
+    _events(
+        prints[0],
+        [EventKind.BUY, EventKind.SESSION_CREATED, EventKind.SESSION_REUSED, EventKind.SESSION_REUSED],
+    )
+    _events(prints[1], [EventKind.BUY, EventKind.DECLINED], error_code="payment_method_failed")
+    old = _attempt("DIGI", a, name="Digital")
+    _events(old, FUNNEL_KINDS, at=NOW - dt.timedelta(days=40))
+    _events(old, [EventKind.ERROR], at=NOW - dt.timedelta(days=40), error_code="old_error")
+    return digi, prints
+
+
+@freeze_time(NOW)
+def test_total_counts_distinct_attempts_per_stage(seeded):
+    row = funnel.funnel_total(funnel.Period.last_days(30))
+    assert row.counts == {"buy": 6, "session": 4, "authorized": 2, "placed": 2, "confirmed": 1}
+    stages = {s["key"]: s for s in row.stages}
+    assert stages["buy"]["step_rate"] is None and stages["buy"]["overall_rate"] == 1
+    assert stages["session"]["step_rate"] == pytest.approx(4 / 6)
+    assert stages["authorized"]["step_rate"] == pytest.approx(2 / 4)
+    assert stages["placed"]["step_rate"] == 1
+    assert stages["confirmed"]["step_rate"] == pytest.approx(1 / 2)
+    assert stages["confirmed"]["overall_rate"] == pytest.approx(1 / 6)
+    assert row.conversion == pytest.approx(1 / 6)
+
+
+@freeze_time(NOW)
+def test_longer_period_includes_older_events(seeded):
+    row = funnel.funnel_total(funnel.Period.last_days(90))
+    assert row.counts == {"buy": 7, "session": 5, "authorized": 3, "placed": 3, "confirmed": 2}
+
+
+@freeze_time(NOW)
+def test_date_range_covers_whole_local_days(seeded):
+    day = (NOW - dt.timedelta(days=1)).date()
+    row = funnel.funnel_total(funnel.Period.from_dates(day, day))
+    assert row.counts["buy"] == 6
+    row = funnel.funnel_total(
+        funnel.Period.from_dates(day - dt.timedelta(days=5), day - dt.timedelta(days=2))
+    )
+    assert row.counts["buy"] == 0 and row.conversion is None
+
+
+@freeze_time(NOW)
+def test_per_offer(seeded):
+    rows = funnel.funnel_by_offer(funnel.Period.last_days(30))
+    assert [(r.key, r.label) for r in rows] == [("DIGI", "Digital (DIGI)"), ("PRINT", "PRINT")]
+    assert rows[0].counts == {"buy": 4, "session": 3, "authorized": 2, "placed": 2, "confirmed": 1}
+    assert rows[1].counts == {"buy": 2, "session": 1, "authorized": 0, "placed": 0, "confirmed": 0}
+    assert rows[0].conversion == pytest.approx(1 / 4)
+    assert rows[1].conversion == 0
+    assert {s["key"]: s["step_rate"] for s in rows[1].stages}["placed"] is None  # 0 of 0: no rate
+
+
+@freeze_time(NOW)
+def test_per_article(seeded, pages):
+    a, b = pages
+    rows = funnel.funnel_by_page(funnel.Period.last_days(30))
+    assert [(r.key, r.label) for r in rows] == [(str(a.pk), "Article A"), (str(b.pk), "Article B")]
+    assert rows[0].counts["confirmed"] == 1
+
+
+@freeze_time(NOW)
+def test_top_failure_reasons_with_reader_titles(seeded):
+    reasons = funnel.top_failure_reasons(funnel.Period.last_days(30))
+    assert [(r.error_code, r.count) for r in reasons] == [("payment_method_failed", 2), ("timeout", 1)]
+    from wagtail_klarna_paywall.messages import MESSAGES
+
+    assert reasons[0].title == str(MESSAGES["payment_method_failed"].title)
+    assert (
+        funnel.top_failure_reasons(funnel.Period.last_days(30), limit=1)[0].error_code
+        == "payment_method_failed"
+    )
+
+
+def test_reason_title_falls_back_to_the_code():
+    assert funnel.reason_title("no_such_code_here") == "no_such_code_here"
+
+
+def test_reason_title_without_messages_module(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wagtail_klarna_paywall.messages", None)  # import raises ImportError
+    assert funnel.reason_title("payment_method_failed") == "payment_method_failed"
+
+
+@freeze_time(NOW)
+def test_empty_period():
+    row = funnel.funnel_total(funnel.Period.last_days(7))
+    assert set(row.counts.values()) == {0}
+    assert funnel.funnel_by_offer(funnel.Period.last_days(7)) == []
+    assert chart_bars(row)["bars"][0]["width"] == 0
+
+
+def test_chart_bars_scale_to_the_largest_stage():
+    row = funnel.FunnelRow("x", "x", {"buy": 10, "session": 5, "authorized": 5, "placed": 2, "confirmed": 0})
+    chart = chart_bars(row)
+    widths = [bar["width"] for bar in chart["bars"]]
+    full = widths[0]
+    assert full > 0
+    assert widths == [full, full / 2, full / 2, pytest.approx(full / 5, abs=0.1), 0]
+    ys = [bar["y"] for bar in chart["bars"]]
+    assert ys == sorted(ys) and len(set(ys)) == 5
+    assert chart["height"] >= ys[-1] + chart["bar_height"]
+
+
+def test_recent_errors_include_security_events_newest_first(seeded):
+    digi, _prints = seeded
+    PurchaseEvent.objects.create(attempt=digi[0], kind=EventKind.SECURITY, error_code="redirect_rejected")
+    errors = list(funnel.recent_errors(3))
+    assert errors[0].kind == EventKind.SECURITY
+    assert all(e.kind in (EventKind.ERROR, EventKind.SECURITY) for e in errors)
+    assert len(errors) == 3
