@@ -4,7 +4,8 @@
 
     {"reset": true}
     {"fail_next": {"endpoint": "place_order", "status": 500, "code": "...", "field": "", "message": "",
-                   "delay": 0, "garbage": false, "execute": false}}      (or a list of such objects)
+                   "delay": 0, "garbage": false, "execute": false, "retry_after": null}}
+                                                                        (or a list of such objects)
     {"slow_delay": 0.5}                                                 (seconds for the "slow" scenario)
     {"expire_tokens": true}                                             (every bearer token now answers 401)
 
@@ -36,6 +37,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "401": ("401 unauthorized (expired token)", {"status": 401}),
     "403": ("403 (payment_method_failed on place_order)", {"status": 403}),
     "404": ("404 not_found", {"status": 404}),
+    "429": ("429 rate limited (Retry-After: 5)", {"status": 429, "retry_after": 5}),
     "garbage": ("200 with a body that is not JSON", {"garbage": True}),
     "slow": ("slow reply (then normal answer)", {"status": None}),
     "lost_reply": ("executed, then 500 (lost reply)", {"status": 500, "execute": True}),
@@ -93,7 +95,8 @@ def snapshot() -> dict[str, Any]:
 def _arm(spec: Any) -> None:
     if not isinstance(spec, dict):
         raise ValueError("fail_next takes an object (or a list of objects)")
-    unknown = set(spec) - {"endpoint", "status", "code", "field", "message", "delay", "garbage", "execute"}
+    known = {"endpoint", "status", "code", "field", "message", "delay", "garbage", "execute", "retry_after"}
+    unknown = set(spec) - known
     if unknown:
         raise ValueError("Unknown parameters: " + ",".join(sorted(unknown)))
     status = spec.get("status", 500)
@@ -108,6 +111,7 @@ def _arm(spec: Any) -> None:
         delay=float(spec.get("delay") or 0),
         garbage=bool(spec.get("garbage", False)),
         execute=bool(spec.get("execute", False)),
+        retry_after=int(spec["retry_after"]) if spec.get("retry_after") is not None else None,
     )
 
 

@@ -66,7 +66,10 @@ def _failure_response(failure: state.Failure) -> HttpResponse:
         return garbage_response()
     assert failure.status is not None
     message = failure.message or f"Armed failure ({failure.status}) from the fake Payway control API"
-    return error_response(failure.status, failure.code, message, failure.field)
+    response = error_response(failure.status, failure.code, message, failure.field)
+    if failure.retry_after is not None:
+        response["Retry-After"] = str(failure.retry_after)
+    return response
 
 
 def _unknown(names: Iterable[str]) -> ApiError:

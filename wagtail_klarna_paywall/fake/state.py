@@ -151,9 +151,16 @@ class Failure:
     delay: float = 0.0
     garbage: bool = False
     execute: bool = False
+    retry_after: int | None = None
 
 
-_DEFAULT_CODES = {400: "invalid_parameter", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
+_DEFAULT_CODES = {
+    400: "invalid_parameter",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    429: "too_many_requests",
+}
 
 
 def default_error_code(endpoint: str, status: int) -> str:
@@ -255,8 +262,12 @@ def fail_next(
     delay: float = 0.0,
     garbage: bool = False,
     execute: bool = False,
+    retry_after: int | None = None,
 ) -> Failure:
-    """Arm a failure for the next call of ``endpoint``. Several armed failures are used in order."""
+    """Arm a failure for the next call of ``endpoint``. Several armed failures are used in order.
+
+    ``retry_after`` adds a ``Retry-After`` header (seconds), as a rate-limiting 429 would carry.
+    """
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(ENDPOINTS)}")
     if status is not None and not (garbage or 400 <= status <= 599):
@@ -272,6 +283,7 @@ def fail_next(
         delay=min(float(delay), MAX_DELAY),
         garbage=garbage,
         execute=execute,
+        retry_after=retry_after,
     )
     with _lock:
         _s().failures.setdefault(endpoint, deque()).append(failure)
