@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.html import strip_tags
 from django.utils.text import normalize_newlines
-from wagtail.api.v2.serializers import StreamField as StreamFieldSerializer
+from rest_framework.fields import Field
 
 from . import access
 
@@ -130,26 +130,29 @@ def _stream_field_name(page: Any) -> str:
 # -- the API -------------------------------------------------------------------------------------
 
 
-class PaywalledStreamFieldSerializer(StreamFieldSerializer):
+class PaywalledStreamFieldSerializer(Field):
     """Wagtail API v2 serializer for a StreamField that stops after the paywall for readers without access.
 
     Use as ``APIField("body", serializer=PaywalledStreamFieldSerializer())``. A reader without access gets
     the free blocks and the paywall block; the response is marked reader-dependent when a logged-in
-    reader's access was checked.
+    reader's access was checked. (Built on DRF's ``Field`` like Wagtail's own StreamField serializer, whose
+    module cannot be imported while models load.)
     """
 
     def to_representation(self, value):
+        # DRF wraps the HttpRequest; checks and the reader-dependent flag belong on the HttpRequest that
+        # the middleware and SessionMiddleware see.
         request = self.context.get("request")
+        request = getattr(request, "_request", request)
         free, paywall, _rest = split_at_paywall(value)
-        if paywall is None or can_read_all(request, [paywall]):
-            return super().to_representation(value)
+        children = value if paywall is None or can_read_all(request, [paywall]) else [*free, paywall]
         return [
             {
                 "type": child.block.name,
                 "value": child.block.get_api_representation(child.value, context=self.context),
                 "id": child.id,
             }
-            for child in [*free, paywall]
+            for child in children
         ]
 
 
@@ -158,11 +161,11 @@ class PaywalledStreamFieldSerializer(StreamFieldSerializer):
 
 def mark_reader_dependent(request: HttpRequest) -> None:
     """This request's response depends on who the reader is (a logged-in reader's access was checked)."""
-    setattr(request, _FLAG, True)
+    setattr(getattr(request, "_request", request), _FLAG, True)
 
 
 def is_reader_dependent(request: HttpRequest) -> bool:
-    return bool(getattr(request, _FLAG, False))
+    return bool(getattr(getattr(request, "_request", request), _FLAG, False))
 
 
 def apply_reader_cache_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
