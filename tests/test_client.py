@@ -1018,3 +1018,91 @@ def test_a_supplied_session_is_used_and_left_open(token):
 
     assert request.call_count == 2
     close.assert_not_called()
+
+
+# -- tolerant parsing (contract 1) -------------------------------------------------------------------
+
+
+def test_payment_periods_tolerate_loose_types(client, token):
+    token.get(
+        PERIODS,
+        json=[
+            {"id": 12345, "enabled": "false", "iteration_length": "3", "price": "99.50", "type": "limited"},
+            {"id": "5e4bbd0e09c04c1f6498c57f", "enabled": None, "iteration_length": "x", "price": None},
+            "not an object",
+        ],
+    )
+
+    first, second = client.payment_periods("c")
+
+    assert (first.id, first.enabled, first.iteration_length, first.price) == (
+        "12345",
+        False,
+        3,
+        Decimal("99.50"),
+    )
+    assert (second.enabled, second.iteration_length, second.price) == (True, 1, None)
+    assert (second.type, second.iteration_type, second.payment_method) == ("", "", "klarna_payments")
+
+
+@pytest.mark.parametrize("price", [True, "NaN", "Infinity", [1]])
+def test_payment_period_price_must_be_a_finite_number(client, token, price):
+    token.get(PERIODS, json={"items": [{"id": "p", "price": price}]})
+
+    with pytest.raises(exc.MalformedResponse, match="price"):
+        client.payment_periods("c")
+
+
+def test_items_nested_under_item_are_read(client, token):
+    token.get(TITLES, json={"item": {"items": [{"code": "dagbladet", "name": "Dagbladet"}]}})
+
+    assert [title.code for title in client.titles()] == ["dagbladet"]
+
+
+@pytest.mark.parametrize("body", [["a", "list"], "a string", 42])
+def test_single_object_response_that_is_not_an_object_is_malformed(client, token, body):
+    token.post(CREATE_V2, json=body)
+
+    with pytest.raises(exc.MalformedResponse):
+        client.create_session(code="c", confirmation_url="https://site.test/thanks/")
+
+
+def test_categories_without_identifier_are_skipped(client, token):
+    item = fixture("create_session_flat.json")
+    item["payment_method_categories"] = [{"name": "no identifier"}, "junk", {"identifier": "klarna"}]
+    token.post(CREATE_V2, json=item)
+
+    session = client.create_session(code="c", confirmation_url="https://site.test/thanks/")
+
+    assert session.payment_method_categories == (PaymentMethodCategory(identifier="klarna"),)
+
+
+def test_active_products_skip_non_codes(client, rsps):
+    rsps.get(ACTIVE, json={"item": {"id": "a", "active_products": ["ok", "", None, 3]}})
+
+    assert client.active_products(IDENTITY_TOKEN).active_products == ("ok",)
+
+
+# -- server clock ------------------------------------------------------------------------------------
+
+
+def test_server_date_reads_the_date_header_without_a_token(client, rsps):
+    rsps.head(BASE + "/", status=404, headers={"Date": "Wed, 25 Nov 2026 20:00:00 GMT"})
+
+    assert client.server_date() == dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.timezone.utc)
+    [call] = rsps.calls
+    assert "Authorization" not in call.request.headers
+    assert call.request.req_kwargs["timeout"] == TIMEOUT
+
+
+def test_server_date_without_header_is_none(client, rsps):
+    rsps.head(BASE + "/", status=200)
+
+    assert client.server_date() is None
+
+
+def test_server_date_connect_failure(client, rsps):
+    rsps.head(BASE + "/", body=_connect_error())
+
+    with pytest.raises(exc.PaywayConnectError):
+        client.server_date()
