@@ -89,7 +89,11 @@ class AccountSyncFlags:
 
 @dataclass(frozen=True)
 class PlacedOrder:
-    """place_order's answer (contract 3). ``redirect_uri`` is untrusted until checked against the allow-list."""
+    """place_order's answer (contract 3). ``redirect_uri`` is untrusted until checked against the allow-list.
+
+    Only the typed fields are kept; :mod:`.parsing` reads them from ``redirect_uri``/``redirect_url`` and
+    ``order_id``/``id``.
+    """
 
     redirect_uri: str = ""
     order_id: str = ""
