@@ -1,4 +1,4 @@
-"""Typed requests and results of the Payway API. Parsing lives in ``client.py``; these are plain data."""
+"""Typed requests and results of the Payway API. Parsing lives in ``parsing.py``; these are plain data."""
 
 from __future__ import annotations
 
