@@ -485,6 +485,10 @@ def test_trial_order_of_a_logged_in_reader_can_move_to_v1_in_one_line(client, rs
     assert_api_request(call, IDENTITY_TOKEN)
     assert "customer_info" not in body_of(call)
 
+    rsps.replace(responses.POST, BASE + v1_trial, status=403, json={})
+    with pytest.raises(exc.PaymentMethodFailed):
+        place_v2(client, trial=True, identity_token=IDENTITY_TOKEN, customer=None)
+
 
 @pytest.mark.parametrize("trial", [False, True])
 def test_v2_order_without_customer_fails_before_any_request(client, rsps, trial):

@@ -81,11 +81,15 @@ ACTIVE_PRODUCTS_PATH = "/external/api/v1/me/active_products"
 #: of logged-in readers are sent there with their identity token instead.
 IDENTITY_TRIAL_ORDER_PATH: str | None = None
 
-# Paths where a 403 means "payment method failed" (contract 6) rather than a missing permission.
-_ORDER_PATHS = frozenset(
-    {PLACE_ORDER_IDENTITY_PATH, PLACE_ORDER_NEW_CUSTOMER_PATH, PLACE_TRIAL_ORDER_PATH}
-    | ({IDENTITY_TRIAL_ORDER_PATH} if IDENTITY_TRIAL_ORDER_PATH else set())
-)
+# Paths where a 403 means "payment method failed" (contract 6) rather than a missing permission
+# (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see _is_order_path).
+_ORDER_PATHS = frozenset({PLACE_ORDER_IDENTITY_PATH, PLACE_ORDER_NEW_CUSTOMER_PATH, PLACE_TRIAL_ORDER_PATH})
+
+
+def _is_order_path(path: str) -> bool:
+    return path in _ORDER_PATHS or (
+        IDENTITY_TRIAL_ORDER_PATH is not None and path == IDENTITY_TRIAL_ORDER_PATH
+    )
 
 
 class _Reply(NamedTuple):
@@ -555,7 +559,7 @@ class PaywayClient:
         if status == 401:
             return AuthenticationExpired(body.message, **kwargs)
         if status == 403:
-            if path in _ORDER_PATHS:
+            if _is_order_path(path):
                 return PaymentMethodFailed(body.message, **kwargs)
             return PermissionDenied(body.message, **kwargs)
         if status == 404:
