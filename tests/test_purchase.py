@@ -1,0 +1,849 @@
+"""The purchase flow (purchase.py) over the real Payway client, with Payway faked by ``responses``.
+
+Builders and fixtures here are shared with tests/test_views.py, which drives the same flow through HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+import requests
+import responses
+from django.utils import timezone
+from freezegun import freeze_time
+from wagtail.models import Page, Site
+
+from tests.testapp.models import ArticlePage
+from wagtail_klarna_paywall import purchase, signals
+from wagtail_klarna_paywall.models import (
+    AttemptState,
+    EventKind,
+    KlarnaPurchasePage,
+    PaywallSettings,
+    PurchaseAttempt,
+    PurchaseConfirmationPage,
+)
+from wagtail_klarna_paywall.offers import resolve_offer
+from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
+
+API = "https://payway.test"
+TOKEN_URL = f"{API}/api/authorization/access_token"
+CREATE_V1 = f"{API}/external/api/v1/klarna_payments/create_session"
+CREATE_V2 = f"{API}/external/api/v2/klarna_payments/create_session"
+PLACE_V1 = f"{API}/external/api/v1/klarna_payments/place_order"
+PLACE_V2 = f"{API}/external/api/v2/klarna_payments/place_order"
+PLACE_TRIAL = f"{API}/external/api/v2/klarna_payments/place_trial_order"
+
+SYSTEM_TOKEN = "system-token-SENTINEL-1"
+IDENTITY_TOKEN = "identity-token-SENTINEL-2"
+CLIENT_TOKEN = "eyJhbGciOiJSUzI1NiJ9.klarna-client-token"
+SESSION_ID = "0b1d9815-165e-42e2-8867-35bc03789e00"
+KLARNA_REDIRECT = "https://pay.klarna.com/eu/hpp/redirect/abc"
+ORDER_ID = "5f0d5a7d5b3e2a0001ab12cd"
+TRIAL_PERIOD_ID = "5e4bbd0e09c04c1f6498c57f"
+PERSONNUMMER = "19121212-1212"
+
+OFFER_DEFAULTS = {
+    "product_code": "digital",
+    "product_kind": "package",
+    "product_name": "Digital",
+    "period_type": "recurring",
+    "is_trial": False,
+    "period_id": "",
+    "price": "99.00",
+    "price_period": "month",
+    "label": "Digital, monthly",
+    "selling_points": [],
+    "payment_method_category": "",
+}
+
+
+def offer_value(**overrides):
+    return {**OFFER_DEFAULTS, **overrides}
+
+
+class Shop:
+    """The pages of a small news site: an article with a paywall, a purchase page, a confirmation page."""
+
+    def __init__(self, site, home, confirmation, purchase_page, article, other_purchase_page):
+        self.site = site
+        self.home = home
+        self.confirmation = confirmation
+        self.purchase_page = purchase_page
+        self.article = article
+        self.other_purchase_page = other_purchase_page
+
+    # Offer references as the paywall block and the purchase page name them.
+    article_offer_ref = "paywall-1:offer-digital"
+    package_ref = "offer-package"
+    campaign_ref = "offer-campaign"
+    trial_ref = "offer-trial"
+
+    def offer(self, page, ref):
+        return resolve_offer(Page.objects.get(pk=page.pk), ref)
+
+
+def build_shop() -> Shop:
+    site = Site.objects.get(is_default_site=True)
+    # A canonical https host different from the test client's Host header ("testserver"), so tests see
+    # that confirmation URLs come from the Site and never from the request (catalogue B09).
+    site.hostname = "news.example"
+    site.port = 443
+    site.save()
+    home = site.root_page.specific
+    confirmation = home.add_child(
+        instance=PurchaseConfirmationPage(title="Thank you", slug="thanks", body="<p>Welcome aboard.</p>")
+    )
+    purchase_page = home.add_child(
+        instance=KlarnaPurchasePage(
+            title="Subscribe",
+            slug="subscribe",
+            intro="<p>Read everything.</p>",
+            confirmation_page=confirmation,
+            offers=[
+                {"type": "offer", "id": Shop.package_ref, "value": offer_value()},
+                {
+                    "type": "offer",
+                    "id": Shop.campaign_ref,
+                    "value": offer_value(
+                        product_code="spring-campaign",
+                        product_kind="campaign",
+                        product_name="Spring campaign",
+                        label="3 months for 1 kr",
+                        price="1.00",
+                        period_type="limited",
+                    ),
+                },
+                {
+                    "type": "offer",
+                    "id": Shop.trial_ref,
+                    "value": offer_value(
+                        product_code="trial-campaign",
+                        product_kind="campaign",
+                        product_name="Free trial",
+                        label="Try free for 14 days",
+                        is_trial=True,
+                        period_id=TRIAL_PERIOD_ID,
+                        price="0",
+                        payment_method_category="pay_later",
+                    ),
+                },
+            ],
+        )
+    )
+    other_purchase_page = home.add_child(
+        instance=KlarnaPurchasePage(
+            title="Other shop",
+            slug="other-shop",
+            offers=[{"type": "offer", "id": "other-offer", "value": offer_value(product_code="other")}],
+        )
+    )
+    article = home.add_child(
+        instance=ArticlePage(
+            title="Big story",
+            slug="big-story",
+            body=[
+                {"type": "paragraph", "id": "p1", "value": "<p>Free part.</p>"},
+                {
+                    "type": "paywall",
+                    "id": "paywall-1",
+                    "value": {
+                        "heading": "Subscribe to read on",
+                        "teaser": "",
+                        "offers": [{"type": "item", "id": "offer-digital", "value": offer_value()}],
+                        "purchase_page": purchase_page.pk,
+                        "confirmation_page": None,
+                        "login_text": "",
+                        "access_product_codes": ["digital-access"],
+                    },
+                },
+                {"type": "paragraph", "id": "p2", "value": "<p>Subscriber part.</p>"},
+            ],
+        )
+    )
+    settings_obj = PaywallSettings.for_site(site)
+    settings_obj.traffic_source_default = "website"
+    settings_obj.save()
+    return Shop(site, home, confirmation, purchase_page, article, other_purchase_page)
+
+
+@pytest.fixture
+def shop(db):
+    return build_shop()
+
+
+@pytest.fixture
+def payway():
+    """Fake Payway: a system token and happy create_session/place_order answers (tests add errors)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.POST, TOKEN_URL, json={"access_token": SYSTEM_TOKEN, "expires_in": 3600})
+        yield rsps
+
+
+def session_json(session_id=SESSION_ID, client_token=CLIENT_TOKEN, categories=("pay_now", "pay_later")):
+    return {
+        "item": {
+            "klarna_client_token": client_token,
+            "klarna_payments_session_id": session_id,
+            "payment_method_categories": [{"identifier": c, "name": c} for c in categories],
+        }
+    }
+
+
+def order_json(redirect=KLARNA_REDIRECT, order_id=ORDER_ID):
+    return {"item": {"redirect_uri": redirect, "order_id": order_id}}
+
+
+def calls_to(rsps, url):
+    return [call for call in rsps.calls if call.request.url.split("?")[0] == url]
+
+
+def body_of(call):
+    return json.loads(call.request.body)
+
+
+@pytest.fixture
+def signal_log():
+    log = []
+
+    def receiver(signal):
+        def handler(sender, attempt, **kwargs):
+            log.append((signal, attempt.reference, attempt.state))
+
+        return handler
+
+    handlers = {
+        "started": receiver("started"),
+        "completed": receiver("completed"),
+        "failed": receiver("failed"),
+    }
+    signals.purchase_started.connect(handlers["started"])
+    signals.purchase_completed.connect(handlers["completed"])
+    signals.purchase_failed.connect(handlers["failed"])
+    yield log
+    signals.purchase_started.disconnect(handlers["started"])
+    signals.purchase_completed.disconnect(handlers["completed"])
+    signals.purchase_failed.disconnect(handlers["failed"])
+
+
+# -- helpers for the function-level tests below -------------------------------------------------------
+
+READER = purchase.Reader(key="anon:" + "a" * 64)
+BROWSER = BrowserInfo(ip="203.0.113.7", language="sv-SE", user_agent="TestBrowser/1.0")
+CUSTOMER = CustomerInfo(email="reader@example.com", first_name="Rea", last_name="Der")
+
+
+def start(shop, ref=Shop.package_ref, reader=READER, page=None, **kwargs):
+    page = page or shop.purchase_page
+    return purchase.start_purchase(
+        reader=reader,
+        offer=shop.offer(page, ref),
+        offer_page=page,
+        purchase_page=shop.purchase_page,
+        site=shop.site,
+        **kwargs,
+    )
+
+
+def place(attempt, reader=READER, token="auth-token-1", customer=CUSTOMER, **kwargs):
+    return purchase.place_order(
+        attempt, reader, authorization_token=token, browser=BROWSER, customer=customer, **kwargs
+    )
+
+
+# -- step 1: sessions -----------------------------------------------------------------------------------
+
+
+def test_start_creates_a_v2_session_with_the_exact_body(shop, payway, signal_log):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+
+    result = start(shop, traffic_source="newsletter")
+
+    assert result.status == purchase.BuyStatus.READY
+    attempt = result.attempt
+    assert attempt.state == AttemptState.SESSION_READY
+    assert attempt.payway_session_id == SESSION_ID
+    assert attempt.klarna_client_token == CLIENT_TOKEN
+    assert attempt.payment_method_category == "pay_now"  # first of the session's categories
+    assert attempt.session_expires_at - attempt.session_created_at == dt.timedelta(hours=48)
+    assert attempt.existing_customer is False
+    assert attempt.traffic_source == "newsletter"
+    assert attempt.merchant_reference == f"{shop.purchase_page.pk}-digital"
+    assert attempt.product_code == "digital" and attempt.price == Decimal("99.00")
+    [call] = calls_to(payway, CREATE_V2)
+    assert call.request.headers["Authorization"] == f"Bearer {SYSTEM_TOKEN}"
+    assert body_of(call) == {
+        "code": "digital",
+        "confirmation_url": f"https://news.example/thanks/?ref={attempt.reference}",
+        "period_type": "recurring",
+        "disable_account_info_overwrite": False,
+    }
+    assert [e.kind for e in attempt.events.all()] == [EventKind.BUY, EventKind.SESSION_CREATED]
+    assert signal_log == [("started", attempt.reference, AttemptState.SESSION_READY)]
+
+
+def test_trial_session_names_its_period_and_loads_direct_debit(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_later",)))
+
+    attempt = start(shop, Shop.trial_ref).attempt
+
+    assert body_of(calls_to(payway, CREATE_V2)[0]) == {
+        "code": "trial-campaign",
+        "confirmation_url": f"https://news.example/thanks/?ref={attempt.reference}",
+        "period_id": TRIAL_PERIOD_ID,
+        "disable_account_info_overwrite": False,
+    }
+    # The editor chose pay_later, the session offers pay_later: a 0-amount trial still loads pay_now.
+    assert attempt.payment_method_category == "pay_now"
+    assert attempt.is_trial
+
+
+def test_trial_goes_through_v2_even_for_a_logged_in_reader(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    reader = purchase.Reader(key="user:1", identity_token=IDENTITY_TOKEN)
+
+    attempt = start(shop, Shop.trial_ref, reader=reader).attempt
+
+    assert attempt.existing_customer is False
+    assert len(calls_to(payway, CREATE_V1)) == 0
+    assert len(calls_to(payway, CREATE_V2)) == 1
+
+
+def test_existing_customer_gets_a_v1_session_with_their_identity(shop, payway):
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    settings_obj = PaywallSettings.for_site(shop.site)
+    settings_obj.disable_account_info_overwrite = True
+    settings_obj.save()
+    reader = purchase.Reader(key="user:7", user_id=None, identity_token=IDENTITY_TOKEN)
+
+    attempt = start(shop, Shop.campaign_ref, reader=reader).attempt
+
+    [call] = calls_to(payway, CREATE_V1)
+    assert call.request.headers["Authorization"] == f"Bearer {IDENTITY_TOKEN}"
+    assert body_of(call) == {
+        "code": "spring-campaign",
+        "confirmation_url": f"https://news.example/thanks/?ref={attempt.reference}",
+        "period_type": "recurring",  # campaigns are always recurring, whatever the block says
+        "disable_account_info_overwrite": True,
+    }
+    assert attempt.existing_customer is True
+    assert len(calls_to(payway, TOKEN_URL)) == 0  # v1 uses the reader's token only
+
+
+def test_second_buy_reuses_the_session_single_flight(shop, payway):
+    """C01: repeated clicks make one attempt and one create_session."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+
+    first = start(shop).attempt
+    second = start(shop).attempt
+    third = start(shop).attempt
+
+    assert first.pk == second.pk == third.pk
+    assert len(calls_to(payway, CREATE_V2)) == 1
+    assert PurchaseAttempt.objects.count() == 1
+    assert list(first.events.values_list("kind", flat=True)).count(EventKind.SESSION_REUSED) == 2
+
+
+def test_session_reused_until_the_margin_then_renewed(shop, payway):
+    """C07/C08: reused at 1 h and 45 h 59 min; a new session at 46 h 01 min, on the same attempt."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="second-session", client_token="tok2"))
+    t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
+    with freeze_time(t0):
+        attempt = start(shop).attempt
+    for offset in (dt.timedelta(hours=1), dt.timedelta(hours=45, minutes=59)):
+        with freeze_time(t0 + offset):
+            again = start(shop).attempt
+        assert again.pk == attempt.pk and again.payway_session_id == SESSION_ID
+    assert len(calls_to(payway, CREATE_V2)) == 1
+
+    with freeze_time(t0 + dt.timedelta(hours=46, minutes=1)):
+        renewed = start(shop).attempt
+        assert purchase.is_session_reusable(renewed)
+    assert len(calls_to(payway, CREATE_V2)) == 2
+    assert renewed.pk == attempt.pk
+    assert renewed.payway_session_id == "second-session"
+    assert renewed.klarna_client_token == "tok2"
+    assert renewed.session_expires_at == t0 + dt.timedelta(hours=46, minutes=1) + dt.timedelta(hours=48)
+
+
+def test_changed_offer_gets_a_new_session(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    page = KlarnaPurchasePage.objects.get(pk=shop.purchase_page.pk)
+    raw = list(page.offers.raw_data)
+    raw[0]["value"]["product_code"] = "digital-v2"
+    page.offers = raw
+    page.save_revision().publish()
+    shop.purchase_page = KlarnaPurchasePage.objects.get(pk=page.pk)
+
+    again = start(shop).attempt
+
+    assert again.pk == attempt.pk
+    assert again.product_code == "digital-v2"
+    assert body_of(calls_to(payway, CREATE_V2)[1])["code"] == "digital-v2"
+
+
+def test_logging_in_gets_a_session_for_the_account(shop, payway):
+    """The reader's flow changed (anonymous -> identity): the v2 session is replaced by a v1 one."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V1, json=session_json(session_id="v1-session"))
+    start(shop)
+    again = start(shop, reader=purchase.Reader(key=READER.key, identity_token=IDENTITY_TOKEN)).attempt
+    assert again.existing_customer is True
+    assert again.payway_session_id == "v1-session"
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "state"),
+    [
+        ({"body": requests.ConnectionError("refused")}, "unavailable", AttemptState.NEW),
+        ({"body": requests.ReadTimeout("slow")}, "timeout", AttemptState.NEW),
+        ({"status": 500, "json": {"code": "internal_server_error"}}, "server_error", "new"),
+        ({"status": 400, "json": {"code": "invalid_parameter", "field": "code"}}, "validation", "failed"),
+    ],
+)
+def test_create_session_failures(shop, payway, answer, code, state, signal_log):
+    payway.add(responses.POST, CREATE_V2, **answer)
+
+    result = start(shop)
+
+    assert result.status == purchase.BuyStatus.FAILED
+    assert result.error_code == code
+    assert result.attempt.state == state
+    assert result.attempt.payway_session_id == ""
+    assert result.attempt.events.filter(kind=EventKind.ERROR, error_code=code).count() == 1
+    assert ("started", result.attempt.reference, AttemptState.SESSION_READY) not in signal_log
+
+
+def test_transient_create_session_failure_can_be_retried_on_the_same_attempt(shop, payway):
+    payway.add(responses.POST, CREATE_V2, body=requests.ConnectionError("refused"))
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    failed = start(shop)
+    ready = start(shop)
+    assert ready.status == purchase.BuyStatus.READY
+    assert ready.attempt.pk == failed.attempt.pk
+
+
+def test_identity_token_refused_on_create_session_asks_for_login(shop, payway):
+    payway.add(responses.POST, CREATE_V1, status=401, json={"code": "unauthorized"})
+    reader = purchase.Reader(key="user:3", identity_token=IDENTITY_TOKEN)
+    result = start(shop, reader=reader)
+    assert result.status == purchase.BuyStatus.LOGIN
+    assert result.attempt.state == AttemptState.NEW
+
+
+def test_no_confirmation_page_is_a_configuration_error(shop, payway):
+    shop.purchase_page.confirmation_page = None
+    shop.purchase_page.save()
+    result = start(shop)
+    assert result.status == purchase.BuyStatus.FAILED
+    assert result.error_code == "configuration"
+    assert len(payway.calls) == 0
+
+
+def test_confirmation_page_falls_back_to_the_site_default(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    other = shop.home.add_child(
+        instance=PurchaseConfirmationPage(title="Default thanks", slug="default-thanks")
+    )
+    settings_obj = PaywallSettings.for_site(shop.site)
+    settings_obj.default_confirmation_page = other
+    settings_obj.save()
+    shop.purchase_page.confirmation_page = None
+    shop.purchase_page.save()
+    attempt = start(shop).attempt
+    assert body_of(calls_to(payway, CREATE_V2)[0])["confirmation_url"] == (
+        f"https://news.example/default-thanks/?ref={attempt.reference}"
+    )
+
+
+def test_merchant_reference_pattern():
+    pattern = "{page_id}-{offer_code}"
+    assert purchase.merchant_reference(pattern, page_id=4, offer_code="x", attempt="a") == "4-x"
+    assert purchase.merchant_reference("wkp-{attempt}", page_id=4, offer_code="x", attempt="abc") == "wkp-abc"
+    # A broken pattern falls back to the default rather than failing the purchase.
+    assert purchase.merchant_reference("{nope}", page_id=4, offer_code="x", attempt="a") == "4-x"
+    assert purchase.merchant_reference("{", page_id=4, offer_code="x", attempt="a") == "4-x"
+    assert len(purchase.merchant_reference("x" * 400, page_id=4, offer_code="x", attempt="a")) == 255
+
+
+# -- step 2: place the order ---------------------------------------------------------------------------
+
+
+def test_place_order_v2_exact_body_and_outcome(shop, payway, signal_log):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start(shop, traffic_source="newsletter").attempt
+
+    result = place(attempt)
+
+    assert result.outcome == purchase.Outcome.REDIRECT
+    assert result.redirect_url == KLARNA_REDIRECT
+    assert result.called_payway
+    [call] = calls_to(payway, PLACE_V2)
+    assert call.request.headers["Authorization"] == f"Bearer {SYSTEM_TOKEN}"
+    assert body_of(call) == {
+        "klarna_authorization_token": "auth-token-1",
+        "klarna_payments_session_id": SESSION_ID,
+        "browser_ip": "203.0.113.7",
+        "browser_language": "sv-SE",
+        "browser_user_agent": "TestBrowser/1.0",
+        "traffic_source": "newsletter",
+        "merchant_reference": f"{shop.purchase_page.pk}-digital",
+        "raise_on_ssn_already_taken_error": True,
+        "raise_on_ssn_already_set_error": False,
+        "raise_on_account_update_error": False,
+        "raise_on_delivery_address_error": False,
+        "customer_info": {"email": "reader@example.com", "first_name": "Rea", "last_name": "Der"},
+    }
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PLACED
+    assert attempt.order_id == ORDER_ID
+    assert attempt.redirect_uri == KLARNA_REDIRECT
+    assert attempt.placing_at and attempt.placed_at
+    kinds = list(attempt.events.values_list("kind", flat=True))
+    assert kinds[-2:] == [EventKind.AUTHORIZED, EventKind.PLACED]
+    assert ("completed", attempt.reference, AttemptState.PLACED) in signal_log
+
+
+def test_place_order_sends_the_site_flags_and_default_traffic_source(shop, payway):
+    settings_obj = PaywallSettings.for_site(shop.site)
+    settings_obj.raise_on_ssn_already_taken_error = False
+    settings_obj.raise_on_ssn_already_set_error = True
+    settings_obj.raise_on_account_update_error = True
+    settings_obj.raise_on_delivery_address_error = True
+    settings_obj.merchant_reference_pattern = "news-{offer_code}-{attempt}"
+    settings_obj.save()
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start(shop).attempt
+
+    place(attempt)
+
+    body = body_of(calls_to(payway, PLACE_V2)[0])
+    assert body["traffic_source"] == "website"
+    assert body["merchant_reference"] == f"news-digital-{attempt.reference}"
+    assert {k: v for k, v in body.items() if k.startswith("raise_on_")} == {
+        "raise_on_ssn_already_taken_error": False,
+        "raise_on_ssn_already_set_error": True,
+        "raise_on_account_update_error": True,
+        "raise_on_delivery_address_error": True,
+    }
+
+
+def test_sequential_double_submit_places_once(shop, payway, signal_log):
+    """C02/C04/F15: a second submit (same or another token) replays the stored redirect."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start(shop).attempt
+
+    first = place(attempt)
+    second = place(PurchaseAttempt.objects.get(pk=attempt.pk), token="auth-token-2")
+    third = place(attempt)  # a stale in-memory copy that still says session_ready
+
+    assert len(calls_to(payway, PLACE_V2)) == 1
+    assert first.redirect_url == second.redirect_url == third.redirect_url == KLARNA_REDIRECT
+    assert not second.called_payway and not third.called_payway
+    assert [s for s, *_ in signal_log].count("completed") == 1
+
+
+def test_placing_attempt_is_in_progress_then_unknown_after_the_lease(shop, payway, signal_log):
+    """C03/F16: a concurrent submit sees "placing" and never calls; a lost worker becomes unknown."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    now = timezone.now()
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(state=AttemptState.PLACING, placing_at=now)
+
+    assert place(attempt).outcome == purchase.Outcome.IN_PROGRESS
+    with freeze_time(now + purchase.PLACING_LEASE + dt.timedelta(seconds=1)):
+        result = place(attempt)
+    assert result.outcome == purchase.Outcome.UNKNOWN
+    assert len(calls_to(payway, PLACE_V2)) == 0
+    assert [s for s, *_ in signal_log].count("failed") == 1
+
+
+def test_expired_session_is_not_placed(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
+    with freeze_time(t0):
+        attempt = start(shop).attempt
+    with freeze_time(t0 + dt.timedelta(hours=48, seconds=1)):
+        result = place(attempt)
+    assert result.outcome == purchase.Outcome.EXPIRED
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.EXPIRED
+    assert len(calls_to(payway, PLACE_V2)) == 0
+
+
+def test_v1_place_order_needs_the_identity_and_sends_no_customer(shop, payway):
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, PLACE_V1, json=order_json())
+    reader = purchase.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
+    attempt = start(shop, reader=reader).attempt
+
+    logged_out = purchase.Reader(key="user:9")
+    assert place(attempt, reader=logged_out, customer=None).outcome == purchase.Outcome.LOGIN
+    assert len(calls_to(payway, PLACE_V1)) == 0
+
+    result = place(attempt, reader=reader, customer=None)
+
+    assert result.outcome == purchase.Outcome.REDIRECT
+    [call] = calls_to(payway, PLACE_V1)
+    assert call.request.headers["Authorization"] == f"Bearer {IDENTITY_TOKEN}"
+    assert "customer_info" not in body_of(call)
+
+
+def test_trial_is_placed_with_place_trial_order(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_TRIAL, json=order_json())
+    attempt = start(shop, Shop.trial_ref).attempt
+    assert place(attempt).outcome == purchase.Outcome.REDIRECT
+    assert len(calls_to(payway, PLACE_TRIAL)) == 1
+    assert len(calls_to(payway, PLACE_V2)) == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome", "state", "code"),
+    [
+        (
+            {"status": 403, "json": {"code": "payment_method_failed", "message": f"refused {PERSONNUMMER}"}},
+            "declined",
+            "declined",
+            "payment_method_failed",
+        ),
+        ({"status": 400, "json": {"code": "invalid_parameter"}}, "failed", "failed", "validation"),
+        ({"status": 400, "json": {"code": "ssn_already_taken"}}, "failed", "failed", "ssn_already_taken"),
+        ({"status": 400, "json": {"code": "ssn_already_set"}}, "failed", "failed", "ssn_already_set"),
+        ({"status": 400, "json": {"code": "account_update_error"}}, "failed", "failed", "account_update"),
+        ({"status": 400, "json": {"code": "delivery_address_error"}}, "failed", "failed", "delivery_address"),
+        ({"status": 404, "json": {"code": "not_found"}}, "failed", "failed", "not_found"),
+        ({"status": 500, "json": {"code": "internal_server_error"}}, "unknown", "unknown", "unknown"),
+        ({"status": 502, "body": "<html>bad gateway</html>"}, "unknown", "unknown", "unknown"),
+        ({"status": 429, "json": {"code": "too_many"}}, "unknown", "unknown", "unknown"),
+        ({"body": requests.ReadTimeout("slow")}, "unknown", "unknown", "unknown"),
+        ({"status": 200, "body": "not json"}, "unknown", "unknown", "unknown"),
+        ({"body": requests.ConnectionError("refused")}, "retry", "session_ready", "unavailable"),
+    ],
+)
+def test_place_order_failures(shop, payway, signal_log, answer, outcome, state, code):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, **answer)
+    attempt = start(shop).attempt
+
+    result = place(attempt)
+    again = place(PurchaseAttempt.objects.get(pk=attempt.pk), token="auth-token-2")
+
+    assert result.outcome == outcome
+    assert result.error_code == code
+    attempt.refresh_from_db()
+    assert attempt.state == state
+    if state == "session_ready":
+        # Nothing reached Payway: the second submit is a real second try (contract 7).
+        assert len(calls_to(payway, PLACE_V2)) == 2
+    else:
+        # Never a second call; the stored outcome is replayed.
+        assert len(calls_to(payway, PLACE_V2)) == 1
+        assert again.outcome == outcome and not again.called_payway
+        assert [s for s, *_ in signal_log].count("failed") == 1
+    stored = json.dumps(list(attempt.events.values()), default=str) + json.dumps(
+        {k: str(v) for k, v in PurchaseAttempt.objects.filter(pk=attempt.pk).values()[0].items()}
+    )
+    assert PERSONNUMMER not in stored
+    assert "auth-token-1" not in stored
+
+
+def test_unexpected_error_while_placing_is_stored_as_unknown(shop, payway, monkeypatch):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+
+    def boom(self, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("wagtail_klarna_paywall.payway.client.PaywayClient.place_order", boom)
+    assert place(attempt).outcome == purchase.Outcome.UNKNOWN
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.UNKNOWN
+
+
+def test_authentication_expired_on_v1_keeps_the_attempt(shop, payway):
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, PLACE_V1, status=401, json={"code": "unauthorized"})
+    reader = purchase.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
+    attempt = start(shop, reader=reader).attempt
+
+    result = place(attempt, reader=reader, customer=None)
+
+    assert result.outcome == purchase.Outcome.LOGIN
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.SESSION_READY
+    assert attempt.placing_at is None
+
+
+# -- redirects -----------------------------------------------------------------------------------------
+
+ALLOWED = [
+    "https://klarna.com/x",
+    "https://pay.klarna.com/eu/hpp/redirect/abc?x=1#y",
+    "https://a.b.klarna.com/",
+]
+REJECTED = [
+    "",
+    None,
+    42,
+    "javascript:alert(1)",
+    "data:text/html,hi",
+    "http://pay.klarna.com/x",
+    "//evil.example",
+    "https:evil.example",
+    "https:/pay.klarna.com/x",
+    "\\\\evil.example",
+    "/\\evil.example",
+    "/relative/path",
+    "https://evil.example",
+    " https://pay.klarna.com/x",
+    "https://pay.klarna.com/x\n",
+    "https://pay.klarna.com\t/x",
+    "https://pay.klarna.com.evil.example/",
+    "https://klarna.com.evil.example/",
+    "https://evilklarna.com/",
+    "https://user@pay.klarna.com/",
+    "https://pay.klarna.com@evil.example/",
+    "https://pay.klarna.com:443/",
+    "https://pay.klarna.com:8443/",
+    "https://PAY.KLARNA.COM/",
+    "https://pay.klarna.com./",
+    "https://pаy.klarna.com/",  # Cyrillic a
+    "https://xn--py-8cd.klarna.com.evil.example/",
+    "https://pay.klarna.com/" + "a" * 2100,
+    "HTTPS://pay.klarna.com/",
+    "https://[::1]/",
+    "https://127.0.0.1/",
+    "ftp://pay.klarna.com/",
+]
+
+
+@pytest.mark.parametrize("url", ALLOWED)
+def test_allowed_klarna_redirects(url):
+    assert purchase.is_allowed_klarna_redirect(url)
+
+
+@pytest.mark.parametrize("url", REJECTED)
+def test_rejected_redirects(url):
+    """B10/B11: classic and lookalike open-redirect payloads are never followed."""
+    assert not purchase.is_allowed_klarna_redirect(url)
+
+
+def test_redirect_hosts_are_configurable(settings):
+    assert purchase.is_allowed_klarna_redirect("https://pay.example.org/x", ["example.org"])
+    assert not purchase.is_allowed_klarna_redirect("https://pay.klarna.com/x", ["example.org"])
+
+
+def test_rejected_redirect_goes_to_confirmation_with_a_security_event(shop, payway, caplog):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json(redirect="https://evil.example/steal?x=1"))
+    attempt = start(shop).attempt
+
+    result = place(attempt)
+
+    assert result.outcome == purchase.Outcome.CONFIRMATION
+    assert result.redirect_url == f"/thanks/?ref={attempt.reference}"
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PLACED  # the order stands
+    assert attempt.redirect_rejected and attempt.redirect_uri == ""
+    event = attempt.events.get(kind=EventKind.SECURITY)
+    assert event.error_code == "redirect_rejected"
+    assert "steal" not in event.detail
+    assert any(r.levelname == "WARNING" and "allow-list" in r.getMessage() for r in caplog.records)
+    # A reload replays the confirmation, not the bad URL.
+    assert place(attempt).redirect_url == f"/thanks/?ref={attempt.reference}"
+
+
+def test_order_without_redirect_goes_to_confirmation(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, body="")
+    attempt = start(shop).attempt
+    result = place(attempt)
+    assert result.outcome == purchase.Outcome.CONFIRMATION
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).events.filter(kind=EventKind.SECURITY).count() == 0
+
+
+# -- buying again, declines, confirmation ----------------------------------------------------------------
+
+
+def test_buying_the_same_product_again_shows_the_existing_order(shop, payway):
+    """C05/C09: after an order, "buy" on the same product shows that order instead of paying twice."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start(shop).attempt
+    place(attempt)
+
+    again = start(shop, Shop.article_offer_ref, page=shop.article)  # same product via the article's paywall
+
+    assert again.status == purchase.BuyStatus.EXISTING
+    assert again.attempt.pk == attempt.pk
+    assert len(calls_to(payway, CREATE_V2)) == 1
+
+
+def test_declined_in_widget_is_terminal_and_a_retry_is_a_new_attempt(shop, payway, signal_log):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="fresh-session"))
+    attempt = start(shop).attempt
+
+    result = purchase.decline_in_widget(attempt)
+    assert result.outcome == purchase.Outcome.DECLINED
+    assert result.error_code == "declined_in_widget"
+    assert place(attempt).outcome == purchase.Outcome.DECLINED  # never placed afterwards
+    purchase.decline_in_widget(attempt)  # a second decline changes nothing
+
+    retry = start(shop).attempt
+    assert retry.pk != attempt.pk
+    assert retry.payway_session_id == "fresh-session"
+    assert len(calls_to(payway, PLACE_V2)) == 0
+    assert [s for s, *_ in signal_log].count("failed") == 1
+
+
+def test_confirm_once(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start(shop).attempt
+    place(attempt)
+    attempt.refresh_from_db()
+
+    assert purchase.confirm(attempt) is True
+    assert purchase.confirm(attempt) is False
+    assert purchase.confirm(PurchaseAttempt.objects.get(pk=attempt.pk)) is False
+    assert attempt.events.filter(kind=EventKind.CONFIRMED).count() == 1
+
+
+def test_find_attempt_is_per_reader(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    assert purchase.find_attempt(str(attempt.reference), READER) == attempt
+    assert purchase.find_attempt(attempt.reference, purchase.Reader(key="anon:other")) is None
+    assert purchase.find_attempt("not-a-uuid", READER) is None
+    assert purchase.find_attempt(str(uuid.uuid4()), READER) is None
+    assert purchase.find_attempt(str(attempt.reference), None) is None
+
+
+def test_broken_signal_receiver_does_not_break_the_purchase(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+
+    def broken(**kwargs):
+        raise ValueError("receiver bug")
+
+    signals.purchase_started.connect(broken)
+    try:
+        assert start(shop).status == purchase.BuyStatus.READY
+    finally:
+        signals.purchase_started.disconnect(broken)
+
+
+def test_traffic_source_is_cleaned():
+    assert purchase.clean_traffic_source("newsletter") == "newsletter"
+    assert purchase.clean_traffic_source(" facebook ") == "facebook"
+    assert purchase.clean_traffic_source("<script>") == ""
+    assert purchase.clean_traffic_source("x" * 101) == ""
+    assert purchase.clean_traffic_source(None) == ""

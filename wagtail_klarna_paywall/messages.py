@@ -1,0 +1,207 @@
+"""THE mapping from error codes to what a reader is told.
+
+Every failure the purchase flow can meet ends in a stable code (``PaywallError.error_code``, the
+``raise_on_*`` sync codes, and the flow's own codes below). This module turns a code into a short title
+and a plain explanation, translated lazily so each reader gets their own language. Upstream text
+(Payway's ``message``, Klarna's errors) is never shown: it is written for operators, may be in another
+language, and may echo personal data such as a personnummer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class ReaderMessage:
+    """What the reader sees for one outcome. ``retry`` says whether a "try again" button makes sense."""
+
+    title: Promise | str
+    body: Promise | str
+    retry: bool = False
+
+
+# Codes the flow itself produces (not exceptions).
+BAD_REQUEST = "bad_request"
+OFFER_NOT_FOUND = "offer_not_found"
+MISSING_AUTHORIZATION = "missing_authorization"
+INVALID_CUSTOMER = "invalid_customer"
+DECLINED_IN_WIDGET = "declined_in_widget"
+SESSION_EXPIRED = "session_expired"
+UNKNOWN_OUTCOME = "unknown"
+IN_PROGRESS = "in_progress"
+ALREADY_BOUGHT = "already_bought"
+LOGIN_REQUIRED = "login_required"
+WIDGET_UNAVAILABLE = "widget_unavailable"
+GENERIC = "error"
+
+_TRY_AGAIN_LATER = _("Nothing has been charged. Please try again in a little while.")
+_NOT_COMPLETED = _("The purchase could not be completed")
+
+MESSAGES: dict[str, ReaderMessage] = {
+    # -- the flow's own codes ------------------------------------------------------------------------
+    BAD_REQUEST: ReaderMessage(
+        _("Something went wrong with the form"),
+        _("We could not read what was sent. Go back to the article and choose an offer again."),
+    ),
+    OFFER_NOT_FOUND: ReaderMessage(
+        _("The offer is no longer available"),
+        _("This offer has changed or ended. Go back to the article to see what is offered now."),
+    ),
+    MISSING_AUTHORIZATION: ReaderMessage(
+        _("The payment could not be confirmed"),
+        _("Klarna did not confirm the payment. Nothing has been charged. Please approve it again below."),
+        retry=True,
+    ),
+    INVALID_CUSTOMER: ReaderMessage(
+        _("Please check your details"),
+        _("Enter a valid e-mail address, your first name and your last name."),
+        retry=True,
+    ),
+    DECLINED_IN_WIDGET: ReaderMessage(
+        _("Klarna cannot be offered this time"),
+        _(
+            "Klarna could not offer you this payment. Nothing has been charged. You can start again, "
+            "perhaps with another payment method in Klarna, or choose another offer."
+        ),
+        retry=True,
+    ),
+    SESSION_EXPIRED: ReaderMessage(
+        _("This payment has expired"),
+        _("The payment was left open for too long. Nothing has been charged. Please start again."),
+        retry=True,
+    ),
+    UNKNOWN_OUTCOME: ReaderMessage(
+        _("We are checking your purchase"),
+        _(
+            "We did not get a clear answer from our payment provider, so we do not yet know whether the "
+            "purchase went through. Do not buy again: you will not be charged twice. We settle the "
+            "purchase with the payment provider and you will be charged at most once. If it went through, "
+            "your subscription is activated and you get a confirmation by e-mail; otherwise nothing is "
+            "charged. Contact customer service with the reference below if you have questions."
+        ),
+    ),
+    IN_PROGRESS: ReaderMessage(
+        _("Your purchase is being completed"),
+        _("Please wait a moment. This page updates by itself. Do not pay again."),
+    ),
+    ALREADY_BOUGHT: ReaderMessage(
+        _("You have already bought this"),
+        _("This purchase is already done, so nothing more has been charged. Go to your confirmation."),
+    ),
+    LOGIN_REQUIRED: ReaderMessage(
+        _("Please log in again"),
+        _("Your login has expired. Nothing has been charged. Log in and then approve the payment again."),
+    ),
+    WIDGET_UNAVAILABLE: ReaderMessage(
+        _("The payment could not be loaded"),
+        _("Klarna's payment form did not load. Check your connection and try again in a few seconds."),
+        retry=True,
+    ),
+    # -- exception codes (exceptions.py) -----------------------------------------------------------
+    GENERIC: ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
+    "configuration": ReaderMessage(
+        _("Purchases are not available right now"),
+        _("Purchases are not available at the moment. Nothing has been charged. Please try again later."),
+    ),
+    "payway_error": ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
+    "unavailable": ReaderMessage(
+        _("Our payment provider could not be reached"),
+        _("Nothing has been charged. Please try again in a little while."),
+        retry=True,
+    ),
+    "rate_limited": ReaderMessage(
+        _("Many purchases right now"),
+        _("Our payment provider is very busy. Nothing has been charged. Please try again in a minute."),
+        retry=True,
+    ),
+    # The three "may have reached Payway" codes get the unknown-outcome explanation when they happen on
+    # place_order (the flow stores UNKNOWN_OUTCOME then); these texts are for the session step.
+    "timeout": ReaderMessage(
+        _("Our payment provider did not answer in time"),
+        _TRY_AGAIN_LATER,
+        retry=True,
+    ),
+    "malformed_response": ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
+    "server_error": ReaderMessage(
+        _("Our payment provider has a problem"),
+        _TRY_AGAIN_LATER,
+        retry=True,
+    ),
+    "api_error": ReaderMessage(
+        _NOT_COMPLETED,
+        _("The payment provider did not accept the purchase. Nothing has been charged."),
+        retry=True,
+    ),
+    "validation": ReaderMessage(
+        _NOT_COMPLETED,
+        _(
+            "The payment provider did not accept the purchase. Nothing has been charged. Please try again; "
+            "if it happens again, contact customer service with the reference below."
+        ),
+        retry=True,
+    ),
+    "authentication_expired": ReaderMessage(
+        _("Please log in again"),
+        _("Your login has expired. Nothing has been charged. Log in and then approve the payment again."),
+    ),
+    "payment_method_failed": ReaderMessage(
+        _("Klarna could not approve the payment"),
+        _(
+            "Klarna did not approve this payment, so nothing has been charged and no subscription was "
+            "started. This can happen when Klarna's credit check finds unpaid debts, when there is an "
+            "outstanding balance with Klarna, or when Klarna's automatic risk assessment says no. Klarna "
+            "does not tell us which. You can try again, for example with another payment method, or "
+            "contact Klarna's customer service."
+        ),
+        retry=True,
+    ),
+    "permission_denied": ReaderMessage(
+        _("Purchases are not available right now"),
+        _("Nothing has been charged. Please try again later or contact customer service."),
+    ),
+    "not_found": ReaderMessage(
+        _("This payment has expired"),
+        _("The payment provider no longer knows this payment. Nothing has been charged. Please start again."),
+        retry=True,
+    ),
+    # -- the four raise_on_* account sync codes ------------------------------------------------------
+    "ssn_already_taken": ReaderMessage(
+        _("Your personal identity number belongs to another account"),
+        _(
+            "The personal identity number from Klarna is already registered on another customer account, "
+            "so the purchase was stopped and nothing has been charged. Log in with that account and buy "
+            "again, or contact customer service."
+        ),
+    ),
+    "ssn_already_set": ReaderMessage(
+        _("Your account has another personal identity number"),
+        _(
+            "Your customer account already holds a different personal identity number from the one Klarna "
+            "gave us, so the purchase was stopped and nothing has been charged. Please contact customer "
+            "service."
+        ),
+    ),
+    "account_update": ReaderMessage(
+        _("Your account could not be updated"),
+        _(
+            "We could not update your customer account with the details from Klarna, so the purchase was "
+            "stopped and nothing has been charged. Please try again later or contact customer service."
+        ),
+    ),
+    "delivery_address": ReaderMessage(
+        _("Your address could not be saved"),
+        _(
+            "We could not save the delivery address from Klarna, so the purchase was stopped and nothing "
+            "has been charged. Please contact customer service."
+        ),
+    ),
+}
+
+
+def reader_message(code: str | None) -> ReaderMessage:
+    """The message for ``code``; the generic one for an unknown or empty code (never upstream text)."""
+    return MESSAGES.get(code or GENERIC, MESSAGES[GENERIC])
