@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -149,8 +149,16 @@ def identify(request: HttpRequest) -> HttpResponse:
             session = None
     if session is None:
         session = new_session()
-    landing = request.build_absolute_uri(reverse("wagtail_klarna_paywall:sso_landing"))
-    query = urlencode({"t": sign_answer(_answer_for(session, session.sid)), "r": request.GET.get("r", "")})
+    return_url = request.GET.get("r", "")
+    query = urlencode({"t": sign_answer(_answer_for(session, session.sid)), "r": return_url})
+    landing = reverse("wagtail_klarna_paywall:sso_landing")
+    # Real SSO2 sends the browser to the landing page registered for the client. The fake uses the site
+    # the reader came from (the origin of ``r``), so the sandbox works on any host name.
+    origin = urlsplit(return_url)
+    if origin.scheme in ("http", "https") and origin.netloc:
+        landing = f"{origin.scheme}://{origin.netloc}{landing}"
+    else:
+        landing = request.build_absolute_uri(landing)
     response = HttpResponseRedirect(f"{landing}?{query}")
     response.set_cookie(COOKIE_NAME, session.sid, path=_cookie_path(), httponly=True, samesite="Lax")
     return response
