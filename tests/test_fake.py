@@ -5,6 +5,7 @@ behaviour, including the cases the client never provokes (unknown parameters, wr
 """
 
 import json
+import os
 import threading
 import time
 from urllib.parse import urlencode
@@ -805,3 +806,115 @@ def test_control_page_arms_and_resets(api):
 def test_control_page_form_is_csrf_protected():
     client = Client(enforce_csrf_checks=True)
     assert client.post(BASE, {"action": "reset"}).status_code == 403
+
+
+# -- the fake Klarna widget in a browser ------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+AUTHORIZE = """(category) => new Promise((resolve) => {
+    Klarna.Payments.authorize({payment_method_category: category}, {}, resolve);
+})"""
+# Authorize, returning what the callback got and the name of what was thrown.
+AUTHORIZE_CATCHING = """(category) => {
+    const out = {};
+    try {
+        Klarna.Payments.authorize({payment_method_category: category}, {}, (r) => { out.res = r; });
+    } catch (e) { out.name = e.name; }
+    return out;
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (set CHROMIUM_PATH)")
+def test_fake_widget_under_a_strict_csp(live_server):
+    """F13/F14 and S07: the widget's surface and verdicts, with no CSP violation under
+    script-src/style-src 'self'."""
+    from playwright.sync_api import sync_playwright
+
+    from wagtail_klarna_paywall.fake.views import AUTHORIZATION_TOKEN
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            problems = []
+            # CSP violations are reported as console errors ("Refused to ... Content Security Policy").
+            page.on(
+                "console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None
+            )
+            page.on(
+                "response",
+                lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None,
+            )
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.add_init_script("window.klarnaAsyncCallback = () => { window.asyncCallbackRan = true; };")
+            page.goto(live_server.url + "/fake-payway/klarna/widget-test/")
+            assert page.evaluate("window.asyncCallbackRan") is True
+            assert page.evaluate("Klarna.Payments.isFake") is True
+
+            thrown = page.evaluate(
+                """() => {
+                    const names = [];
+                    for (const token of ['', null, 42]) {
+                        try { Klarna.Payments.init({client_token: token}); } catch (e) { names.push(e.name); }
+                    }
+                    try { Klarna.Payments.on('nope', () => {}); } catch (e) { names.push(e.name); }
+                    return names;
+                }"""
+            )
+            assert thrown == ["InvalidClientTokenError"] * 3 + ["EventNotSupportedError"]
+
+            page.evaluate("Klarna.Payments.init({client_token: 'header.payload.signature'})")
+            before_load = page.evaluate(AUTHORIZE_CATCHING, "pay_now")
+            assert before_load == {
+                "res": {"show_form": False, "approved": False},
+                "name": "ApplicationNotLoadedError",
+            }
+
+            loaded = page.evaluate(
+                """() => new Promise((resolve) => Klarna.Payments.load(
+                    {container: '#klarna-payments-container', payment_method_category: 'pay_now'},
+                    {},
+                    resolve,
+                ))"""
+            )
+            assert loaded == {"show_form": True}
+            widget = page.locator("[data-fake-klarna=widget]")
+            assert "TEST WIDGET" in widget.inner_text()
+            # The stylesheet arrived (through a <link>, which style-src 'self' allows).
+            assert widget.evaluate("(el) => getComputedStyle(el).borderTopStyle") == "dashed"
+
+            approved = page.evaluate(AUTHORIZE, "pay_now")
+            assert approved["approved"] is True
+            assert approved["show_form"] is True
+            assert AUTHORIZATION_TOKEN.match(approved["authorization_token"])["scenario"] == "ok"
+
+            page.check("[data-fake-klarna-outcome=payment_method_failed]")
+            token = page.evaluate(AUTHORIZE, "pay_now")["authorization_token"]
+            assert AUTHORIZATION_TOKEN.match(token)["scenario"] == "payment_method_failed"
+
+            page.check("[data-fake-klarna-outcome=decline]")
+            assert page.evaluate(AUTHORIZE, "pay_now") == {"approved": False, "show_form": False}
+            page.check("[data-fake-klarna-outcome=abort]")
+            assert page.evaluate(AUTHORIZE, "pay_now") == {"approved": False, "show_form": True}
+            page.check("[data-fake-klarna-outcome=finalize_required]")
+            assert page.evaluate(AUTHORIZE, "pay_now") == {
+                "approved": True,
+                "show_form": True,
+                "finalize_required": True,
+            }
+            finalized = page.evaluate(
+                """() => new Promise((resolve) =>
+                    Klarna.Payments.finalize({payment_method_category: 'pay_now'}, {}, resolve))"""
+            )
+            assert AUTHORIZATION_TOKEN.match(finalized["authorization_token"])["scenario"] == "ok"
+
+            mismatch = page.evaluate(AUTHORIZE_CATCHING, "pay_later")
+            assert mismatch == {
+                "res": {"show_form": False, "approved": False},
+                "name": "PaymentMethodCategoryNotSupportedError",
+            }
+            assert problems == []
+        finally:
+            browser.close()

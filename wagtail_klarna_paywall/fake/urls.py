@@ -12,6 +12,7 @@ urlpatterns = [
     path("_control/", control.control_api, name="control"),
     # Klarna's hop after place_order (the fake's stand-in for a page on klarna.com).
     path("klarna/hop/<str:session_id>/", views.klarna_hop, name="klarna-hop"),
+    path("klarna/widget-test/", views.klarna_widget_test, name="klarna-widget-test"),
     # The Payway API, on Payway's own paths.
     path("api/authorization/access_token", views.access_token, name="access-token"),
     re_path(

@@ -576,3 +576,14 @@ def klarna_hop(request: HttpRequest, session_id: str) -> HttpResponse:
     if session is None or session.status != state.SESSION_COMPLETED:
         return render(request, "wagtail_klarna_paywall/fake/hop_unknown.html", status=404)
     return HttpResponseRedirect(session.confirmation_url)
+
+
+#: The policy a careful publisher's purchase page would send: the fake widget must work under it.
+STRICT_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'"
+
+
+def klarna_widget_test(request: HttpRequest) -> HttpResponse:
+    """A bare page loading the fake Klarna SDK under a strict CSP (browser tests drive it)."""
+    response = render(request, "wagtail_klarna_paywall/fake/widget_test.html")
+    response["Content-Security-Policy"] = STRICT_CSP
+    return response
