@@ -803,6 +803,14 @@ def test_control_page_arms_and_resets(api):
     assert state.armed_failures() == []
 
 
+def test_deploy_check_warns_that_the_fake_is_installed():
+    from django.core import checks
+
+    ids = [message.id for message in checks.run_checks(include_deployment_checks=True)]
+    assert "wagtail_klarna_paywall_fake.W001" in ids
+    assert "wagtail_klarna_paywall_fake.W001" not in [message.id for message in checks.run_checks()]
+
+
 def test_control_page_form_is_csrf_protected():
     client = Client(enforce_csrf_checks=True)
     assert client.post(BASE, {"action": "reset"}).status_code == 403

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class FakePaywayConfig(AppConfig):
@@ -7,3 +8,17 @@ class FakePaywayConfig(AppConfig):
     name = "wagtail_klarna_paywall.fake"
     label = "wagtail_klarna_paywall_fake"
     verbose_name = "Fake Payway (sandbox and tests)"
+
+    def ready(self) -> None:
+        checks.register(check_not_deployed, checks.Tags.security, deploy=True)
+
+
+def check_not_deployed(app_configs=None, **kwargs):
+    """``check --deploy``: the fake takes any purchase and has an unauthenticated control API."""
+    return [
+        checks.Warning(
+            "The fake Payway (wagtail_klarna_paywall.fake) is installed.",
+            hint="It is for the sandbox and tests only: remove it and its URLs from a production site.",
+            id="wagtail_klarna_paywall_fake.W001",
+        )
+    ]
