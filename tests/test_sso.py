@@ -326,12 +326,23 @@ def test_reader_who_leaves_the_login_form_returns_anonymous(client):
     assert not session_state(client).get("token")
 
 
-def test_already_logged_in_at_sso_skips_the_form(client):
+def test_login_when_already_logged_in_here_goes_straight_on(client):
     with responses.RequestsMock() as rsps:
         logged_in_client(client, rsps)
-    _identify, r = start_login(client, "/article/")
-    response = client.get(r, secure=True)
+    with responses.RequestsMock():
+        response = client.get("/klarna-paywall/sso/login/", {"next": "/article/"}, secure=True)
     assert response["Location"] == "/article/"
+
+
+def test_already_logged_in_at_sso_skips_the_form(client):
+    _identify, r = start_login(client, "/article/")
+    with responses.RequestsMock() as rsps:
+        token_reply(rsps)
+        land(client, answer(sid="sid-1", sts="loggedin", at=TICKET), r)
+    with responses.RequestsMock():
+        response = client.get(r, secure=True)
+    assert response["Location"] == "/article/"
+    assert sso.PENDING_LOGIN_KEY not in client.session
 
 
 # -- the identity provider ---------------------------------------------------------------------------

@@ -46,6 +46,8 @@ def _complete_url(request: HttpRequest, next_url: str, nonce: str) -> str:
 def login(request: HttpRequest) -> HttpResponse:
     """Start a login: remember the nonce, then SSO2 Identify."""
     next_url = sso.safe_next_url(request, request.GET.get("next"))
+    if sso.SSO2IdentityProvider().get_identity_token(request):
+        return HttpResponseRedirect(next_url)
     nonce = sso.new_login_nonce()
     request.session[sso.PENDING_LOGIN_KEY] = {"state": nonce, "next": next_url, "form": False}
     return HttpResponseRedirect(sso.identify_url(_complete_url(request, next_url, nonce)))
