@@ -210,6 +210,7 @@ def test_landing_logged_in_exchanges_the_ticket_and_rotates_the_session_key(clie
         body = parse_qs(rsps.calls[0].request.body)
     assert response.status_code == 302
     assert response["Location"] == r
+    assert response["Referrer-Policy"] == "no-referrer"
     assert body["grant_type"] == ["ticket"] and body["ticket"] == [TICKET]
     assert client.session.session_key != key_before
     state = session_state(client)

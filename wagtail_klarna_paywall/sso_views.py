@@ -13,6 +13,7 @@ The login dance (Payway's "alternative login form" sequence):
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -63,8 +64,21 @@ def _pending(request: HttpRequest, nonce: str | None) -> dict | None:
     return pending
 
 
+def _no_referrer(view):
+    """The landing URL carries SSO2's token (with a ticket): never hand it on in a Referer header."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return wrapper
+
+
 @never_cache
 @require_GET
+@_no_referrer
 def landing(request: HttpRequest) -> HttpResponse:
     """SSO2 comes back here with ``?t=<jwt>&r=<return url>``."""
     return_url = sso.safe_next_url(request, request.GET.get("r"), default="")
