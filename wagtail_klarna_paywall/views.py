@@ -1,0 +1,527 @@
+"""The request/response layer of the purchase flow: read and validate the request, call
+:mod:`~wagtail_klarna_paywall.purchase`, render or redirect. No flow decisions live here.
+
+The purchase page's routes (``KlarnaPurchasePage``) and the confirmation page call these functions.
+Every view is wrapped in :func:`~wagtail_klarna_paywall.security.flow_page` (no caching, no framing, a
+strict CSP, HTTPS). Nothing the browser sends chooses what is bought: the offer is looked up in the saved
+live page by its reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.templatetags.static import static
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
+from wagtail.models import Page
+
+from . import access, messages, purchase
+from .conf import paywall_settings
+from .exceptions import PaywallError
+from .identity import get_identity_provider
+from .models import AttemptState, PaywallSettings, PurchaseAttempt
+from .offers import Offer, resolve_offer
+from .payway.types import BrowserInfo, CustomerInfo
+from .security import flow_page
+
+logger = logging.getLogger("wagtail_klarna_paywall.views")
+
+#: Set in the Django session on the buy POST so an anonymous reader gets a session (and a reader key).
+READER_SESSION_FLAG = "wagtail_klarna_paywall_reader"
+
+_PAGE_ID_RE = re.compile(r"^[0-9]{1,10}$")
+_OFFER_REF_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[A-Za-z0-9_-]{1,80})?$")
+# Klarna authorization tokens are UUID-like; the cap keeps junk away from Payway (catalogue B03).
+_AUTH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+_LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+_TRANSIENT_CODES = {"unavailable", "timeout", "server_error", "rate_limited", "malformed_response"}
+_SENSITIVE_FIELDS = ("klarna_authorization_token", "email", "first_name", "last_name")
+
+#: The widget must have answered within this many milliseconds, else the fallback is shown (F13).
+WIDGET_LOAD_TIMEOUT_MS = 10_000
+#: The fallback's retry button is enabled after this many milliseconds.
+WIDGET_RETRY_DELAY_MS = 3_000
+
+
+# -- the reader -------------------------------------------------------------------------------------
+
+
+def _identity_provider() -> Any | None:
+    try:
+        return get_identity_provider()
+    except ImportError:
+        return None
+
+
+def reader_identity_token(request: HttpRequest) -> str | None:
+    """The reader's Payway identity token, or None (not logged in, or no identity provider installed)."""
+    provider = _identity_provider()
+    if provider is None:
+        return None
+    try:
+        return provider.get_identity_token(request) or None
+    except PaywallError as exc:
+        logger.warning("The identity provider failed: %s", type(exc).__name__)
+        return None
+
+
+def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader | None:
+    """Who is asking. Anonymous readers are keyed by their Django session, which only the buy POST
+    creates (``start=True``): viewing a page never creates a session (catalogue L01)."""
+    token = reader_identity_token(request)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return purchase.Reader(purchase.user_reader_key(user.pk), user.pk, token)
+    session = getattr(request, "session", None)
+    if session is None:
+        return None
+    session_key = session.session_key
+    if not session_key:
+        if not start:
+            return None
+        session[READER_SESSION_FLAG] = True
+        session.save()
+        session_key = session.session_key
+    return purchase.Reader(purchase.anonymous_reader_key(session_key), None, token)
+
+
+def browser_ip(request: HttpRequest) -> str:
+    """The buyer's IP: X-Forwarded-For is honoured for exactly ``TRUSTED_PROXY_COUNT`` hops."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    candidate = remote
+    proxies = int(paywall_settings.TRUSTED_PROXY_COUNT or 0)
+    if proxies > 0:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            candidate = hops[-proxies]
+    for value in (candidate, remote):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            continue
+    return ""
+
+
+def browser_language(request: HttpRequest) -> str:
+    """The first language tag of Accept-Language (e.g. ``sv-SE``), or ''."""
+    first = request.META.get("HTTP_ACCEPT_LANGUAGE", "").split(",")[0].split(";")[0].strip()
+    return first if len(first) <= 35 and _LANGUAGE_TAG_RE.match(first) else ""
+
+
+def browser_info(request: HttpRequest) -> BrowserInfo:
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    user_agent = "".join(ch for ch in user_agent if ch.isprintable())[:512]
+    return BrowserInfo(ip=browser_ip(request), language=browser_language(request), user_agent=user_agent)
+
+
+def _utm_from_url(url: str) -> str:
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return ""
+    values = parse_qs(query).get("utm_source") or [""]
+    return purchase.clean_traffic_source(values[0])
+
+
+def traffic_source(request: HttpRequest) -> str:
+    """utm_source from the form, else from the referring page's URL (the article the reader came from)."""
+    posted = (
+        request.POST.get("utm_source", "") if request.method == "POST" else request.GET.get("utm_source", "")
+    )
+    return purchase.clean_traffic_source(posted) or _utm_from_url(request.META.get("HTTP_REFERER", ""))
+
+
+# -- forms ------------------------------------------------------------------------------------------
+
+
+class CustomerForm(forms.Form):
+    """A new customer's details for Payway's v2 ``customer_info``. Sent to Payway, never stored."""
+
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
+    first_name = forms.CharField(label=_("First name"), max_length=100)
+    last_name = forms.CharField(label=_("Last name"), max_length=100)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in ("first_name", "last_name"):
+            value = data.get(name)
+            if value and any(not ch.isprintable() for ch in value):
+                self.add_error(name, _("Please use letters only."))
+        return data
+
+    def customer_info(self) -> CustomerInfo:
+        return CustomerInfo(
+            email=self.cleaned_data["email"],
+            first_name=self.cleaned_data["first_name"],
+            last_name=self.cleaned_data["last_name"],
+        )
+
+
+# -- rendering helpers ------------------------------------------------------------------------------
+
+
+def _site_settings(request: HttpRequest) -> PaywallSettings:
+    try:
+        return PaywallSettings.for_request(request)
+    except Exception:  # noqa: BLE001  - a request without a matching site still gets a page
+        return PaywallSettings()
+
+
+def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
+    context = page.get_context(request)
+    settings_obj = _site_settings(request)
+    context.update(
+        paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
+        purchase_page=page,
+    )
+    context.update(extra)
+    return context
+
+
+def _page_url(page: Page, request: HttpRequest) -> str:
+    return page.get_url(request) or "/"
+
+
+def _subpage_url(page: Page, request: HttpRequest, name: str, **kwargs: Any) -> str:
+    base = _page_url(page, request).rstrip("/") + "/"
+    return base + page.reverse_subpage(name, kwargs=kwargs or None)
+
+
+def checkout_url(page: Page, request: HttpRequest, attempt: PurchaseAttempt) -> str:
+    return _subpage_url(page, request, "checkout", reference=attempt.reference)
+
+
+def _own_offers(page: Page) -> list[Offer]:
+    offers = []
+    for child in getattr(page, "offers", None) or []:
+        offer = resolve_offer(page, child.id)
+        if offer is not None and offer.product_code:
+            offers.append(offer)
+    return offers
+
+
+def _article_offer(request: HttpRequest, page: Page) -> tuple[Page, Offer] | None:
+    """``?page=<id>&offer=<ref>`` on the landing page: an article's paywall offer bought on this page."""
+    page_id, ref = request.GET.get("page", ""), request.GET.get("offer", "")
+    if not (_PAGE_ID_RE.match(page_id) and _OFFER_REF_RE.match(ref)):
+        return None
+    holder = _live_page(int(page_id))
+    offer = resolve_offer(holder, ref) if holder is not None else None
+    if offer is None or not _offer_belongs_here(offer, holder, page):
+        return None
+    return holder, offer
+
+
+def _live_page(page_id: int) -> Page | None:
+    page = Page.objects.live().filter(pk=page_id).first()
+    return page.specific if page is not None else None
+
+
+def _offer_belongs_here(offer: Offer, holder: Page, purchase_page: Page) -> bool:
+    """A paywall's offer is bought on the paywall's purchase page; a purchase page's own offer on itself."""
+    if not offer.product_code or (offer.is_trial and not offer.period_id):
+        return False
+    owner = offer.purchase_page_id if offer.purchase_page_id is not None else holder.pk
+    return owner == purchase_page.pk
+
+
+def _retry_form(attempt: PurchaseAttempt | None) -> dict[str, str] | None:
+    """Hidden fields of a "try again" button (a POST to buy, so a new attempt and session when needed)."""
+    if attempt is None or ":" not in attempt.offer_key:
+        return None
+    page_id, ref = attempt.offer_key.split(":", 1)
+    return {"page": page_id, "offer": ref}
+
+
+def _render_landing(
+    request: HttpRequest, page: Page, *, message_code: str = "", status: int = 200, retry: Any = None
+) -> HttpResponse:
+    article = _article_offer(request, page) if request.method in ("GET", "HEAD") else None
+    if article is not None:
+        holder, offer = article
+        choices = [{"page_id": holder.pk, "offer": offer, "selected": True}]
+    else:
+        selected = request.GET.get("offer", "")
+        offers = _own_offers(page)
+        if not any(o.ref == selected for o in offers) and offers:
+            selected = offers[0].ref
+        choices = [{"page_id": page.pk, "offer": o, "selected": o.ref == selected} for o in offers]
+    context = _context(
+        request,
+        page,
+        offer_choices=choices,
+        buy_url=_subpage_url(page, request, "buy"),
+        utm_source=traffic_source(request) if request.method in ("GET", "HEAD") else "",
+        message=messages.reader_message(message_code) if message_code else None,
+        retry=retry,
+    )
+    return TemplateResponse(request, "wagtail_klarna_paywall/purchase_page.html", context, status=status)
+
+
+def _render_checkout(
+    request: HttpRequest,
+    page: Page,
+    attempt: PurchaseAttempt,
+    *,
+    message_code: str = "",
+    status: int = 200,
+    customer_form: CustomerForm | None = None,
+) -> HttpResponse:
+    """The checkout page for whatever state ``attempt`` is in."""
+    state = attempt.state
+    message = messages.reader_message(message_code) if message_code else None
+    mode = "outcome"
+    extra: dict[str, Any] = {}
+    if state == AttemptState.SESSION_READY and purchase.is_session_reusable(attempt):
+        mode = "widget"
+        settings_obj = purchase.site_settings(attempt.site)
+        category = attempt.payment_method_category or settings_obj.default_payment_method_category
+        extra.update(
+            # The ONLY per-session value in the page: Klarna's client token, made for the browser.
+            klarna_config={
+                "clientToken": attempt.klarna_client_token,
+                "paymentMethodCategory": category,
+                "container": "#wkp-klarna-container",
+                "loadTimeoutMs": WIDGET_LOAD_TIMEOUT_MS,
+                "retryDelayMs": WIDGET_RETRY_DELAY_MS,
+                "messages": {
+                    "widgetUnavailable": str(messages.reader_message(messages.WIDGET_UNAVAILABLE).body),
+                    "declined": str(messages.reader_message(messages.DECLINED_IN_WIDGET).body),
+                    "aborted": str(_("The payment was not completed. You can try again.")),
+                    "invalidFields": str(_("Please check the details you entered in Klarna.")),
+                },
+            },
+            klarna_sdk_url=(
+                static("wagtail_klarna_paywall/fake-klarna.js")
+                if paywall_settings.FAKE_KLARNA
+                else paywall_settings.KLARNA_SDK_URL
+            ),
+            new_customer=not attempt.existing_customer,
+            customer_form=customer_form or (CustomerForm() if not attempt.existing_customer else None),
+            declined_url=_subpage_url(page, request, "declined", reference=attempt.reference),
+        )
+    elif state in (AttemptState.NEW, AttemptState.SESSION_READY):
+        # No usable session, and a GET never creates one: the reader starts again with a POST.
+        mode = "start_again"
+        message = message or messages.reader_message(messages.SESSION_EXPIRED)
+    elif state == AttemptState.PLACING:
+        mode = "in_progress"
+        message = messages.reader_message(messages.IN_PROGRESS)
+    elif state in (AttemptState.PLACED, AttemptState.CONFIRMED):
+        mode = "already_bought"
+        message = messages.reader_message(messages.ALREADY_BOUGHT)
+        extra["confirmation_url"] = purchase.confirmation_path(attempt, request)
+    else:
+        code = {
+            AttemptState.UNKNOWN: messages.UNKNOWN_OUTCOME,
+            AttemptState.EXPIRED: messages.SESSION_EXPIRED,
+        }.get(state, attempt.error_code)
+        message = messages.reader_message(code)
+    retry = _retry_form(attempt) if mode == "start_again" or (mode == "outcome" and message.retry) else None
+    if state == AttemptState.UNKNOWN:
+        retry = None  # never invite a second purchase while the first one is being settled
+    context = _context(
+        request,
+        page,
+        attempt=attempt,
+        mode=mode,
+        message=message,
+        retry=retry,
+        buy_url=_subpage_url(page, request, "buy"),
+        support_reference=str(attempt.reference)[:8],
+        **extra,
+    )
+    response = TemplateResponse(request, "wagtail_klarna_paywall/checkout.html", context, status=status)
+    return response
+
+
+def _respond(request: HttpRequest, page: Page, result: purchase.PlaceResult, **kwargs: Any) -> HttpResponse:
+    """Turn a stored or fresh outcome into the reader's answer."""
+    attempt, outcome = result.attempt, result.outcome
+    if outcome in (purchase.Outcome.REDIRECT, purchase.Outcome.CONFIRMATION) and result.redirect_url:
+        return HttpResponseRedirect(result.redirect_url, status=303)
+    if outcome == purchase.Outcome.LOGIN:
+        return _login_redirect(request, page, attempt)
+    if outcome == purchase.Outcome.RETRY:
+        status = 503 if result.error_code in _TRANSIENT_CODES else 400
+        return _render_checkout(
+            request, page, attempt, message_code=result.error_code, status=status, **kwargs
+        )
+    return _render_checkout(request, page, attempt, message_code=result.error_code)
+
+
+def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) -> HttpResponse:
+    provider = _identity_provider()
+    if provider is None:
+        return _render_checkout(request, page, attempt, message_code=messages.LOGIN_REQUIRED, status=403)
+    return HttpResponseRedirect(provider.login_url(request, checkout_url(page, request, attempt)), status=303)
+
+
+def _get_attempt(request: HttpRequest, page: Page, reference: Any) -> tuple[purchase.Reader, PurchaseAttempt]:
+    """The reader's own attempt, or 404 (another reader's attempt is indistinguishable from none)."""
+    reader = reader_for(request)
+    attempt = purchase.find_attempt(reference, reader)
+    if reader is None or attempt is None:
+        raise Http404
+    return reader, purchase.expire_stale_placing(attempt)
+
+
+# -- views ------------------------------------------------------------------------------------------
+
+
+@flow_page
+def purchase_landing(request: HttpRequest, page: Page) -> HttpResponse:
+    """GET: the purchase page with its offers (``?offer=<ref>`` preselects one, ``?page=<id>&offer=<ref>``
+    shows an article's paywall offer). Each offer has a plain buy form. Never creates anything."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    return _render_landing(request, page)
+
+
+@flow_page
+def buy(request: HttpRequest, page: Page) -> HttpResponse:
+    """POST ``page`` (the page holding the offer) and ``offer`` (its reference): start or resume buying."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    page_id, ref = request.POST.get("page", ""), request.POST.get("offer", "")
+    if not (_PAGE_ID_RE.match(page_id) and _OFFER_REF_RE.match(ref)):
+        return _render_landing(request, page, message_code=messages.BAD_REQUEST, status=400)
+    holder = _live_page(int(page_id))
+    offer = resolve_offer(holder, ref) if holder is not None else None
+    if holder is None or offer is None or not _offer_belongs_here(offer, holder, page):
+        return _render_landing(request, page, message_code=messages.OFFER_NOT_FOUND, status=400)
+
+    reader = reader_for(request, start=True)
+    if reader is None:  # no session machinery at all: cannot keep track of the reader
+        return _render_landing(request, page, message_code="configuration", status=503)
+    result = purchase.start_purchase(
+        reader=reader,
+        offer=offer,
+        offer_page=holder,
+        purchase_page=page,
+        site=page.get_site(),
+        traffic_source=traffic_source(request),
+    )
+    if result.status in (purchase.BuyStatus.READY, purchase.BuyStatus.EXISTING):
+        return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
+    if result.status == purchase.BuyStatus.LOGIN:
+        provider = _identity_provider()
+        if provider is not None:
+            provider.forget(request)
+            landing = f"{_page_url(page, request)}?{urlencode({'page': page_id, 'offer': ref})}"
+            return HttpResponseRedirect(provider.login_url(request, landing), status=303)
+    status = 503 if result.error_code in _TRANSIENT_CODES else 200
+    retry = {"page": page_id, "offer": ref} if messages.reader_message(result.error_code).retry else None
+    return _render_landing(request, page, message_code=result.error_code, status=status, retry=retry)
+
+
+@flow_page
+@sensitive_post_parameters(*_SENSITIVE_FIELDS)
+def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
+    """GET: the Klarna widget (or the attempt's state). POST: place the order, exactly once."""
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+    reader, attempt = _get_attempt(request, page, reference)
+    if request.method != "POST":
+        return _render_checkout(request, page, attempt)
+
+    if attempt.state != AttemptState.SESSION_READY:
+        # A second submit, a second tab, a reload: the stored outcome, never a second call (C02, C04).
+        return _respond(request, page, purchase.stored_outcome(attempt, request))
+
+    token = request.POST.get("klarna_authorization_token", "")
+    customer_form = None
+    if not attempt.existing_customer:
+        customer_form = CustomerForm(request.POST)
+    if not _AUTH_TOKEN_RE.match(token):
+        # B01/B03: no call, the attempt stays ready, the widget is shown again.
+        purchase.record_validation_error(attempt, messages.MISSING_AUTHORIZATION)
+        if customer_form is not None:
+            customer_form.is_valid()
+        return _render_checkout(
+            request,
+            page,
+            attempt,
+            message_code=messages.MISSING_AUTHORIZATION,
+            status=400,
+            customer_form=customer_form,
+        )
+    if customer_form is not None and not customer_form.is_valid():
+        purchase.record_validation_error(attempt, messages.INVALID_CUSTOMER)
+        return _render_checkout(
+            request,
+            page,
+            attempt,
+            message_code=messages.INVALID_CUSTOMER,
+            status=400,
+            customer_form=customer_form,
+        )
+    result = purchase.place_order(
+        attempt,
+        reader,
+        authorization_token=token,
+        browser=browser_info(request),
+        customer=customer_form.customer_info() if customer_form is not None else None,
+        request=request,
+    )
+    if result.outcome == purchase.Outcome.LOGIN and result.error_code == "authentication_expired":
+        provider = _identity_provider()
+        if provider is not None:
+            provider.forget(request)
+    return _respond(request, page, result, customer_form=customer_form)
+
+
+@flow_page
+def declined(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
+    """POST from purchase.js when Klarna's widget answers ``show_form: false``."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    _reader, attempt = _get_attempt(request, page, reference)
+    result = purchase.decline_in_widget(attempt)
+    return _render_checkout(request, page, result.attempt, message_code=result.error_code)
+
+
+@flow_page
+def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
+    """The confirmation page (``?ref=<attempt reference>``). The summary comes from our database, for the
+    reader's own attempt only; anything else gets the page's plain thank-you text."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    ref = request.GET.get("ref", "")
+    reader = reader_for(request)
+    attempt = purchase.find_attempt(ref, reader) if ref else None
+    if attempt is None and ref:
+        purchase.record_foreign_reference(ref)
+    message = None
+    article_url = ""
+    if attempt is not None:
+        attempt = purchase.expire_stale_placing(attempt)
+        if purchase.confirm(attempt):
+            # The reader now owns the product: forget any cached "no access" answer.
+            access.refresh_access(request)
+        if attempt.state == AttemptState.PLACING:
+            message = messages.reader_message(messages.IN_PROGRESS)
+        elif attempt.state not in (AttemptState.PLACED, AttemptState.CONFIRMED):
+            code = messages.UNKNOWN_OUTCOME if attempt.state == AttemptState.UNKNOWN else attempt.error_code
+            message = messages.reader_message(code or messages.GENERIC)
+        article = attempt.page.specific if attempt.page is not None and attempt.page.live else None
+        article_url = (article.get_url(request) or "") if article is not None else ""
+    context = _context(
+        request,
+        page,
+        attempt=attempt,
+        purchased=attempt is not None and attempt.state in (AttemptState.PLACED, AttemptState.CONFIRMED),
+        message=message,
+        article_url=article_url,
+        support_reference=str(attempt.reference)[:8] if attempt is not None else "",
+        refresh=attempt is not None and attempt.state == AttemptState.PLACING,
+    )
+    return TemplateResponse(request, "wagtail_klarna_paywall/confirmation_page.html", context)
