@@ -109,6 +109,9 @@ class FunnelReportView(PermissionRequiredMixin, WagtailAdminTemplateMixin, Templ
     page_title = _("Purchase funnel")
     header_icon = "doc-full"
 
+    def get_breadcrumbs_items(self):
+        return [*self.breadcrumbs_items, {"url": "", "label": self.get_page_title()}]
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form = PeriodForm(self.request.GET or None)
