@@ -107,6 +107,10 @@ MESSAGES: dict[str, ReaderMessage] = {
         _("Purchases are not available right now"),
         _("Purchases are not available at the moment. Nothing has been charged. Please try again later."),
     ),
+    "sso_token_invalid": ReaderMessage(
+        _("The login could not be completed"),
+        _("Your login link was invalid or had expired. Nothing has been charged. Please log in again."),
+    ),
     "payway_error": ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
     "unavailable": ReaderMessage(
         _("Our payment provider could not be reached"),

@@ -1,0 +1,126 @@
+"""Security headers and HTTPS on the purchase-flow pages (catalogue S06, S07, S08, B13)."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from django.http import HttpResponse
+from django.test import Client
+
+from tests.test_purchase import CREATE_V2, Shop, session_json
+from wagtail_klarna_paywall import security
+from wagtail_klarna_paywall.models import PurchaseAttempt
+
+pytest_plugins = ["tests.test_purchase"]
+
+KLARNA_HOSTS = ["https://*.klarna.com", "https://*.klarnacdn.net", "https://*.klarnaservices.com"]
+
+
+def directives(csp: str) -> dict[str, list[str]]:
+    result = {}
+    for part in csp.split(";"):
+        name, *values = part.split()
+        result[name] = values
+    return result
+
+
+def assert_hardened(response):
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["X-Frame-Options"] == "DENY"
+    csp = response["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    parsed = directives(csp)
+    for name in ("script-src", "style-src", "connect-src", "frame-src", "default-src", "form-action"):
+        assert parsed[name] == ["'self'", *KLARNA_HOSTS], name
+    assert parsed["frame-ancestors"] == ["'none'"]
+    assert parsed["object-src"] == ["'none'"]
+    assert "*" not in [v for values in parsed.values() for v in values]
+
+
+@pytest.fixture
+def flow_urls(shop, db):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(
+            responses.POST,
+            "https://payway.test/api/authorization/access_token",
+            json={"access_token": "t", "expires_in": 3600},
+        )
+        rsps.add(responses.POST, CREATE_V2, json=session_json())
+        client = Client()
+        buy = client.post(
+            "/subscribe/buy/", {"page": shop.purchase_page.pk, "offer": Shop.package_ref}, secure=True
+        )
+        attempt = PurchaseAttempt.objects.get()
+        yield (
+            client,
+            buy,
+            [
+                "/subscribe/",
+                f"/subscribe/checkout/{attempt.reference}/",
+                f"/thanks/?ref={attempt.reference}",
+            ],
+        )
+
+
+def test_every_flow_page_is_hardened(flow_urls):
+    client, buy, urls = flow_urls
+    assert_hardened(buy)
+    for url in urls:
+        response = client.get(url, secure=True)
+        assert response.status_code == 200, url
+        assert_hardened(response)
+
+
+def test_error_pages_are_hardened_too(shop, db):
+    client = Client()
+    assert_hardened(client.post("/subscribe/buy/", {"page": "x"}, secure=True))
+    assert_hardened(client.get("/subscribe/buy/", secure=True))
+
+
+def test_plain_http_is_redirected_to_https(flow_urls):
+    """B13: nothing is rendered or done over plain HTTP outside DEBUG."""
+    client, _buy, urls = flow_urls
+    for url in urls:
+        response = client.get(url, secure=False)
+        assert response.status_code == 301
+        assert response["Location"] == f"https://testserver{url}"
+    response = client.post("/subscribe/buy/", {"page": "1", "offer": "x"}, secure=False)
+    assert response.status_code == 301
+    assert PurchaseAttempt.objects.count() == 1
+
+
+def test_https_redirect_is_off_in_debug(shop, settings):
+    settings.DEBUG = True
+    response = Client().get("/subscribe/", secure=False)
+    assert response.status_code == 200
+    assert_hardened(response)
+
+
+def test_proxy_https_header_counts_as_secure(shop, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    response = Client().get("/subscribe/", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 200
+
+
+def test_csp_follows_the_configured_hosts(settings):
+    settings.WAGTAIL_KLARNA_PAYWALL = {
+        **settings.WAGTAIL_KLARNA_PAYWALL,
+        "KLARNA_CSP_HOSTS": ["https://js.playground.klarna.com"],
+    }
+    parsed = directives(security.content_security_policy())
+    assert parsed["script-src"] == ["'self'", "https://js.playground.klarna.com"]
+
+
+def test_csp_allows_a_static_files_cdn(settings):
+    settings.STATIC_URL = "https://cdn.example.net/static/"
+    parsed = directives(security.content_security_policy())
+    assert parsed["script-src"][-1] == "https://cdn.example.net"
+
+
+def test_harden_overrides_weaker_headers():
+    response = HttpResponse()
+    response["Cache-Control"] = "public, max-age=600"
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    security.harden(response)
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["X-Frame-Options"] == "DENY"
