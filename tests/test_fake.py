@@ -823,6 +823,8 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 AUTHORIZE = """(category) => new Promise((resolve) => {
     Klarna.Payments.authorize({payment_method_category: category}, {}, resolve);
 })"""
+LOAD = """() => new Promise((resolve) => Klarna.Payments.load(
+    {container: '#klarna-payments-container', payment_method_category: 'pay_now'}, {}, resolve))"""
 # Authorize, returning what the callback got and the name of what was thrown.
 AUTHORIZE_CATCHING = """(category) => {
     const out = {};
@@ -880,18 +882,14 @@ def test_fake_widget_under_a_strict_csp(live_server):
                 "name": "ApplicationNotLoadedError",
             }
 
-            loaded = page.evaluate(
-                """() => new Promise((resolve) => Klarna.Payments.load(
-                    {container: '#klarna-payments-container', payment_method_category: 'pay_now'},
-                    {},
-                    resolve,
-                ))"""
-            )
+            loaded = page.evaluate(LOAD)
             assert loaded == {"show_form": True}
             widget = page.locator("[data-fake-klarna=widget]")
             assert "TEST WIDGET" in widget.inner_text()
             # The stylesheet arrived (through a <link>, which style-src 'self' allows).
             assert widget.evaluate("(el) => getComputedStyle(el).borderTopStyle") == "dashed"
+            # Like Klarna's iframe, the widget adds nothing to a form the page posts.
+            assert page.evaluate("document.querySelector('[data-fake-klarna-outcome=ok]').form") is None
 
             approved = page.evaluate(AUTHORIZE, "pay_now")
             assert approved["approved"] is True
@@ -924,5 +922,12 @@ def test_fake_widget_under_a_strict_csp(live_server):
                 "name": "PaymentMethodCategoryNotSupportedError",
             }
             assert problems == []
+
+            # F13: a test can make Klarna "unavailable" for the page (load answers show_form false).
+            unavailable = browser.new_page()
+            unavailable.add_init_script("window.fakeKlarnaOptions = {load: 'unavailable'};")
+            unavailable.goto(live_server.url + "/fake-payway/klarna/widget-test/")
+            unavailable.evaluate("Klarna.Payments.init({client_token: 'header.payload.signature'})")
+            assert unavailable.evaluate(LOAD) == {"show_form": False}
         finally:
             browser.close()

@@ -131,6 +131,9 @@
       input.id = id;
       input.value = outcome.value;
       input.checked = outcome.value === preset;
+      // Klarna's widget lives in an iframe, so nothing of it is posted with the page's form. Tie the
+      // radios to a form that does not exist to keep them out of an enclosing form's submission too.
+      input.setAttribute("form", "fake-klarna-no-form");
       input.setAttribute("data-fake-klarna-outcome", outcome.value);
       var label = el("label", null, outcome.label);
       label.htmlFor = id;
