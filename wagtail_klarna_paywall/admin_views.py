@@ -11,7 +11,8 @@ import contextlib
 import uuid
 
 import django_filters
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
@@ -105,18 +106,15 @@ class PurchaseLogIndexView(generic.IndexView):
         condition = Q(order_id__icontains=query)
         with contextlib.suppress(ValueError):
             condition |= Q(reference=uuid.UUID(query))
-        compact = query.replace("-", "").lower()
-        if compact and all(c in "0123456789abcdef" for c in compact) and len(compact) < 32:
-            # A reference prefix, as support staff read it out (the first group of the UUID).
-            condition |= Q(pk__in=_reference_prefix_matches(query.lower()))
+        prefix = query.lower()
+        if prefix and len(prefix) < 36 and all(c in "0123456789abcdef-" for c in prefix):
+            # A reference prefix, as support staff read it out (the first group of the UUID). The text form
+            # differs per database (dashed on PostgreSQL, 32 hex digits on SQLite), so both are tried.
+            queryset = queryset.annotate(reference_text=Cast("reference", output_field=CharField()))
+            condition |= Q(reference_text__startswith=prefix) | Q(
+                reference_text__startswith=prefix.replace("-", "")
+            )
         return queryset.filter(condition)
-
-
-def _reference_prefix_matches(prefix: str) -> list[int]:
-    # UUID storage differs per database (uuid on PostgreSQL, 32 hex chars on SQLite), so prefix matching
-    # happens on the canonical string form. Bounded to recent attempts to keep it cheap.
-    recent = PurchaseAttempt.objects.order_by("-created_at").values_list("pk", "reference")[:5000]
-    return [pk for pk, ref in recent if str(ref).startswith(prefix) or ref.hex.startswith(prefix)]
 
 
 class PurchaseLogInspectView(generic.InspectView):
