@@ -111,6 +111,18 @@ def test_anonymous_is_sent_to_login(client, attempt, name):
 
 
 @pytest.mark.parametrize("name", ["index", "results", "inspect", "funnel"])
+def test_reader_without_admin_access_is_refused_even_with_the_permission(
+    client, django_user_model, attempt, name
+):
+    """S10: a non-staff reader never reaches the log, even if someone gave them the log permission."""
+    reader = _user(django_user_model, "plainreader", admin=False, log=True)
+    client.force_login(reader)
+    response = client.get(_urls(attempt)[name])
+    assert response.status_code in (302, 403)
+    assert "DIGI-MONTH" not in response.content.decode()
+
+
+@pytest.mark.parametrize("name", ["index", "results", "inspect", "funnel"])
 def test_editor_without_the_permission_is_refused(client, editor, attempt, name):
     """S10: an editor without view_purchase_log is turned away (Wagtail redirects to the dashboard)."""
     client.force_login(editor)
