@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
+from wagtail.blocks.struct_block import StructBlockValidationError
 
 from .offers import TRIAL_PAYMENT_METHOD_CATEGORY, Offer
+
+logger = logging.getLogger(__name__)
 
 PAYMENT_METHOD_CATEGORY_CHOICES = [
     ("", _("Site default")),
@@ -19,8 +26,42 @@ PAYMENT_METHOD_CATEGORY_CHOICES = [
 ]
 
 
+class ProductChooserBlock(blocks.FieldBlock):
+    """A Payway product code, chosen from the live catalogue with the offer chooser (never typed).
+
+    The value is the plain code string, so stored offers keep their shape; choosing also fills the offer's
+    kind, name, period and price fields in the browser (``static/wagtail_klarna_paywall/chooser.js``).
+    """
+
+    def __init__(
+        self, required: bool = True, help_text: Any = None, max_length: int = 1024, **kwargs: Any
+    ) -> None:
+        self.field_options = {"required": required, "help_text": help_text, "max_length": max_length}
+        super().__init__(**kwargs)
+
+    @cached_property
+    def field(self) -> forms.Field:
+        from .chooser import ProductChooserWidget
+
+        return forms.CharField(widget=ProductChooserWidget(), **self.field_options)
+
+    def get_form_state(self, value: Any) -> Any:
+        return self.field.widget.get_value_data(value)
+
+    def deconstruct(self) -> tuple[str, tuple, dict]:
+        # Stored exactly as a CharBlock (the code string); the chooser is presentation only. Deconstructing
+        # as one keeps this package's and every site's migrations unchanged when the widget changes.
+        _path, args, kwargs = super().deconstruct()
+        return "wagtail.blocks.CharBlock", args, kwargs
+
+    class Meta:
+        icon = "tag"
+
+
 class OfferBlock(blocks.StructBlock):
-    product_code = blocks.CharBlock(label=_("Payway product code"), max_length=1024)
+    """One thing a reader can buy. Choosing the product fills the fields up to ``price_period``."""
+
+    product_code = ProductChooserBlock(label=_("Payway product code"), max_length=1024)
     product_kind = blocks.ChoiceBlock(
         label=_("product kind"),
         choices=[("package", _("Package")), ("campaign", _("Campaign"))],
@@ -51,6 +92,44 @@ class OfferBlock(blocks.StructBlock):
     class Meta:
         icon = "tag"
         label = _("Offer")
+        form_classname = "struct-block wkp-offer-block"
+
+    def clean(self, value: Any) -> Any:
+        value = super().clean(value)
+        errors: dict[str, ValidationError] = {}
+        kind = value.get("product_kind")
+        if kind == "campaign" and value.get("period_type") == "limited":
+            errors["period_type"] = ValidationError(
+                _("Payway campaigns are always recurring: choose “Recurring”."), code="campaign_limited"
+            )
+        if value.get("is_trial"):
+            if kind != "campaign":
+                errors["is_trial"] = ValidationError(
+                    _("A free trial is a Payway campaign: choose a campaign, or untick “free trial”."),
+                    code="trial_not_campaign",
+                )
+            if not value.get("period_id"):
+                errors["period_id"] = ValidationError(
+                    _(
+                        "A free trial needs its Klarna payment period: choose the product again and pick a period."
+                    ),
+                    code="trial_without_period",
+                )
+            if (
+                value.get("payment_method_category") or TRIAL_PAYMENT_METHOD_CATEGORY
+            ) != TRIAL_PAYMENT_METHOD_CATEGORY:
+                errors["payment_method_category"] = ValidationError(
+                    _("Free trials can only be paid by direct debit: choose “Pay now”."),
+                    code="trial_category",
+                )
+        if "product_code" not in errors and value.get("product_code"):
+            catalogue_errors = check_against_catalogue(
+                value.get("product_code"), value.get("period_id") or ""
+            )
+            errors.update(catalogue_errors)
+        if errors:
+            raise StructBlockValidationError(block_errors=errors)
+        return value
 
 
 class PaywallBlock(blocks.StructBlock):
@@ -83,6 +162,137 @@ class PaywallBlock(blocks.StructBlock):
         icon = "lock"
         label = _("Paywall")
         template = "wagtail_klarna_paywall/blocks/paywall.html"
+        description = _(
+            "Readers without a subscription see what comes before this block, then these offers; "
+            "everything after it is for subscribers."
+        )
+        preview_template = "wagtail_klarna_paywall/blocks/paywall_preview.html"
+        preview_value = {
+            "heading": _("Read the whole story"),
+            "teaser": _("<p>Subscribe to read on, and get every article.</p>"),
+            "offers": [
+                {
+                    "product_code": "digital",
+                    "product_kind": "package",
+                    "product_name": _("Digital"),
+                    "period_type": "recurring",
+                    "price": "99",
+                    "price_period": _("month"),
+                    "label": _("Digital subscription"),
+                    "selling_points": [_("Every article"), _("Cancel any time")],
+                },
+                {
+                    "product_code": "trial",
+                    "product_kind": "campaign",
+                    "product_name": _("Free trial"),
+                    "period_type": "recurring",
+                    "is_trial": True,
+                    "period_id": "000000000000000000000000",
+                    "price": "0",
+                    "price_period": _("month"),
+                    "label": _("Try a month for free"),
+                    "payment_method_category": "pay_now",
+                },
+            ],
+        }
+
+    def clean(self, value: Any) -> Any:
+        value = super().clean(value)
+        if not value.get("access_product_codes"):
+            # Nothing listed: holding any of the offered products grants access, so that buying an offer
+            # always opens the article. Filled in on save so the API, search and feeds agree with the page.
+            codes: list[str] = []
+            for offer in value.get("offers") or ():
+                code = offer.get("product_code")
+                if code and code not in codes:
+                    codes.append(code)
+            value["access_product_codes"] = self.child_blocks["access_product_codes"].normalize(codes)
+        return value
+
+    def get_context(self, value: Any, parent_context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Offers with their references and the buy URL. Reads pages only: no Payway, no writes."""
+        context = super().get_context(value, parent_context=parent_context)
+        request = context.get("request")
+        block_id = context.get("paywall_block_id") or ""
+        offers = []
+        for item in value["offers"].bound_blocks:
+            ref = f"{block_id}:{item.id}" if block_id and item.id else ""
+            offers.append(offer_from_value(ref, item.value, paywall=value))
+        context["offers"] = offers
+        context["buy_url"] = _buy_url(value.get("purchase_page"), request)
+        context.setdefault("reader_state", "anonymous")
+        context.setdefault("login_url", "")
+        article = context.get("page")
+        context["buy_page_id"] = getattr(article, "pk", "") or ""
+        return context
+
+
+def _buy_url(purchase_page: Any, request: Any) -> str:
+    """The purchase page's ``buy/`` route, as ``{% routablepageurl purchase_page "buy" %}`` builds it."""
+    if purchase_page is None:
+        return ""
+    page = purchase_page.specific if not hasattr(purchase_page, "reverse_subpage") else purchase_page
+    if not hasattr(page, "reverse_subpage"):
+        return ""
+    base = page.get_url(request=request)
+    if not base:
+        return ""
+    return base.rstrip("/") + "/" + page.reverse_subpage("buy")
+
+
+def check_against_catalogue(code: str, period_id: str = "") -> dict[str, ValidationError]:
+    """Errors for an unknown or expired product code, or a period it does not have.
+
+    When Payway cannot be reached the offer is accepted (and logged): an outage must not stop editors
+    from saving, and the purchase flow checks the offer with Payway again anyway.
+    """
+    from . import catalogue
+    from .exceptions import PaywallError
+    from .models import PaywallSettings
+
+    try:
+        title_codes = sorted(
+            {code for code in PaywallSettings.objects.values_list("title_code", flat=True) if code}
+        )
+        product = catalogue.find_product(code, in_titles=title_codes or None)
+        if product is None:
+            return {
+                "product_code": ValidationError(
+                    _(
+                        "“%(code)s” is not a package or campaign in Payway's catalogue. Choose the product again."
+                    ),
+                    code="unknown_product",
+                    params={"code": code},
+                )
+            }
+        if catalogue.is_expired(product):
+            return {
+                "product_code": ValidationError(
+                    _("“%(code)s” has expired in Payway and can no longer be sold. Choose another product."),
+                    code="expired_product",
+                    params={"code": code},
+                )
+            }
+        if period_id and period_id not in {period.id for period in catalogue.payment_periods(code)}:
+            return {
+                "period_id": ValidationError(
+                    _(
+                        "This Klarna payment period is not (or no longer) offered for “%(code)s”. Choose the product again."
+                    ),
+                    code="unknown_period",
+                    params={"code": code},
+                )
+            }
+    except PaywallError as err:
+        logger.warning("Payway catalogue unreachable; offer %s saved unchecked: %s", code, err)
+    return {}
+
+
+def split_at_paywall(stream: Any) -> tuple[list[Any], Any | None, list[Any]]:
+    """``(free children, first paywall child or None, gated children)``; see :mod:`.gating`."""
+    from .gating import split_at_paywall as split
+
+    return split(stream)
 
 
 def _page_id(page: Any) -> int | None:

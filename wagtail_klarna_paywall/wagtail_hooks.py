@@ -53,6 +53,16 @@ def register_funnel_menu_item():
     )
 
 
+# -- editors: the offer chooser (chooser.py) ---------------------------------------------------------------
+
+
+@hooks.register("register_admin_viewset")
+def register_offer_chooser():
+    from .chooser import offer_chooser_viewset
+
+    return offer_chooser_viewset
+
+
 hooks.register("construct_homepage_panels", reports.add_dashboard_panels)
 hooks.register("insert_global_admin_css", reports.test_mode_ribbon_css)
 hooks.register("insert_global_admin_js", reports.test_mode_ribbon_html)

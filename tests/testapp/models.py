@@ -9,6 +9,7 @@ from wagtail.search import index
 
 from wagtail_klarna_paywall.blocks import PaywallBlock
 from wagtail_klarna_paywall.gating import PaywalledPageMixin, PaywalledStreamFieldSerializer
+from wagtail_klarna_paywall.preview import PaywallPreviewMixin
 
 
 class ArticleBodyBlock(blocks.StreamBlock):
@@ -17,7 +18,7 @@ class ArticleBodyBlock(blocks.StreamBlock):
     paywall = PaywallBlock()
 
 
-class ArticlePage(PaywalledPageMixin, Page):
+class ArticlePage(PaywallPreviewMixin, PaywalledPageMixin, Page):
     body = StreamField(ArticleBodyBlock(), blank=True)
 
     content_panels = Page.content_panels + [FieldPanel("body")]

@@ -1,0 +1,54 @@
+/*
+ * The Payway product chooser widget of the offer block.
+ *
+ * It is Wagtail's own Chooser widget (window.Chooser, from wagtailadmin/js/chooser-widget.js); the only
+ * addition is that choosing a product also fills the sibling fields of the same offer block (kind, name,
+ * period id, period type, price, period, trial), so the editor never types what Payway already knows.
+ * Siblings are found by name: the widget's input is "<prefix>-product_code", theirs "<prefix>-<field>".
+ */
+(function () {
+  'use strict';
+
+  var FIELDS = ['product_kind', 'product_name', 'period_id', 'period_type', 'price', 'price_period'];
+
+  function fillSiblings(input, data) {
+    var prefix = input.name.replace(/product_code$/, '');
+    var form = input.form || document;
+    var setField = function (field, value) {
+      var el = form.querySelector('[name="' + prefix + field + '"]');
+      if (!el || value === undefined || value === null) return;
+      if (el.type === 'checkbox') {
+        el.checked = Boolean(value);
+      } else {
+        el.value = value;
+      }
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    };
+    FIELDS.forEach(function (field) {
+      setField(field, data[field]);
+    });
+    if (data.is_trial) {
+      // Trials need Klarna's direct debit, which sits under "pay now".
+      setField('is_trial', true);
+      setField('payment_method_category', 'pay_now');
+    }
+  }
+
+  function ProductChooserFactory(html, idPattern, opts) {
+    this.html = html;
+    this.idPattern = idPattern;
+    this.opts = opts || {};
+  }
+
+  ProductChooserFactory.prototype.render = function (placeholder, name, id, initialState) {
+    placeholder.outerHTML = this.html.replace(/__NAME__/g, name).replace(/__ID__/g, id);
+    var widget = new window.Chooser(id, this.opts);
+    widget.setState(initialState);
+    widget.addEventListener('chosen', function (event) {
+      fillSiblings(widget.input, event.detail || {});
+    });
+    return widget;
+  };
+
+  window.telepath.register('wagtail_klarna_paywall.ProductChooser', ProductChooserFactory);
+})();
