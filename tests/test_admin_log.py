@@ -233,6 +233,18 @@ def test_filters(client, viewer, attempt):
     assert str(other.reference) in _listed(client)
 
 
+def test_sorting_by_creation_time(client, viewer, attempt):
+    from datetime import timedelta
+
+    older = _make("PRINT-YEAR")
+    PurchaseAttempt.objects.filter(pk=older.pk).update(created_at=attempt.created_at - timedelta(days=1))
+    client.force_login(viewer)
+    newest_first = _listed(client)
+    assert newest_first.index("DIGI-MONTH") < newest_first.index("PRINT-YEAR")
+    oldest_first = _listed(client, ordering="created_at")
+    assert oldest_first.index("PRINT-YEAR") < oldest_first.index("DIGI-MONTH")
+
+
 def test_search_by_reference_and_order_id(client, viewer, attempt):
     other = _make("PRINT-YEAR", order_id="ORDER-9999")
     client.force_login(viewer)

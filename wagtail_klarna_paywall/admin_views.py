@@ -210,11 +210,11 @@ class PurchaseLogViewSet(ModelViewSet):
     list_per_page = 50
     list_display = [
         "reference",
-        Column("state", label=_("State"), accessor="get_state_display"),
-        Column("product_code", label=_("Offer")),
+        Column("state", label=_("State"), accessor="get_state_display", sort_key="state"),
+        Column("product_code", label=_("Offer"), sort_key="product_code"),
         Column("page", label=_("Article")),
-        DateColumn("created_at", label=_("Created")),
-        Column("error_code", label=_("Error code")),
+        DateColumn("created_at", label=_("Created"), sort_key="created_at"),
+        Column("error_code", label=_("Error code"), sort_key="error_code"),
         Column("order_id", label=_("Payway order id")),
     ]
     list_export = EXPORT_FIELDS
