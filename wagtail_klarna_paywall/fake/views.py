@@ -360,7 +360,7 @@ def _place(request: HttpRequest, version: int, *, trial: bool) -> HttpResponse:
         if scenario == "ssn_already_taken" and body.get("raise_on_ssn_already_taken_error", True):
             # Never echo a personnummer, not even a fake one.
             raise ApiError(400, "ssn_already_taken", "The social security number belongs to another account")
-        order = _complete(request, session, body, customer, token)
+        order = _complete(session, body, customer, token)
 
     if scenario == "slow":
         state.sleep(state.slow_delay())
@@ -410,7 +410,6 @@ def _live_session(session_id: str, *, version: int, trial: bool, token: state.Ac
 
 
 def _complete(
-    request: HttpRequest,
     session: state.Session,
     body: dict[str, Any],
     customer: dict[str, str] | None,
