@@ -77,8 +77,15 @@ def _article(site, *offers, live=True, slug="article"):
     return page
 
 
-def _offer(code="dagbladet_digital", *, trial=False, period_id=""):
-    return {"product_code": code, "label": code, "is_trial": trial, "period_id": period_id}
+def _offer(code="dagbladet_digital", *, trial=False, period_id="", period_type="recurring", kind="package"):
+    return {
+        "product_code": code,
+        "product_kind": kind,
+        "label": code,
+        "is_trial": trial,
+        "period_id": period_id,
+        "period_type": period_type,
+    }
 
 
 def _line(results, status):
@@ -189,6 +196,18 @@ def test_payment_periods_fail_for_trial_on_disabled_period(payway, site):
     results = check.check_payment_periods(get_client())
     assert [r.status for r in results] == ["FAIL"]
     assert f"page {page.pk}" in results[0].message and DISABLED_PERIOD in results[0].message
+
+
+def test_payment_periods_warn_when_a_package_asks_for_another_period_type(payway, site):
+    _article(site, _offer(period_id=ENABLED_PERIOD, period_type="limited"))
+    results = check.check_payment_periods(get_client())
+    assert [r.status for r in results] == ["WARN"]
+    assert f"asks for a limited period but {ENABLED_PERIOD} is recurring" in results[0].message
+
+
+def test_payment_periods_do_not_compare_types_for_campaigns(payway, site):
+    _article(site, _offer(period_id=ENABLED_PERIOD, period_type="limited", kind="campaign"))
+    assert [r.status for r in check.check_payment_periods(get_client())] == ["PASS"]
 
 
 def test_payment_periods_fail_for_trial_without_period(payway, site):

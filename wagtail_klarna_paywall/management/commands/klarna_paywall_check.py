@@ -133,11 +133,11 @@ def check_payment_periods(client) -> list[Result]:
         except PaywayError as err:
             results.append(Result(FAIL, item, f"could not be read: {_describe(err)}"))
             continue
-        enabled = {period.id for period in periods if period.enabled}
+        enabled = {period.id: period for period in periods if period.enabled}
         if not enabled:
             results.append(Result(FAIL, item, "no enabled Klarna payment period"))
             continue
-        problems = []
+        problems, doubts = [], []
         for page, value in offers[code]:
             period_id = value.get("period_id") or ""
             where = f"page {page.pk} {page.title!r}"
@@ -145,8 +145,20 @@ def check_payment_periods(client) -> list[Result]:
                 problems.append(f"trial on {where} names no payment period")
             elif period_id and period_id not in enabled:
                 problems.append(f"{where} uses period {period_id}, which is not an enabled Klarna period")
+            elif (
+                period_id
+                and value.get("product_kind", "package") == "package"
+                and enabled[period_id].type != (value.get("period_type") or "recurring")
+            ):
+                # Campaign periods are always reported as recurring, so only packages are compared.
+                doubts.append(
+                    f"{where} asks for a {value.get('period_type')} period but {period_id} is "
+                    f"{enabled[period_id].type}"
+                )
         if problems:
-            results.append(Result(FAIL, item, "; ".join(problems)))
+            results.append(Result(FAIL, item, "; ".join(problems + doubts)))
+        elif doubts:
+            results.append(Result(WARN, item, "; ".join(doubts)))
         else:
             pages = len({page.pk for page, _value in offers[code]})
             results.append(
