@@ -110,9 +110,7 @@ class OfferBlock(blocks.StructBlock):
                 )
             if not value.get("period_id"):
                 errors["period_id"] = ValidationError(
-                    _(
-                        "A free trial needs its Klarna payment period: choose the product again and pick a period."
-                    ),
+                    _("A free trial needs a Klarna payment period: choose the product again, then a period."),
                     code="trial_without_period",
                 )
             if (
@@ -258,9 +256,7 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
         if product is None:
             return {
                 "product_code": ValidationError(
-                    _(
-                        "“%(code)s” is not a package or campaign in Payway's catalogue. Choose the product again."
-                    ),
+                    _("“%(code)s” is not a package or campaign in Payway's catalogue. Choose it again."),
                     code="unknown_product",
                     params={"code": code},
                 )
@@ -276,9 +272,7 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
         if period_id and period_id not in {period.id for period in catalogue.payment_periods(code)}:
             return {
                 "period_id": ValidationError(
-                    _(
-                        "This Klarna payment period is not (or no longer) offered for “%(code)s”. Choose the product again."
-                    ),
+                    _("“%(code)s” has no such Klarna payment period (any more). Choose the product again."),
                     code="unknown_period",
                     params={"code": code},
                 )

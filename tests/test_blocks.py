@@ -1,0 +1,277 @@
+"""The paywall block: what readers see, what it costs to render (nothing), and how offers are validated."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+import responses
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from wagtail.blocks.struct_block import StructBlockValidationError
+from wagtail.models import Site
+
+from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory, OfferBlockFactory
+from tests.test_catalogue import CAMPAIGNS_URL, TRIAL_PERIOD, mock_catalogue
+from tests.testapp.models import ArticlePage
+from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock, split_at_paywall
+from wagtail_klarna_paywall.offers import resolve_offer
+
+pytestmark = pytest.mark.django_db
+
+FREE = "Freeintroword"
+TEASER = "Teaserword"
+GATED = "Gatedsecretword"
+
+
+@pytest.fixture
+def root():
+    return Site.objects.get(is_default_site=True).root_page
+
+
+@pytest.fixture
+def purchase_page(root):
+    return KlarnaPurchasePageFactory(parent=root, slug="subscribe")
+
+
+@pytest.fixture
+def article(root, purchase_page):
+    page = ArticlePageFactory(
+        parent=root,
+        slug="story",
+        body__0__paragraph__value=f"<p>{FREE} opens the story.</p>",
+        body__1__paywall__heading="Read the whole story",
+        body__1__paywall__purchase_page=purchase_page,
+        body__1__paywall__offers__0__label="Digital subscription",
+        body__1__paywall__offers__1__trial=True,
+        body__2__paragraph__value=f"<p>{GATED} is the scoop.</p>",
+    )
+    return ArticlePage.objects.get(pk=page.pk)
+
+
+def buy_forms(html: str) -> list[str]:
+    return re.findall(r"<form[^>]*>.*?</form>", html, flags=re.S)
+
+
+def test_anonymous_reader_sees_heading_teaser_and_offers_but_not_the_rest(client, article):
+    """L01: the cut point holds, and the paywall shows every offer with a plain buy form."""
+    html = client.get(article.url).content.decode()
+    assert FREE in html and "Read the whole story" in html and TEASER in html
+    assert "Digital subscription" in html and "Try a month for free" in html
+    assert "99 kr / month" in html
+    assert GATED not in html
+
+
+def test_each_offer_posts_its_reference_to_the_purchase_pages_buy_route(client, article, purchase_page):
+    html = client.get(article.url).content.decode()
+    forms = buy_forms(html)
+    assert len(forms) == 2
+    paywall = next(child for child in article.body if isinstance(child.block, PaywallBlock))
+    item_ids = [item.id for item in paywall.value["offers"].bound_blocks]
+    for form, item_id in zip(forms, item_ids, strict=True):
+        assert 'method="post"' in form
+        assert f'action="{purchase_page.url}buy/"' in form
+        assert 'name="csrfmiddlewaretoken"' in form
+        assert f'name="page" value="{article.pk}"' in form
+        assert f'name="offer" value="{paywall.id}:{item_id}"' in form
+        # Only the reference travels: no code, period or price in the form.
+        assert "digital" not in form.replace("wkp", "") and TRIAL_PERIOD not in form
+    # The reference the form sends is the one the purchase flow resolves.
+    offer = resolve_offer(article, f"{paywall.id}:{item_ids[1]}")
+    assert offer.is_trial and offer.period_id == TRIAL_PERIOD and offer.purchase_page_id == purchase_page.pk
+
+
+def test_render_makes_no_payway_call_and_no_write(client, article):
+    """L01: zero Payway calls (no URL registered, so any call fails the test) and zero DB writes."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        for _ in range(3):
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(article.url)
+            assert response.status_code == 200
+            writes = [
+                q["sql"] for q in queries if q["sql"].split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}
+            ]
+            assert writes == []
+        assert len(rsps.calls) == 0
+
+
+def test_subscriber_reads_on_without_the_paywall(client, article, monkeypatch):
+    monkeypatch.setattr(
+        "wagtail_klarna_paywall.access.reader_has_access", lambda request, codes: "digital" in codes
+    )
+    html = client.get(article.url).content.decode()
+    assert FREE in html and GATED in html
+    assert "data-wkp-paywall" not in html and not buy_forms(html)
+
+
+class ProviderWithoutLogin:
+    """An identity provider whose log-in link cannot be built."""
+
+    def get_identity_token(self, request):
+        return None
+
+    def login_url(self, request, next_url):
+        raise RuntimeError("no login here")
+
+    def forget(self, request):
+        pass
+
+
+def test_a_failing_identity_provider_hides_the_login_link(client, article, settings):
+    html = client.get(article.url).content.decode()
+    assert "Already a subscriber? Log in" in html and "next=%2Fstory%2F" in html
+    provider = "tests.test_blocks.ProviderWithoutLogin"
+    settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "IDENTITY_PROVIDER": provider}
+    response = client.get(article.url)
+    assert response.status_code == 200
+    assert "Already a subscriber? Log in" not in response.content.decode()
+
+
+def test_paywall_without_purchase_page_shows_offers_without_forms(client, root):
+    page = ArticlePageFactory(parent=root, body__0__paywall__offers__0__label="Digital subscription")
+    html = client.get(page.url).content.decode()
+    assert "Digital subscription" in html and not buy_forms(html)
+
+
+def test_split_at_paywall(article):
+    free, paywall, gated = split_at_paywall(article.body)
+    assert [c.block.name for c in free] == ["paragraph"]
+    assert paywall.block.name == "paywall"
+    assert [FREE in str(c.value) for c in free] == [True] and [GATED in str(c.value) for c in gated] == [True]
+    assert split_at_paywall([]) == ([], None, [])
+
+
+def test_block_picker_preview_renders():
+    block = PaywallBlock()
+    assert block.is_previewable
+    value = block.get_preview_value()
+    html = block.render(value, {"request": None})
+    assert "Digital subscription" in html and "Try a month for free" in html
+    assert "<form" not in html  # no purchase page in a preview, so nothing to post to
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def offer_value(**overrides):
+    data = dict(OfferBlockFactory())
+    data.update(overrides)
+    return OfferBlock().to_python({k: (str(v) if isinstance(v, Decimal) else v) for k, v in data.items()})
+
+
+def errors_of(value) -> dict[str, str]:
+    with pytest.raises(StructBlockValidationError) as caught:
+        OfferBlock().clean(value)
+    return {name: " ".join(error.messages) for name, error in caught.value.block_errors.items()}
+
+
+@pytest.fixture
+def payway_down():
+    """Every catalogue call fails to connect: validation must not depend on it for the rules below."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def test_trial_without_period_is_an_error(payway_down):
+    errors = errors_of(offer_value(product_kind="campaign", is_trial=True, period_id=""))
+    assert "period" in errors["period_id"]
+
+
+def test_campaign_must_be_recurring(payway_down):
+    errors = errors_of(offer_value(product_kind="campaign", period_type="limited"))
+    assert "always recurring" in errors["period_type"]
+
+
+def test_trial_must_use_direct_debit(payway_down):
+    errors = errors_of(
+        offer_value(
+            product_kind="campaign",
+            is_trial=True,
+            period_id=TRIAL_PERIOD,
+            payment_method_category="pay_later",
+        )
+    )
+    assert "direct debit" in errors["payment_method_category"]
+
+
+def test_trial_must_be_a_campaign(payway_down):
+    errors = errors_of(offer_value(product_kind="package", is_trial=True, period_id=TRIAL_PERIOD))
+    assert "campaign" in errors["is_trial"]
+
+
+def test_unknown_and_expired_codes_are_errors():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mock_catalogue(rsps)
+        assert "not a package or campaign" in errors_of(offer_value(product_code="nope"))["product_code"]
+        assert "expired" in errors_of(offer_value(product_code="dagbladet_paper"))["product_code"]
+        assert "expired" in errors_of(offer_value(product_code="dagbladet_old"))["product_code"]
+        assert (
+            "payment period"
+            in errors_of(offer_value(product_code="dagbladet_digital", period_id="ffffffffffffffffffffffff"))[
+                "period_id"
+            ]
+        )
+        ok = OfferBlock().clean(offer_value(product_code="dagbladet_digital", period_id=TRIAL_PERIOD))
+        assert ok["product_code"] == "dagbladet_digital"
+        trial = offer_value(
+            product_code="dagbladet_trial", product_kind="campaign", is_trial=True, period_id=TRIAL_PERIOD
+        )
+        assert OfferBlock().clean(trial)["is_trial"] is True
+
+
+def test_payway_unreachable_accepts_the_offer(payway_down):
+    """Nothing registered: every call is a connection error, and saving still works."""
+    cleaned = OfferBlock().clean(offer_value(product_code="whatever"))
+    assert cleaned["product_code"] == "whatever"
+
+
+def test_payway_5xx_accepts_the_offer():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mock_catalogue(rsps)
+        rsps.replace(responses.GET, CAMPAIGNS_URL, status=503, body="down")
+        assert (
+            OfferBlock().clean(offer_value(product_code="dagbladet_summer"))["product_code"]
+            == "dagbladet_summer"
+        )
+
+
+def test_empty_access_codes_default_to_the_offered_products(payway_down, purchase_page):
+    block = PaywallBlock()
+    value = block.to_python(
+        {
+            "heading": "Read on",
+            "offers": [
+                {"type": "item", "value": {**dict(OfferBlockFactory()), "price": "99"}, "id": "a"},
+                {
+                    "type": "item",
+                    "value": {**dict(OfferBlockFactory(product_code="other")), "price": "9"},
+                    "id": "b",
+                },
+            ],
+            "purchase_page": purchase_page.pk,
+            "access_product_codes": [],
+        }
+    )
+    cleaned = block.clean(value)
+    assert list(cleaned["access_product_codes"]) == ["digital", "other"]
+
+
+def test_purchase_and_confirmation_choosers_are_restricted():
+    block = PaywallBlock()
+    from wagtail_klarna_paywall.models import KlarnaPurchasePage, PurchaseConfirmationPage
+
+    assert block.child_blocks["purchase_page"].target_model is KlarnaPurchasePage
+    assert block.child_blocks["confirmation_page"].target_model is PurchaseConfirmationPage
+
+
+def test_offer_values_still_read_into_offers():
+    from wagtail_klarna_paywall.blocks import offer_from_value
+
+    offer = offer_from_value(
+        "pw:o1", offer_value(product_kind="campaign", period_type="limited", is_trial=True)
+    )
+    assert offer.period_type == "recurring" and offer.payment_method_category == "pay_now"
+    with pytest.raises(ValidationError):
+        OfferBlock().clean(offer_value(product_code=""))
