@@ -30,3 +30,25 @@ def test_package_keeps_one_initial_migration():
 
     migrations = Path(wagtail_klarna_paywall.__file__).parent / "migrations"
     assert sorted(p.name for p in migrations.glob("0*.py")) == ["0001_initial.py"]
+
+
+#: Wagtail 7.4's last core migration. Migrations made on Wagtail 8 depend on a later one that 7.4 lacks.
+WAGTAIL_74_LAST = "0097_baselogentry_uuid_action_timestamp_indexes"
+
+
+def test_migrations_run_on_wagtail_7_4_too():
+    """makemigrations on Wagtail 8 writes a dependency on its newest core migration; 7.4 (the floor of the
+    supported range) does not have it. After regenerating a migration, point its wagtailcore dependency
+    back at WAGTAIL_74_LAST (the page model itself is handled in apps.py)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [
+        root / "wagtail_klarna_paywall/migrations/0001_initial.py",
+        root / "tests/testapp/migrations/0001_initial.py",
+        root / "sandbox/demo/migrations/0001_initial.py",
+    ]
+    for path in files:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+        dependencies = [line for line in lines if line.startswith("('wagtailcore'")]
+        assert dependencies == [f"('wagtailcore', '{WAGTAIL_74_LAST}'),"], (path, dependencies)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
@@ -10,3 +11,9 @@ class WagtailKlarnaPaywallConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+
+        # Migrations made on Wagtail 8 name the page model through its WAGTAIL_PAGE_MODEL setting (the page
+        # model is swappable there). Wagtail 7.4 has no such setting: give it the one page model 7.4 knows,
+        # so the same migrations run on both.
+        if not hasattr(settings, "WAGTAIL_PAGE_MODEL"):
+            settings.WAGTAIL_PAGE_MODEL = "wagtailcore.Page"
