@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from wagtail.admin.panels import FieldPanel, PageChooserPanel
+from wagtail.admin.panels import FieldPanel, MultiFieldPanel, PageChooserPanel
 from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
 
-from .blocks import OfferBlock
+from .blocks import PAYMENT_METHOD_CATEGORY_CHOICES, OfferBlock
 
 
 @register_setting(icon="password")
@@ -77,6 +78,40 @@ class PaywallSettings(BaseSiteSetting):
         default=False,
         help_text=_("Shows a visible test-mode ribbon on purchase pages."),
     )
+
+    panels = [
+        MultiFieldPanel(
+            [
+                FieldPanel("title_code"),
+                PageChooserPanel(
+                    "default_confirmation_page", "wagtail_klarna_paywall.PurchaseConfirmationPage"
+                ),
+                FieldPanel(
+                    "default_payment_method_category",
+                    widget=forms.Select(choices=[c for c in PAYMENT_METHOD_CATEGORY_CHOICES if c[0]]),
+                ),
+                FieldPanel("test_mode"),
+            ],
+            heading=_("Catalogue and purchase"),
+        ),
+        MultiFieldPanel(
+            [
+                FieldPanel("traffic_source_default"),
+                FieldPanel("merchant_reference_pattern"),
+            ],
+            heading=_("Order references"),
+        ),
+        MultiFieldPanel(
+            [
+                FieldPanel("disable_account_info_overwrite"),
+                FieldPanel("raise_on_ssn_already_taken_error"),
+                FieldPanel("raise_on_ssn_already_set_error"),
+                FieldPanel("raise_on_account_update_error"),
+                FieldPanel("raise_on_delivery_address_error"),
+            ],
+            heading=_("Payway account updates from Klarna"),
+        ),
+    ]
 
     class Meta:
         verbose_name = _("Klarna paywall")
@@ -298,8 +333,8 @@ class KlarnaPurchasePage(RoutablePageMixin, Page):
         FieldPanel("customer_form_intro"),
         PageChooserPanel("confirmation_page", "wagtail_klarna_paywall.PurchaseConfirmationPage"),
     ]
+    # Any parent: publishers' trees differ, and a site may keep one purchase page per section.
     subpage_types: list[str] = []
-    max_count_per_parent = 1
     template = "wagtail_klarna_paywall/purchase_page.html"
 
     class Meta:
