@@ -47,6 +47,24 @@ def _reader_state(request: Any, paywall: Any) -> tuple[str, bool]:
     return (READER if gating.is_reader_dependent(request) else ANONYMOUS), False
 
 
+def _without_owned_offers(value: Any, request: Any) -> Any:
+    """The paywall's value without the offers whose product the logged-in reader already holds."""
+    from wagtail.blocks.list_block import ListValue
+    from wagtail.blocks.struct_block import StructValue
+
+    from .. import access
+
+    owned = access.owned_product_codes(request)
+    offers = value["offers"]
+    kept = [item for item in offers.bound_blocks if item.value.get("product_code") not in owned]
+    if not owned or len(kept) == len(offers.bound_blocks):
+        return value
+    kept_offers = ListValue(offers.list_block, bound_blocks=kept)
+    return StructValue(
+        value.block, [(name, kept_offers if name == "offers" else v) for name, v in value.items()]
+    )
+
+
 @register.simple_tag(takes_context=True)
 def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     """Render a StreamField up to its first paywall block, and the rest only for readers with access.
@@ -86,4 +104,5 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         "reader_state": state,
         "login_url": _login_url(request, page) if state == ANONYMOUS else "",
     }
-    return mark_safe(_render(free, flat) + str(paywall.render_as_block(context=paywall_context)))  # noqa: S308
+    value = _without_owned_offers(paywall.value, request) if state == READER else paywall.value
+    return mark_safe(_render(free, flat) + str(paywall.block.render(value, context=paywall_context)))  # noqa: S308
