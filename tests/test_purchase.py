@@ -437,6 +437,25 @@ def test_identity_token_refused_on_create_session_asks_for_login(shop, payway):
     assert result.attempt.state == AttemptState.NEW
 
 
+def test_system_token_refused_is_not_a_login_problem(shop, payway):
+    """A 401 on our own (system) token, after the client's one renewal, is "unavailable" for the reader."""
+    payway.add(responses.POST, CREATE_V2, status=401, json={"code": "unauthorized"})
+    result = start(shop)
+    assert result.status == purchase.BuyStatus.FAILED
+    assert result.error_code == "unavailable"
+    assert len(calls_to(payway, CREATE_V2)) == 2  # the client renewed the token and tried once more
+
+
+def test_system_token_refused_on_place_order_can_be_retried(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, status=401, json={"code": "unauthorized"})
+    attempt = start(shop).attempt
+    result = place(attempt)
+    assert result.outcome == purchase.Outcome.RETRY
+    assert result.error_code == "unavailable"
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
+
+
 def test_no_confirmation_page_is_a_configuration_error(shop, payway):
     shop.purchase_page.confirmation_page = None
     shop.purchase_page.save()
@@ -734,6 +753,16 @@ def test_allowed_klarna_redirects(url):
 def test_rejected_redirects(url):
     """B10/B11: classic and lookalike open-redirect payloads are never followed."""
     assert not purchase.is_allowed_klarna_redirect(url)
+
+
+def test_debug_accepts_the_sandbox_hop_only_for_listed_hosts():
+    """The sandbox's fake Klarna hop is http on runserver's port; only DEBUG accepts that."""
+    hop = "http://127.0.0.1:8000/fake-payway/klarna/hop/s1/"
+    assert purchase.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=True)
+    assert not purchase.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=False)
+    assert not purchase.is_allowed_klarna_redirect(hop, ["klarna.com"], debug=True)
+    assert not purchase.is_allowed_klarna_redirect("http://user@127.0.0.1:8000/", ["127.0.0.1"], debug=True)
+    assert not purchase.is_allowed_klarna_redirect("javascript:alert(1)", ["127.0.0.1"], debug=True)
 
 
 def test_redirect_hosts_are_configurable(settings):

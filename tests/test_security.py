@@ -30,8 +30,14 @@ def assert_hardened(response):
     csp = response["Content-Security-Policy"]
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     parsed = directives(csp)
-    for name in ("script-src", "style-src", "connect-src", "frame-src", "default-src", "form-action"):
+    for name in ("script-src", "style-src", "connect-src", "frame-src", "default-src"):
         assert parsed[name] == ["'self'", *KLARNA_HOSTS], name
+    # Chrome checks form-action against the redirect after the order form's POST: Klarna's hop is allowed.
+    form_action = ["'self'", *KLARNA_HOSTS, "https://klarna.com", "https://*.klarna.com"]
+    assert parsed["form-action"][: len(form_action)] == form_action
+    # Only under DEBUG: the sandbox's plain-http hop.
+    extra = parsed["form-action"][len(form_action) :]
+    assert all(v.startswith("http://") and v.endswith(":*") for v in extra)
     assert parsed["frame-ancestors"] == ["'none'"]
     assert parsed["object-src"] == ["'none'"]
     assert "*" not in [v for values in parsed.values() for v in values]
@@ -109,6 +115,19 @@ def test_csp_follows_the_configured_hosts(settings):
     }
     parsed = directives(security.content_security_policy())
     assert parsed["script-src"] == ["'self'", "https://js.playground.klarna.com"]
+
+
+def test_form_action_follows_the_redirect_allow_list(settings):
+    settings.WAGTAIL_KLARNA_PAYWALL = {
+        **settings.WAGTAIL_KLARNA_PAYWALL,
+        "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "bad host;script-src *"],
+    }
+    parsed = directives(security.content_security_policy())
+    assert parsed["form-action"][-3:] == ["https://klarna.com", "https://*.klarna.com", "https://127.0.0.1"]
+    settings.DEBUG = True
+    parsed = directives(security.content_security_policy())
+    assert "http://127.0.0.1:*" in parsed["form-action"]
+    assert parsed["script-src"] == ["'self'", *KLARNA_HOSTS]
 
 
 def test_csp_allows_a_static_files_cdn(settings):

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -86,6 +87,8 @@ REBUY_GUARD = dt.timedelta(hours=48)
 ORDERED_STATES = (AttemptState.PLACING, AttemptState.PLACED, AttemptState.CONFIRMED, AttemptState.UNKNOWN)
 
 _MAX_REFERENCE = 255
+#: The reader message for "Payway could not be used just now, nothing happened" (PaywayConnectError's code).
+UNAVAILABLE = "unavailable"
 _UTM_RE = re.compile(r"^[\w.\-+ ]{1,100}$")
 
 
@@ -462,7 +465,8 @@ def _prepare_session(
             return BuyResult(BuyStatus.LOGIN, attempt, "authentication_expired")
         if attempt.state == AttemptState.FAILED:
             _send(signals.purchase_failed, attempt)
-        return BuyResult(BuyStatus.FAILED, attempt, error.error_code)
+        code = UNAVAILABLE if isinstance(error, AuthenticationExpired) else error.error_code
+        return BuyResult(BuyStatus.FAILED, attempt, code)
     if started:
         _send(signals.purchase_started, attempt)
     logger.info("Payway session created for attempt %s", attempt.reference)
@@ -514,9 +518,15 @@ class PlaceResult:
     called_payway: bool = False
 
 
-def is_allowed_klarna_redirect(url: Any, hosts: Any = None) -> bool:
+def is_allowed_klarna_redirect(url: Any, hosts: Any = None, *, debug: bool | None = None) -> bool:
     """Contract 8: an absolute ``https`` URL, no user info, no port, no odd characters, whose host is one
-    of ``KLARNA_REDIRECT_HOSTS`` or a subdomain of one. Anything else is refused (catalogue B10, B11)."""
+    of ``KLARNA_REDIRECT_HOSTS`` or a subdomain of one. Anything else is refused (catalogue B10, B11).
+
+    Under ``DEBUG`` only (the sandbox, whose fake Klarna hop is served by runserver), ``http`` and an
+    explicit port are accepted too; the host must still be on the list.
+    """
+    if debug is None:
+        debug = bool(django_settings.DEBUG)
     if not isinstance(url, str) or not url or len(url) > 2000:
         return False
     if not url.isascii() or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
@@ -528,13 +538,16 @@ def is_allowed_klarna_redirect(url: Any, hosts: Any = None) -> bool:
         port = parts.port
     except ValueError:
         return False
-    if parts.scheme != "https" or not url.startswith("https://"):
-        return False
-    if "@" in parts.netloc or port is not None or ":" in parts.netloc:
+    schemes = ("https", "http") if debug else ("https",)
+    if parts.scheme not in schemes or not url.startswith(f"{parts.scheme}://"):
         return False
     host = parts.hostname or ""
-    # The netloc must be exactly a lower-case host name (no upper case, no trailing dot tricks).
-    if not host or parts.netloc != host or not re.fullmatch(r"[a-z0-9.-]+", host) or host.endswith("."):
+    expected_netloc = f"{host}:{port}" if (debug and port is not None) else host
+    # The netloc must be exactly a lower-case host name: no user info, no port, no upper case, no
+    # trailing-dot tricks.
+    if "@" in parts.netloc or parts.netloc != expected_netloc:
+        return False
+    if not host or not re.fullmatch(r"[a-z0-9.-]+", host) or host.endswith("."):
         return False
     if hosts is None:
         hosts = paywall_settings.KLARNA_REDIRECT_HOSTS
@@ -746,8 +759,11 @@ def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime
             **common,
         )
         logger.warning("place_order not executed for attempt %s: %s", attempt.reference, code)
-        if isinstance(exc, AuthenticationExpired) and attempt.existing_customer:
-            return PlaceResult(Outcome.LOGIN, attempt, code, called_payway=True)
+        if isinstance(exc, AuthenticationExpired):
+            if attempt.existing_customer:
+                return PlaceResult(Outcome.LOGIN, attempt, code, called_payway=True)
+            # Our own system token was refused twice: nothing the reader can fix by logging in.
+            code = UNAVAILABLE
         return PlaceResult(Outcome.RETRY, attempt, code, called_payway=True)
 
     if isinstance(exc, PaymentMethodFailed):

@@ -33,6 +33,22 @@ def _static_origin() -> str:
     return ""
 
 
+def _redirect_sources() -> list[str]:
+    """CSP sources for ``KLARNA_REDIRECT_HOSTS`` (each host and its subdomains, as the allow-list reads
+    them); under ``DEBUG`` also plain http on any port, for the sandbox's fake Klarna hop."""
+    sources: list[str] = []
+    for host in paywall_settings.KLARNA_REDIRECT_HOSTS:
+        host = str(host).lower().strip(".")
+        if not host or not all(ch.isalnum() or ch in ".-" for ch in host):
+            continue
+        is_ip = host.replace(".", "").isdigit()
+        names = [host] if is_ip else [host, f"*.{host}"]
+        sources += [f"https://{name}" for name in names]
+        if settings.DEBUG:
+            sources += [f"http://{name}:*" for name in names]
+    return sources
+
+
 def content_security_policy() -> str:
     """The CSP of flow pages: ``'self'`` plus ``KLARNA_CSP_HOSTS`` (plus a static-files CDN, if any)."""
     sources = ["'self'", *paywall_settings.KLARNA_CSP_HOSTS]
@@ -49,8 +65,8 @@ def content_security_policy() -> str:
         f"connect-src {allowed}",
         f"frame-src {allowed}",
         # Chrome applies form-action to the redirect that follows a form post, and placing an order
-        # answers with a redirect to Klarna: so Klarna's hosts belong here too.
-        f"form-action {allowed}",
+        # answers with a redirect to Klarna: so the hosts that redirect may go to belong here too.
+        f"form-action {' '.join([*sources, *_redirect_sources()])}",
         "frame-ancestors 'none'",
         "base-uri 'none'",
         "object-src 'none'",
