@@ -3,6 +3,18 @@
 from django.conf import settings
 
 
+def _reader_logged_in(request) -> bool:
+    # Reads the session only when the browser sent a session cookie: an anonymous page must neither
+    # create a session nor vary on one.
+    from wagtail_klarna_paywall import sso
+
+    return sso.reader_key(request) is not None
+
+
 def sandbox(request):
-    # A link to the fake Payway's control page, where a visitor arms failures (500, 403, slow replies...).
-    return {"fake_payway": not settings.USE_REAL_PAYWAY}
+    return {
+        # A link to the fake Payway's control page, where a visitor arms failures (500, 403, slow replies...).
+        "fake_payway": not settings.USE_REAL_PAYWAY,
+        # Called by the template only where it is used (the header).
+        "reader_logged_in": lambda: _reader_logged_in(request),
+    }
