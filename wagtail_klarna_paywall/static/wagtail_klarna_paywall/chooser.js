@@ -27,9 +27,10 @@
     FIELDS.forEach(function (field) {
       setField(field, data[field]);
     });
+    // A free campaign period is a trial; anything else is not (the editor may still untick it).
+    setField('is_trial', Boolean(data.is_trial));
     if (data.is_trial) {
       // Trials need Klarna's direct debit, which sits under "pay now".
-      setField('is_trial', true);
       setField('payment_method_category', 'pay_now');
     }
   }
