@@ -8,6 +8,7 @@ state, so "one call" and "no duplicate order" are measured at the other end of t
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import secrets
 import threading
 import time
@@ -106,7 +107,7 @@ def in_progress(call: Call) -> bool:
 
 def assert_monotonic(history: list[str]) -> None:
     """Every change of state in ``history`` is a transition the state machine allows."""
-    changes = [(a, b) for a, b in zip(history, history[1:], strict=False) if a != b]
+    changes = [(a, b) for a, b in itertools.pairwise(history) if a != b]
     for before, after in changes:
         assert after in ALLOWED_TRANSITIONS[before], f"{before} -> {after} in {history}"
 
@@ -169,22 +170,45 @@ def test_c02_sequential_double_submit_places_once_and_replays_the_outcome(shop, 
 REPETITIONS = 20
 
 
+class ReadTogether:
+    """A RunBefore-style hook: every request looks its attempt up, then waits until all ``parties`` have
+    read it. So they all hold a ``session_ready`` copy when they go on, and only the database's
+    conditional UPDATE stands between them and a second place_order (without the hook, the GIL lets
+    the first thread run ahead and most others read ``placing`` already)."""
+
+    def __init__(self, monkeypatch, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=30)
+        self.original = purchase.find_attempt
+        monkeypatch.setattr(purchase, "find_attempt", self)
+
+    def __call__(self, reference, reader):
+        attempt = self.original(reference, reader)
+        self.barrier.wait()
+        return attempt
+
+
 @pytest.mark.parametrize("k", [2, 10, 50])
-def test_c03_same_authorization_submitted_concurrently(shop, fake_payway, k):
+def test_c03_same_authorization_submitted_concurrently(shop, fake_payway, monkeypatch, k):
     """C03: K threads post the same authorization at once, K = 2, 10, 50, each repeated 20 times on a fresh
     attempt: exactly one place_order per attempt, 0 x 5xx, 0 duplicate orders. The others get the stored
-    outcome (a redirect to the same confirmation) or the "in progress" page."""
+    outcome (a redirect to the same confirmation) or the "in progress" page.
+
+    Odd repetitions release the threads as they come; even ones also make every thread read the attempt
+    as ``session_ready`` before any of them goes on (:class:`ReadTogether`), the hardest case for I1."""
     outcomes: Counter[str] = Counter()
     all_calls: list[Call] = []
     per_attempt_calls = []
-    for _ in range(REPETITIONS):
+    for repetition in range(REPETITIONS):
         cookies = new_reader_cookies()
         attempt = start_checkout(cookies, shop)
         before = state.calls("place_order")
         slow_replies("place_order", 1, PLACE_DELAY)
         token = authorization()
 
-        calls = run_together([pay_task(cookies, shop, attempt, token)] * k)
+        with monkeypatch.context() as patch:
+            if repetition % 2 == 0:
+                ReadTogether(patch, k)
+            calls = run_together([pay_task(cookies, shop, attempt, token)] * k)
 
         per_attempt_calls.append(state.calls("place_order") - before)
         assert not [c for c in calls if c.server_error], [c.error or c.status for c in calls]
@@ -211,7 +235,7 @@ def test_c03_same_authorization_submitted_concurrently(shop, fake_payway, k):
 # -- C04 ---------------------------------------------------------------------------------------------
 
 
-def test_c04_two_authorizations_for_one_attempt(shop, fake_payway):
+def test_c04_two_authorizations_for_one_attempt(shop, fake_payway, monkeypatch):
     """C04: the reader authorized in two tabs and both tabs submit, at once (10 times) and one after the
     other: only the first reaches Payway; the second gets the stored outcome."""
     for _ in range(10):
@@ -219,7 +243,9 @@ def test_c04_two_authorizations_for_one_attempt(shop, fake_payway):
         attempt = start_checkout(cookies, shop)
         before = state.calls("place_order")
         slow_replies("place_order", 1, PLACE_DELAY)
-        calls = run_together([pay_task(cookies, shop, attempt, authorization()) for _ in range(2)])
+        with monkeypatch.context() as patch:
+            ReadTogether(patch, 2)
+            calls = run_together([pay_task(cookies, shop, attempt, authorization()) for _ in range(2)])
         assert state.calls("place_order") - before == 1
         assert not [c for c in calls if c.server_error]
         assert all(c.status == 303 or in_progress(c) for c in calls)
@@ -343,7 +369,8 @@ def test_c08_new_session_near_and_after_expiry(shop, fake_payway):
     cookies = new_reader_cookies()
     attempt = start_checkout(cookies, shop)
     seen = {state.sessions()[0].client_token}
-    for age, expected_sessions in ((dt.timedelta(hours=46, minutes=1), 2), (dt.timedelta(hours=48, minutes=5), 3)):
+    ages = ((dt.timedelta(hours=46, minutes=1), 2), (dt.timedelta(hours=48, minutes=5), 3))
+    for age, expected_sessions in ages:
         stale = set(seen)
         _age_session(attempt, age)
         calls = run_together([click_and_render(cookies, shop)] * 5)
@@ -389,7 +416,7 @@ def test_c09_after_a_purchase_another_offer_gets_a_fresh_session(shop, fake_payw
     assert state.calls("create_session") == 2
     page = browser(cookies).get(shop.checkout_url(bought), secure=True).content.decode()
     assert client_token_in(page) is None
-    report("C09 new offer after a purchase: 1 fresh session; same offer again: 0 sessions, existing order shown")
+    report("C09 new offer after a purchase: 1 fresh session; same offer again: 0 sessions, order shown")
 
 
 # -- C10 ---------------------------------------------------------------------------------------------
