@@ -135,10 +135,12 @@ if USE_REAL_PAYWAY:
 else:
     # The fake Payway is served by this same process, and the site calls it over real HTTP, so runserver
     # must be threaded (its default). PORT must match the port runserver listens on.
+    # The browser is sent to the fake SSO2, and readers open the site at http://localhost:<port>/ (the
+    # demo Site's host), so SSO_URL names localhost too: the fake login form only returns to its own host.
     _FAKE = f"http://127.0.0.1:{PORT}/fake-payway"
     WAGTAIL_KLARNA_PAYWALL = {
         "API_URL": _FAKE,
-        "SSO_URL": f"{_FAKE}/sso",
+        "SSO_URL": f"http://localhost:{PORT}/fake-payway/sso",
         "CLIENT_ID": "sandbox",
         "CLIENT_SECRET": "sandbox-secret",
         "ORGANISATION_ID": "sandbox",
