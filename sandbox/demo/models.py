@@ -13,8 +13,7 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from wagtail_klarna_paywall.blocks import PaywallBlock
-
-from .serializers import PaywalledBodySerializer
+from wagtail_klarna_paywall.gating import PaywalledPageMixin, PaywalledStreamFieldSerializer, split_at_paywall
 
 
 class ArticleBodyBlock(blocks.StreamBlock):
@@ -71,7 +70,7 @@ class ArticleIndexPage(Page):
         return context
 
 
-class ArticlePage(Page):
+class ArticlePage(PaywalledPageMixin, Page):
     date = models.DateField(_("date"), default=timezone.localdate)
     author = models.CharField(_("author"), max_length=100, blank=True)
     intro = models.TextField(_("intro"), blank=True)
@@ -98,25 +97,12 @@ class ArticlePage(Page):
         APIField("author"),
         APIField("intro"),
         APIField("is_paywalled"),
-        APIField("body", serializer=PaywalledBodySerializer()),
+        APIField("body", serializer=PaywalledStreamFieldSerializer()),
     ]
 
     class Meta:
         verbose_name = _("article")
 
-    # What ``wagtail_klarna_paywall.gating.PaywalledPageMixin`` provides, with the gating module imported
-    # on use: it imports Wagtail's API serializers, which cannot be imported while models load.
-
-    def serve(self, request, *args, **kwargs):
-        from wagtail_klarna_paywall.gating import with_reader_cache_headers
-
-        return with_reader_cache_headers(request, super().serve(request, *args, **kwargs))
-
-    def paywall_free_text(self) -> str:
-        from wagtail_klarna_paywall.gating import free_text
-
-        return free_text(self.body)
-
     @property
     def is_paywalled(self) -> bool:
-        return any(isinstance(child.block, PaywallBlock) for child in self.body)
+        return split_at_paywall(self.body)[1] is not None
