@@ -198,12 +198,24 @@ def test_purchase_page_must_be_a_klarna_purchase_page(editor, home, purchase_pag
     assert not ArticlePage.objects.filter(slug="paywalled-story").exists()
 
 
-def test_payway_unreachable_does_not_stop_the_save(editor, home, purchase_page, rsps):
+def test_payway_unreachable_does_not_stop_the_save_and_warns(editor, home, purchase_page, rsps):
     """Nothing registered with ``responses``: every catalogue call fails to connect."""
-    response = editor.post(add_url(home), article_form(purchase_page, [offer(product_code="anything")]))
-    assert response.status_code == 302
+    response = editor.post(
+        add_url(home), article_form(purchase_page, [offer(product_code="anything")]), follow=True
+    )
+    assert response.redirect_chain and response.redirect_chain[0][1] == 302
     page = ArticlePage.objects.get(slug="paywalled-story")
     assert page.body[1].value["offers"][0]["product_code"] == "anything"
+    warnings = [str(m) for m in response.context["messages"] if m.level_tag == "warning"]
+    assert len(warnings) == 1 and "Payway could not be reached" in warnings[0] and "anything" in warnings[0]
+
+    # The next save, with Payway back, checks the offer again and warns no more.
+    mock_catalogue(rsps)
+    edit = reverse("wagtailadmin_pages:edit", args=(page.pk,))
+    form = article_form(purchase_page, [offer()])
+    response = editor.post(edit, form, follow=True)
+    assert response.status_code == 200
+    assert not [m for m in response.context["messages"] if m.level_tag == "warning"]
 
 
 def test_payway_5xx_does_not_stop_the_save(editor, home, purchase_page, rsps):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +17,21 @@ from wagtail.blocks.struct_block import StructBlockValidationError
 from .offers import TRIAL_PAYMENT_METHOD_CATEGORY, Offer
 
 logger = logging.getLogger(__name__)
+
+#: Product codes saved without a catalogue check during the current admin request (Payway unreachable),
+#: so the admin can warn the editor once the page is saved (see ``chooser.warn_about_unchecked_offers``).
+_unchecked_codes: ContextVar[tuple[str, ...]] = ContextVar("wagtail_klarna_paywall_unchecked", default=())
+
+
+def reset_unchecked_offer_codes() -> None:
+    _unchecked_codes.set(())
+
+
+def pop_unchecked_offer_codes() -> tuple[str, ...]:
+    codes = _unchecked_codes.get()
+    _unchecked_codes.set(())
+    return codes
+
 
 PAYMENT_METHOD_CATEGORY_CHOICES = [
     ("", _("Site default")),
@@ -279,6 +295,8 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
             }
     except PaywallError as err:
         logger.warning("Payway catalogue unreachable; offer %s saved unchecked: %s", code, err)
+        if code not in _unchecked_codes.get():
+            _unchecked_codes.set((*_unchecked_codes.get(), code))
     return {}
 
 

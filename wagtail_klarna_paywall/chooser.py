@@ -355,6 +355,34 @@ def refresh(request: HttpRequest) -> HttpResponse:
     return choose(request)
 
 
+# -- page save hooks (registered in wagtail_hooks.py) ------------------------------------------------------
+
+
+def forget_unchecked_offers(request: HttpRequest, *args: Any) -> None:
+    """``before_create_page`` / ``before_edit_page``: start the request with no unchecked offers."""
+    from .blocks import reset_unchecked_offer_codes
+
+    reset_unchecked_offer_codes()
+
+
+def warn_about_unchecked_offers(request: HttpRequest, page: Any) -> None:
+    """``after_create_page`` / ``after_edit_page``: tell the editor which offers Payway could not confirm."""
+    from django.contrib import messages
+
+    from .blocks import pop_unchecked_offer_codes
+
+    codes = pop_unchecked_offer_codes()
+    if codes:
+        messages.warning(
+            request,
+            _(
+                "Payway could not be reached, so these offers were saved without checking them against "
+                "its catalogue: %(codes)s. Open the page again later to check them."
+            )
+            % {"codes": ", ".join(codes)},
+        )
+
+
 class OfferChooserViewSet(ViewSet):
     """Registers the chooser's admin URLs (``register_admin_viewset`` in ``wagtail_hooks.py``)."""
 

@@ -6,7 +6,7 @@ from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 from wagtail.permissions import register_permission_policy
 
-from . import reports
+from . import chooser, reports
 from .admin_views import PurchaseLogViewSet, purchase_log_permission_policy
 from .models import PurchaseAttempt
 
@@ -58,9 +58,14 @@ def register_funnel_menu_item():
 
 @hooks.register("register_admin_viewset")
 def register_offer_chooser():
-    from .chooser import offer_chooser_viewset
+    return chooser.offer_chooser_viewset
 
-    return offer_chooser_viewset
+
+# Offers saved while Payway was unreachable are accepted; the editor is told which ones once saved.
+hooks.register("before_create_page", chooser.forget_unchecked_offers)
+hooks.register("before_edit_page", chooser.forget_unchecked_offers)
+hooks.register("after_create_page", chooser.warn_about_unchecked_offers)
+hooks.register("after_edit_page", chooser.warn_about_unchecked_offers)
 
 
 hooks.register("construct_homepage_panels", reports.add_dashboard_panels)
