@@ -242,8 +242,8 @@ class Command(BaseCommand):
             PurchaseConfirmationPage,
             "tack",
             title="Tack för ditt köp",
-            body="<p>Tack! Din prenumeration är klar och du kan läsa vidare direkt. Ett kvitto kommer med "
-            "e-post från Klarna.</p>",
+            body="<p>Tack! Din prenumeration är klar. Är du inloggad kan du läsa vidare direkt; är du ny "
+            "prenumerant loggar du in med din e-postadress. Ett kvitto kommer med e-post från Klarna.</p>",
         )
         purchase = self._page(
             home,
