@@ -142,13 +142,13 @@ class ProductFilterForm(forms.Form):
 
 
 def _site_title_code(request: HttpRequest) -> str:
+    """The title code of the site the admin is served from ("" when none matches: the picker decides)."""
+    from wagtail.models import Site
+
     from .models import PaywallSettings
 
-    try:
-        return PaywallSettings.for_request(request).title_code
-    except Exception:  # no site matches the admin host: fall back to the title picker
-        logger.debug("No site settings for the chooser request", exc_info=True)
-        return ""
+    site = Site.find_for_request(request)
+    return PaywallSettings.for_site(site).title_code if site is not None else ""
 
 
 def _title_choices(request: HttpRequest) -> tuple[list[tuple[str, str]], str]:
