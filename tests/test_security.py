@@ -143,3 +143,11 @@ def test_harden_overrides_weaker_headers():
     security.harden(response)
     assert response["Cache-Control"] == "private, no-store"
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_wagtail_preview_may_be_framed_by_the_admin_only(shop):
+    """The editor's preview iframe is same-origin; readers' pages stay unframeable."""
+    response = shop.purchase_page.make_preview_request()
+    assert response.status_code == 200
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert directives(response["Content-Security-Policy"])["frame-ancestors"] == ["'self'"]

@@ -853,3 +853,58 @@ def test_no_flow_view_is_csrf_exempt():
 @override_settings(WAGTAIL_KLARNA_PAYWALL={"API_URL": "https://backend.worldoftulo.com"})
 def test_no_test_ribbon_in_production(shop, reader):
     assert "Test mode" not in text(reader.get(landing_url(shop), secure=True))
+
+
+# -- secrets and personal data ---------------------------------------------------------------------------
+
+
+def test_no_token_or_personal_data_in_logs_pages_or_database(shop, payway, reader, caplog):
+    """S02/S03/S05: run the whole flow with sentinels; none of them leaves the request."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(
+        responses.POST,
+        PLACE_V2,
+        status=400,
+        json={"code": "ssn_already_taken", "message": f"{PERSONNUMMER} belongs to reader@example.com"},
+    )
+    attempt = start_checkout(reader, shop)
+    pages = [reader.get(checkout_path(attempt), secure=True), pay(reader, attempt)]
+    pages.append(reader.get(f"/thanks/?ref={attempt.reference}", secure=True))
+
+    sentinels = [SYSTEM_TOKEN, AUTH_TOKEN, PERSONNUMMER, "reader@example.com", "test-secret-do-not-leak"]
+    seen = caplog.text + "".join(text(p) + str(dict(p.headers)) + str(p.cookies) for p in pages)
+    attempt.refresh_from_db()
+    stored = str(PurchaseAttempt.objects.filter(pk=attempt.pk).values().get()) + str(
+        list(attempt.events.values())
+    )
+    for sentinel in sentinels:
+        assert sentinel not in seen, sentinel
+        assert sentinel not in stored, sentinel
+    assert "Bearer " not in caplog.text
+    assert attempt.state == AttemptState.FAILED and attempt.error_code == "ssn_already_taken"
+
+
+def test_error_reports_hide_the_authorization_token_and_customer_fields(shop, payway, reader, monkeypatch):
+    """S04: checkout marks the token and the new customer's details as sensitive POST parameters."""
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from wagtail_klarna_paywall import purchase
+
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start_checkout(reader, shop)
+    seen = {}
+
+    def capture(attempt, reader, **kwargs):
+        request = kwargs["request"]
+        seen.update(SafeExceptionReporterFilter().get_post_parameters(request))
+        raise RuntimeError("forced")
+
+    monkeypatch.setattr(purchase, "place_order", capture)
+    with pytest.raises(RuntimeError):
+        pay(reader, attempt)
+    cleansed = SafeExceptionReporterFilter.cleansed_substitute
+    for name in ("klarna_authorization_token", "email", "first_name", "last_name"):
+        assert seen[name] in (cleansed, [cleansed])

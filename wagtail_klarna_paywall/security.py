@@ -49,7 +49,7 @@ def _redirect_sources() -> list[str]:
     return sources
 
 
-def content_security_policy() -> str:
+def content_security_policy(*, frame_ancestors: str = "'none'") -> str:
     """The CSP of flow pages: ``'self'`` plus ``KLARNA_CSP_HOSTS`` (plus a static-files CDN, if any)."""
     sources = ["'self'", *paywall_settings.KLARNA_CSP_HOSTS]
     static_origin = _static_origin()
@@ -67,18 +67,24 @@ def content_security_policy() -> str:
         # Chrome applies form-action to the redirect that follows a form post, and placing an order
         # answers with a redirect to Klarna: so the hosts that redirect may go to belong here too.
         f"form-action {' '.join([*sources, *_redirect_sources()])}",
-        "frame-ancestors 'none'",
+        f"frame-ancestors {frame_ancestors}",
         "base-uri 'none'",
         "object-src 'none'",
     ]
     return "; ".join(directives)
 
 
-def harden(response: HttpResponse) -> HttpResponse:
-    """Set the flow pages' headers on ``response`` (overriding whatever a middleware would set)."""
+def harden(response: HttpResponse, *, preview: bool = False) -> HttpResponse:
+    """Set the flow pages' headers on ``response`` (overriding whatever a middleware would set).
+
+    ``preview``: Wagtail's editor shows page previews in a same-origin iframe, so a preview may be
+    framed by our own origin (and only by it).
+    """
     response["Cache-Control"] = CACHE_CONTROL
-    response["X-Frame-Options"] = "DENY"
-    response["Content-Security-Policy"] = content_security_policy()
+    response["X-Frame-Options"] = "SAMEORIGIN" if preview else "DENY"
+    response["Content-Security-Policy"] = content_security_policy(
+        frame_ancestors="'self'" if preview else "'none'"
+    )
     # The checkout URL holds the attempt reference: keep it out of Referer headers sent to other sites.
     response["Referrer-Policy"] = "same-origin"
     response["X-Content-Type-Options"] = "nosniff"
@@ -90,11 +96,12 @@ def flow_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not settings.DEBUG and not request.is_secure():
+        preview = bool(getattr(request, "is_preview", False))
+        if not settings.DEBUG and not request.is_secure() and not preview:
             # get_host() is validated against ALLOWED_HOSTS, so this cannot be steered to another
             # site. A POST is redirected too, unprocessed: nothing happens over plain HTTP.
             secure_url = "https://" + request.get_host() + request.get_full_path()
             return harden(HttpResponsePermanentRedirect(secure_url))
-        return harden(view(request, *args, **kwargs))
+        return harden(view(request, *args, **kwargs), preview=preview)
 
     return wrapper
