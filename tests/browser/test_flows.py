@@ -1,0 +1,406 @@
+"""The purchase flow end to end in headless Chromium, against the sandbox with its fake Payway and widget.
+
+Each test is a fresh reader (a new browser context) on a freshly reset fake Payway. It asserts what the
+reader sees, the resulting purchase attempt in the sandbox's database, and the Payway calls the fake counted.
+Every flow also asserts that the browser reported no CSP violation and no script error (S07).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import ARTIFACTS_DIR, Sandbox, Watch
+
+pytestmark = pytest.mark.browser
+
+#: The demo articles (sandbox/demo/management/commands/build_demo_content.py) and their paywall offers.
+ARTICLE_CAMPAIGN_DIGITAL = "/nyheter/ny-cykelbana-langs-an/"  # offers: campaign, digital
+ARTICLE_TRIAL_DIGITAL = "/nyheter/ekby-if-till-allsvenskan/"  # offers: trial, digital
+PAID_TEXT = {
+    ARTICLE_CAMPAIGN_DIGITAL: "Bygget blev nära 20 miljoner kronor dyrare",
+    ARTICLE_TRIAL_DIGITAL: "Huvudtränaren Peter Ek var rörd",
+}
+FREE_TEXT = {
+    ARTICLE_CAMPAIGN_DIGITAL: "Den fyra kilometer långa sträckan",
+    ARTICLE_TRIAL_DIGITAL: "Läktarna på Åvallen var fullsatta",
+}
+PURCHASE_PAGE = "/kop/"
+#: What the reader sees of each demo offer (its label), by Payway product code.
+OFFER_LABELS = {
+    "demo_digital": "Digital – 139 kr/mån",
+    "demo_campaign_3m99": "Kampanj: 99 kr/mån i tre månader",
+    "demo_trial_14d": "Prova gratis i 14 dagar",
+}
+#: The product name, which the checkout and confirmation summaries show (from the attempt, not the page).
+PRODUCT_NAMES = {
+    "demo_digital": "Digital",
+    "demo_campaign_3m99": "3 månader för 99 kr",
+    "demo_trial_14d": "Prova gratis i 14 dagar",
+}
+LOGIN_TEXT = "Redan prenumerant? Logga in"
+CHECKOUT_PATH = re.compile(r"/kop/checkout/(?P<ref>[0-9a-f-]{36})/")
+FLOW_PATHS = ("/kop/", "/tack/")
+READER = "reader@example.com"
+DEMO_PASSWORD = "demo"
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def checkout_reference(page: Page) -> str:
+    match = CHECKOUT_PATH.search(urlsplit(page.url).path)
+    assert match, f"expected the checkout page, got {page.url}"
+    return match["ref"]
+
+
+def offer_box(page: Page, product_code: str):
+    """The innermost element holding the offer's label and a buy form (paywall block or purchase page)."""
+    label = OFFER_LABELS[product_code]
+    boxes = (
+        page.locator("li, article, section, div")
+        .filter(has_text=label)
+        .filter(has=page.locator("form:has(input[name='offer'])"))
+    )
+    expect(boxes.first, f"an offer box for {label!r} with a buy form").to_be_visible()
+    return boxes.last
+
+
+def buy_button(page: Page, product_code: str):
+    box = offer_box(page, product_code)
+    button = box.locator("form:has(input[name='offer']) [type=submit]")
+    expect(button).to_have_count(1)
+    return button
+
+
+def open_article(page: Page, path: str) -> None:
+    """Open an article as a reader without access: the free text and the paywall, not the paid text."""
+    response = page.goto(path)
+    assert response is not None and response.status == 200, (
+        f"the article {path} answered {response and response.status}: the paywall cannot be shown"
+    )
+    expect(page.get_by_text(FREE_TEXT[path])).to_be_visible()
+    expect(page.get_by_text(PAID_TEXT[path]), "paid text is hidden behind the paywall").to_have_count(0)
+    expect(page.locator("form:has(input[name='offer'])").first, "the paywall's buy forms").to_be_visible()
+
+
+def start_buying(page: Page, product_code: str) -> str:
+    """Click buy on the offer and wait for the checkout with the loaded widget; the attempt's reference."""
+    with page.expect_navigation(url=CHECKOUT_PATH):
+        buy_button(page, product_code).click()
+    wait_for_widget(page)
+    return checkout_reference(page)
+
+
+def wait_for_widget(page: Page) -> None:
+    expect(page.locator("[data-fake-klarna=widget]"), "the (fake) Klarna widget").to_be_visible()
+    expect(page.locator("[data-wkp-pay]"), "the pay button, enabled once the widget loaded").to_be_enabled()
+
+
+def fill_new_customer(page: Page, email: str = "ny.lasare@example.com") -> None:
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("First name").fill("Nina")
+    page.get_by_label("Last name").fill("Läsare")
+
+
+def choose_outcome(page: Page, outcome: str) -> None:
+    page.locator(f"input[data-fake-klarna-outcome='{outcome}']").check()
+
+
+def pay(page: Page) -> None:
+    page.locator("[data-wkp-pay]").click()
+
+
+def expect_confirmation(page: Page, sandbox: Sandbox, product_code: str) -> str:
+    """The confirmation page with the purchase summary; the reference of the confirmed attempt."""
+    page.wait_for_url(re.compile(r"/tack/\?"))
+    summary = page.locator("[data-wkp-confirmation]")
+    expect(summary).to_be_visible()
+    expect(summary).to_contain_text("Thank you! Your purchase is complete.")
+    expect(summary.locator(".wkp-offer-summary__name")).to_have_text(PRODUCT_NAMES[product_code])
+    refs = parse_qs(urlsplit(page.url).query).get("ref")
+    assert refs, f"the confirmation URL carries no attempt reference: {page.url}"
+    return refs[0]
+
+
+def save_screenshot(page: Page, name: str) -> None:
+    """Keep a picture of a flow page as a CI artifact, for a person to look at."""
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS_DIR / f"{name}.png"), full_page=True)
+
+
+def assert_flow_headers(watch: Watch) -> None:
+    """Flow pages (purchase page, buy, checkout, confirmation) are uncacheable and carry a strict CSP."""
+    documents = [
+        r
+        for r in watch.responses
+        if r.request.resource_type == "document" and urlsplit(r.url).path.startswith(FLOW_PATHS)
+    ]
+    assert documents, "no flow page was loaded"
+    for response in documents:
+        headers = response.headers
+        cache_control = {part.strip() for part in headers.get("cache-control", "").split(",")}
+        assert {"private", "no-store"} <= cache_control, f"{response.url}: Cache-Control {cache_control}"
+        csp = headers.get("content-security-policy", "")
+        assert csp, f"{response.url}: no Content-Security-Policy header"
+        directives = {d.strip().split(" ")[0]: d.strip().split(" ")[1:] for d in csp.split(";") if d.strip()}
+        script_src = directives.get("script-src") or directives.get("default-src") or []
+        for bad in ("'unsafe-inline'", "'unsafe-eval'", "*"):
+            assert bad not in script_src, f"{response.url}: script-src allows {bad}: {csp}"
+        assert directives.get("frame-ancestors") == ["'none'"], f"{response.url}: framable: {csp}"
+
+
+def assert_clean(watch: Watch) -> None:
+    """S07: no CSP violation, no console error, no uncaught script error on any page of the flow."""
+    assert not watch.problems(), "\n".join(watch.problems())
+
+
+def payway(sandbox: Sandbox, *names: str) -> dict[str, int]:
+    """The fake Payway's counts (see :meth:`Sandbox.payway`), only ``names``."""
+    counts = sandbox.payway()
+    return {name: counts[name] for name in names}
+
+
+# -- flows ---------------------------------------------------------------------------------------------
+
+
+def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch):
+    """A reader without an account opens an article, buys Digital from the paywall, fills in the customer
+    form, approves in the widget and pays: confirmation with the summary, one order (v2). S07."""
+    open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
+    reference = start_buying(page, "demo_digital")
+    expect(page.locator("[data-wkp-test-mode]"), "the test-mode ribbon").to_be_visible()
+    expect(page.locator(".wkp-offer-summary__name")).to_have_text("Digital")
+    expect(page.locator("[data-wkp-pay]")).to_have_text("Pay with Klarna")
+    assert sandbox.attempt(reference)["state"] == "session_ready"
+
+    fill_new_customer(page)
+    choose_outcome(page, "ok")
+    save_screenshot(page, "checkout")
+    pay(page)
+    confirmed_ref = expect_confirmation(page, sandbox, "demo_digital")
+    save_screenshot(page, "confirmation")
+    expect(page.locator("[data-wkp-back]"), "a link back to the article").to_have_attribute(
+        "href", re.compile(re.escape(ARTICLE_CAMPAIGN_DIGITAL))
+    )
+
+    attempt = sandbox.attempt(reference)
+    assert confirmed_ref.replace("-", "") == reference.replace("-", "")
+    assert attempt["state"] == "confirmed"
+    assert attempt["product_code"] == "demo_digital"
+    assert not attempt["existing_customer"]
+    assert attempt["order_id"]
+    assert payway(sandbox, "sessions", "place_order", "place_trial_order") == {
+        "sessions": 1,
+        "place_order": 1,
+        "place_trial_order": 0,
+    }
+    orders = sandbox.control()["orders"]
+    assert [(o["code"], o["version"], o["trial"]) for o in orders] == [("demo_digital", 2, False)]
+    # No customer data is kept: the attempt has no column for it, and the e-mail is nowhere in the row.
+    assert "ny.lasare@example.com" not in " ".join(str(v) for v in tuple(attempt))
+    assert_flow_headers(watch)
+    assert_clean(watch)
+
+
+def log_in_through_article(page: Page, sandbox: Sandbox, article: str, email: str) -> None:
+    """Log in with the paywall's own login link, through the fake SSO2's login form, back to the article."""
+    open_article(page, article)
+    page.get_by_role("link", name=LOGIN_TEXT).click()
+    page.wait_for_url(re.compile(r"/fake-payway/sso/login"))
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/fake-payway/sso/login" not in url)
+    page.wait_for_load_state()
+    assert page.url.startswith(sandbox.base_url + article), (
+        f"after the SSO2 login form the reader should be back on {sandbox.base_url + article}, but is on "
+        f"{page.url}: the fake SSO2 (wagtail_klarna_paywall/fake/sso.py) refuses a return URL on another "
+        "host than its own, so the sandbox's SSO_URL must use the host the reader browses"
+    )
+
+
+def test_logged_in_reader_buys_a_campaign_and_reads_on(page: Page, sandbox: Sandbox, watch: Watch):
+    """A reader logs in through SSO2 from the article, buys the campaign (v1: no customer form), sees the
+    confirmation, and the article then shows the paid text at once. S07."""
+    log_in_through_article(page, sandbox, ARTICLE_CAMPAIGN_DIGITAL, READER)
+    expect(page.get_by_text(PAID_TEXT[ARTICLE_CAMPAIGN_DIGITAL]), "no access yet").to_have_count(0)
+
+    reference = start_buying(page, "demo_campaign_3m99")
+    expect(page.get_by_label("E-mail address"), "an existing customer fills in nothing").to_have_count(0)
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_campaign_3m99")
+
+    attempt = sandbox.attempt(reference)
+    assert attempt["state"] == "confirmed"
+    assert attempt["existing_customer"], "a logged-in reader buys through v1 with their identity"
+    assert attempt["user_id"] is None or attempt["user_id"]  # a user or an anonymous key, never a token
+    orders = sandbox.control()["orders"]
+    assert [(o["code"], o["version"]) for o in orders] == [("demo_campaign_3m99", 1)]
+    assert sandbox.calls()["place_order"] == 1
+
+    page.locator("[data-wkp-back]").click()
+    page.wait_for_url(re.compile(re.escape(ARTICLE_CAMPAIGN_DIGITAL)))
+    expect(page.get_by_text(PAID_TEXT[ARTICLE_CAMPAIGN_DIGITAL]), "access is immediate").to_be_visible()
+    expect(page.locator("form:has(input[name='offer'])"), "no paywall any more").to_have_count(0)
+    assert_flow_headers(watch)
+    assert_clean(watch)
+
+
+def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch):
+    """The free trial: direct debit (pay_now) in the widget, place_trial_order (never place_order). S07."""
+    open_article(page, ARTICLE_TRIAL_DIGITAL)
+    reference = start_buying(page, "demo_trial_14d")
+    expect(page.locator("[data-fake-klarna=widget]")).to_have_attribute(
+        "data-fake-klarna-category", "pay_now"
+    )
+    expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial")
+
+    fill_new_customer(page, "provare@example.com")
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_trial_14d")
+
+    attempt = sandbox.attempt(reference)
+    assert attempt["state"] == "confirmed"
+    assert attempt["is_trial"]
+    assert payway(sandbox, "place_order", "place_trial_order") == {"place_order": 0, "place_trial_order": 1}
+    assert [o["trial"] for o in sandbox.control()["orders"]] == [True]
+    assert_flow_headers(watch)
+    assert_clean(watch)
+
+
+def test_decline_in_the_widget(page: Page, sandbox: Sandbox, watch: Watch):
+    """F14: authorize answers approved:false, show_form:false. The reader is told Klarna cannot be offered,
+    the attempt is declined, and no order is placed. S07."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    fill_new_customer(page)
+    choose_outcome(page, "decline")
+    pay(page)
+
+    message = page.locator("[data-wkp-message]")
+    expect(message).to_contain_text("Klarna cannot be offered this time")
+    expect(message).to_contain_text("Nothing has been charged")
+    expect(page.locator("[data-fake-klarna=widget]"), "the widget is gone").to_have_count(0)
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
+
+    attempt = sandbox.attempt(reference)
+    assert attempt["state"] == "declined"
+    assert attempt["error_code"] == "declined_in_widget"
+    assert payway(sandbox, "sessions", "place_order") == {"sessions": 1, "place_order": 0}
+    assert_flow_headers(watch)
+    assert_clean(watch)
+
+
+def test_abort_in_the_widget_lets_the_reader_retry_the_same_session(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """F14: approved:false with show_form:true re-enables the form; the same session is then paid."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    fill_new_customer(page)
+    posts_before = len(watch.posts)
+    choose_outcome(page, "abort")
+    pay(page)
+    expect(page.locator("[data-wkp-status]")).to_contain_text("The payment was not completed")
+    expect(page.locator("[data-wkp-pay]")).to_be_enabled()
+    assert len(watch.posts) == posts_before, f"an aborted authorization posted: {watch.posts[posts_before:]}"
+    assert sandbox.attempt(reference)["state"] == "session_ready"
+
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_digital")
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    assert payway(sandbox, "sessions", "place_order") == {"sessions": 1, "place_order": 1}
+    assert_clean(watch)
+
+
+def test_payment_method_failed_explains_and_retry_starts_a_new_attempt(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """A 403 payment_method_failed on place_order: a plain explanation, a terminal attempt, and a retry
+    button that starts a new attempt with a new Payway session."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    fill_new_customer(page)
+    choose_outcome(page, "payment_method_failed")
+    pay(page)
+
+    message = page.locator("[data-wkp-message]")
+    expect(message).to_contain_text("Klarna could not approve the payment")
+    expect(message).to_contain_text("nothing has been charged")
+    expect(message).to_contain_text("credit check")
+    attempt = sandbox.attempt(reference)
+    assert attempt["state"] in ("declined", "failed"), attempt["state"]
+    assert attempt["error_code"] == "payment_method_failed"
+    assert sandbox.calls()["place_order"] == 1
+
+    with page.expect_navigation(url=CHECKOUT_PATH):
+        page.get_by_role("button", name="Try again").click()
+    wait_for_widget(page)
+    new_reference = checkout_reference(page)
+    assert new_reference != reference, "a retry must start a new attempt"
+    assert sandbox.attempt(new_reference)["state"] == "session_ready"
+    assert sandbox.attempt(reference)["state"] == attempt["state"], "the failed attempt stays terminal"
+    assert payway(sandbox, "sessions", "place_order") == {"sessions": 2, "place_order": 1}
+    assert_clean(watch)
+
+
+def test_double_click_on_buy_and_on_pay(page: Page, sandbox: Sandbox, watch: Watch):
+    """C01/C02 in the browser: a double-click on buy makes one attempt and one Payway session; a
+    double-click on pay authorizes once and places one order."""
+    page.goto(PURCHASE_PAGE)
+    attempts_before = sandbox.attempt_count()
+    with page.expect_navigation(url=CHECKOUT_PATH):
+        buy_button(page, "demo_digital").dblclick()
+    wait_for_widget(page)
+    reference = checkout_reference(page)
+    assert sandbox.attempt_count() == attempts_before + 1, "a double-click on buy made two attempts"
+    assert sandbox.payway()["sessions"] == 1, "a double-click on buy made two Payway sessions"
+
+    fill_new_customer(page)
+    choose_outcome(page, "ok")
+    page.locator("[data-wkp-pay]").dblclick()
+    expect_confirmation(page, sandbox, "demo_digital")
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    checkout_posts = [url for url in watch.posts if CHECKOUT_PATH.search(url)]
+    assert len(checkout_posts) == 1, f"the checkout form was posted {len(checkout_posts)} times"
+    assert payway(sandbox, "sessions", "place_order") == {"sessions": 1, "place_order": 1}
+    assert len(sandbox.control()["orders"]) == 1
+    assert_clean(watch)
+
+
+def test_widget_that_fails_to_load_shows_a_fallback(page: Page, sandbox: Sandbox, watch: Watch):
+    """F13: the Klarna script never loads. Within the load timeout the reader sees a fallback with a retry
+    (enabled after a few seconds); the pay button stays disabled; nothing is posted."""
+    page.goto(PURCHASE_PAGE)
+    page.route("**/fake-klarna.js", lambda route: route.abort())
+    with page.expect_navigation(url=CHECKOUT_PATH):
+        buy_button(page, "demo_digital").click()
+    reference = checkout_reference(page)
+    posts_before = len(watch.posts)
+
+    fallback = page.locator("[data-wkp-fallback]")
+    expect(fallback).to_be_visible(timeout=15_000)
+    expect(fallback).to_contain_text("Klarna's payment form did not load")
+    expect(page.locator("[data-wkp-pay]")).to_be_disabled()
+    retry = page.locator("[data-wkp-retry]")
+    expect(retry).to_be_enabled(timeout=6_000)
+    expect(page.locator("[data-wkp-pay]")).to_be_disabled()
+
+    # The retry reloads the page (a GET: no new Payway session, no post); the script is still blocked.
+    with page.expect_navigation(url=CHECKOUT_PATH):
+        retry.click()
+    expect(page.locator("[data-wkp-pay]")).to_be_disabled()
+    assert watch.posts[posts_before:] == [], f"posts reached the server: {watch.posts[posts_before:]}"
+    assert checkout_reference(page) == reference
+    assert sandbox.attempt(reference)["state"] == "session_ready"
+    assert payway(sandbox, "sessions", "place_order") == {"sessions": 1, "place_order": 0}
+    # The blocked script is the only failure the browser reports.
+    unexpected = [p for p in watch.problems() if "fake-klarna.js" not in p and "ERR_FAILED" not in p]
+    assert not unexpected, "\n".join(unexpected)
