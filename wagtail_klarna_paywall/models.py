@@ -180,7 +180,9 @@ class PurchaseAttempt(models.Model):
     existing_customer = models.BooleanField(
         _("existing customer"), default=False, help_text=_("Bought through v1 with the reader's identity.")
     )
-    site = models.ForeignKey("wagtailcore.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    site = models.ForeignKey(
+        "wagtailcore.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     page = models.ForeignKey(
         "wagtailcore.Page",
         verbose_name=_("article"),
@@ -220,7 +222,9 @@ class PurchaseAttempt(models.Model):
     redirect_rejected = models.BooleanField(
         _("redirect rejected"),
         default=False,
-        help_text=_("Payway's redirect failed the Klarna allow-list; the reader was sent to the confirmation page."),
+        help_text=_(
+            "Payway's redirect failed the Klarna allow-list; the reader was sent to the confirmation page."
+        ),
     )
     error_code = models.CharField(_("error code"), max_length=50, blank=True, db_index=True)
     payway_status = models.PositiveSmallIntegerField(null=True, blank=True)
