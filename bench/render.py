@@ -1,0 +1,124 @@
+"""(a) Rendering a paywalled article vs the same article without the paywall block.
+
+Four variants, interleaved in a shuffled order on every round so machine noise hits them alike:
+paywalled and plain, each for an anonymous reader and for a reader logged in through SSO2 who owns
+nothing (so both see the paywall). Reported per variant: median and p95 render time through Django's
+full stack (test client: middleware, session, routing, template), SQL statements and writes per render,
+Payway calls; and the ratio paywalled / plain of the medians, per reader (target: at most 1.10).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from typing import Any
+
+from bench.common import QueryCounter, Site, logged_in_cookies, summary, write_result
+
+WARMUP = 30
+TARGET_RATIO = 1.10
+
+
+def run(site: Site, *, quick: bool) -> dict[str, Any]:
+    from django.test import Client
+
+    from wagtail_klarna_paywall.fake import state
+
+    rounds = 200 if quick else 1000
+    anonymous, logged_in = Client(), Client()
+    logged_in.cookies.load(logged_in_cookies())
+    variants = {
+        "paywalled/anonymous": (anonymous, site.paywalled.url),
+        "plain/anonymous": (anonymous, site.plain.url),
+        "paywalled/logged-in": (logged_in, site.paywalled.url),
+        "plain/logged-in": (logged_in, site.plain.url),
+    }
+
+    # Warm-up: template and URL caches, the reader's access answer (one me/active_products call, then
+    # cached for ACCESS_CACHE_TTL), and a check that each variant renders what it should.
+    calls_before = state.calls()
+    for name, (client, url) in variants.items():
+        for _ in range(WARMUP):
+            response = client.get(url)
+        _check(name, response)
+    warmup_calls = _diff(calls_before, state.calls())
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    counters = {name: QueryCounter() for name in variants}
+    headers: dict[str, dict[str, str]] = {}
+    order = list(variants)
+    rng = random.Random(7)
+    calls_before = state.calls()
+    gc.collect()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for name in order:
+            client, url = variants[name]
+            with counters[name].counting():
+                begin = time.perf_counter()
+                response = client.get(url)
+                times[name].append(time.perf_counter() - begin)
+            if response.status_code != 200:
+                raise RuntimeError(f"{name}: HTTP {response.status_code}")
+            headers[name] = {
+                "Cache-Control": response.get("Cache-Control", ""),
+                "Vary": response.get("Vary", ""),
+                "Set-Cookie": "yes" if response.cookies else "no",
+            }
+    elapsed = time.perf_counter() - started
+    loop_calls = _diff(calls_before, state.calls())
+
+    result: dict[str, Any] = {"rounds": rounds, "variants": {}, "ratios": {}}
+    for name in variants:
+        stats = summary(times[name])
+        stats["queries_per_render"] = counters[name].queries / rounds
+        stats["writes_total"] = counters[name].writes
+        stats["headers"] = headers[name]
+        result["variants"][name] = stats
+    for reader in ("anonymous", "logged-in"):
+        paywalled = result["variants"][f"paywalled/{reader}"]["median_ms"]
+        plain = result["variants"][f"plain/{reader}"]["median_ms"]
+        result["ratios"][reader] = round(paywalled / plain, 3)
+    result["payway_calls_during_warmup"] = warmup_calls
+    result["payway_calls_during_timed_renders"] = loop_calls
+    result["timed_renders"] = rounds * len(variants)
+    result["wall_seconds"] = round(elapsed, 1)
+    result["target_ratio"] = TARGET_RATIO
+    _print(result)
+    write_result("render", result)
+    return result
+
+
+def _check(name: str, response: Any) -> None:
+    html = response.content.decode()
+    if response.status_code != 200:
+        raise RuntimeError(f"{name}: HTTP {response.status_code}")
+    paywalled = name.startswith("paywalled")
+    if paywalled != ("Read on with Digital" in html) or paywalled == ("10. Lorem" in html):
+        raise RuntimeError(f"{name}: the page does not show what this variant is meant to measure")
+
+
+def _diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(f"\n(a) Article render, {result['rounds']} interleaved rounds ({result['wall_seconds']} s)")
+    print(f"  {'variant':<22}{'median':>10}{'p95':>10}{'queries':>9}{'writes':>8}  cache headers")
+    for name, stats in result["variants"].items():
+        h = stats["headers"]
+        print(
+            f"  {name:<22}{stats['median_ms']:>8.2f}ms{stats['p95_ms']:>8.2f}ms"
+            f"{stats['queries_per_render']:>9.1f}{stats['writes_total']:>8}  "
+            f"Cache-Control={h['Cache-Control'] or '-'} Vary={h['Vary'] or '-'} Set-Cookie={h['Set-Cookie']}"
+        )
+    for reader, ratio in result["ratios"].items():
+        verdict = "within" if ratio <= result["target_ratio"] else "OVER"
+        print(f"  ratio paywalled/plain ({reader}): {ratio:.3f}  ({verdict} the 1.10 target)")
+    print(f"  Payway calls during warm-up: {result['payway_calls_during_warmup'] or 0}")
+    print(
+        f"  Payway calls during the {result['timed_renders']} timed renders: "
+        f"{result['payway_calls_during_timed_renders'] or 0}"
+    )
