@@ -77,6 +77,10 @@ TEMPLATES = [
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{os.path.join(BASE_DIR, 'test.sqlite3')}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
+elif os.environ.get("KLARNA_PAYWALL_TEST_DB_NAME"):
+    # Two runs against one PostgreSQL server (a CI clone and a checkout) would drop each other's
+    # test_<name> database; give one of them its own.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["KLARNA_PAYWALL_TEST_DB_NAME"]}
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
