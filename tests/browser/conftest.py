@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -160,6 +161,14 @@ class Sandbox:
             "SELECT * FROM wagtail_klarna_paywall_purchaseattempt ORDER BY id LIMIT -1 OFFSET ?", (count,)
         )
 
+    def events(self, reference: str, kind: str) -> int:
+        """How many timeline events of ``kind`` the attempt has."""
+        attempt_id = self.attempt(reference)["id"]
+        return self.query(
+            "SELECT count(*) FROM wagtail_klarna_paywall_purchaseevent WHERE attempt_id = ? AND kind = ?",
+            (attempt_id, kind),
+        )[0][0]
+
     def page_id(self, url_path: str) -> int:
         rows = self.query("SELECT id FROM wagtailcore_page WHERE url_path LIKE ?", (f"%{url_path}",))
         assert rows, f"no page at {url_path}"
@@ -203,6 +212,9 @@ def sandbox() -> Iterator[Sandbox]:
         pytest.skip("no Chromium or Playwright: see the skip reason of the tests")
     # Memory-backed when there is one: two hundred migrations on SQLite are mostly fsync otherwise.
     shm = Path("/dev/shm")
+    # Screenshots of an earlier run's failures would pass for this run's.
+    for old in [*ARTIFACTS_DIR.glob("*.png"), *ARTIFACTS_DIR.glob("*.log")]:
+        old.unlink()
     tmp = Path(tempfile.mkdtemp(prefix="wkp-browser-", dir=shm if shm.is_dir() else None))
     port = _free_port()
     db_path = tmp / "db.sqlite3"
@@ -251,6 +263,10 @@ def sandbox() -> Iterator[Sandbox]:
             process.kill()
             process.wait(timeout=10)
         server_log.close()
+        # The server's log is worth keeping next to the screenshots; the database is not.
+        ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log_path, ARTIFACTS_DIR / "sandbox-server.log")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- the browser -------------------------------------------------------------------------------------

@@ -175,6 +175,9 @@ def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch)
     expect(page.locator("[data-wkp-test-mode]"), "the test-mode ribbon").to_be_visible()
     expect(page.locator(".wkp-offer-summary__name")).to_have_text("Digital")
     expect(page.locator("[data-wkp-pay]")).to_have_text("Pay with Klarna")
+    expect(
+        page.get_by_role("link", name="Log in"), "a buyer who never logged in is not shown as logged in"
+    ).to_be_visible()
     assert sandbox.attempt(reference)["state"] == "session_ready"
 
     fill_new_customer(page)
@@ -228,6 +231,7 @@ def test_logged_in_reader_buys_a_campaign_and_reads_on(page: Page, sandbox: Sand
     confirmation, and the article then shows the paid text at once. S07."""
     log_in_through_article(page, sandbox, ARTICLE_CAMPAIGN_DIGITAL, READER)
     expect(page.get_by_text(PAID_TEXT[ARTICLE_CAMPAIGN_DIGITAL]), "no access yet").to_have_count(0)
+    expect(page.get_by_role("button", name="Log out"), "the reader is shown as logged in").to_be_visible()
 
     reference = start_buying(page, "demo_campaign_3m99")
     expect(page.get_by_label("E-mail address"), "an existing customer fills in nothing").to_have_count(0)
@@ -352,8 +356,9 @@ def test_payment_method_failed_explains_and_retry_starts_a_new_attempt(
 
 
 def test_double_click_on_buy_and_on_pay(page: Page, sandbox: Sandbox, watch: Watch):
-    """C01/C02 in the browser: a double-click on buy makes one attempt and one Payway session; a
-    double-click on pay authorizes once and places one order."""
+    """C01/C02 in the browser: a double-click on buy makes one attempt and one Payway session, and so do
+    buy posts racing each other from the same reader; a double-click on pay authorizes once and places
+    one order."""
     page.goto(PURCHASE_PAGE)
     attempts_before = sandbox.attempt_count()
     with page.expect_navigation(url=CHECKOUT_PATH):
@@ -362,6 +367,30 @@ def test_double_click_on_buy_and_on_pay(page: Page, sandbox: Sandbox, watch: Wat
     reference = checkout_reference(page)
     assert sandbox.attempt_count() == attempts_before + 1, "a double-click on buy made two attempts"
     assert sandbox.payway()["sessions"] == 1, "a double-click on buy made two Payway sessions"
+
+    # Chromium sends one of a double-click's two submits; make sure of the server's side as well: three
+    # buy posts at once from this reader's page (its cookies, its CSRF token) all resume the one attempt.
+    page.go_back()
+    page.wait_for_url(re.compile(re.escape(PURCHASE_PAGE) + "$"))
+    form = buy_button(page, "demo_digital").locator("xpath=ancestor::form")
+    answers = form.evaluate(
+        """async (form) => {
+            const post = () => fetch(form.action, {method: "POST", body: new FormData(form)});
+            const responses = await Promise.all([post(), post(), post()]);
+            return responses.map((r) => [r.status, r.url]);
+        }"""
+    )
+    assert [status for status, _url in answers] == [200, 200, 200], (
+        f"racing buy posts answered {answers}. A 500 with 'database is locked' in the sandbox log is SQLite "
+        "upgrading a deferred transaction under concurrent writers: the sandbox's SQLite database needs "
+        "OPTIONS transaction_mode IMMEDIATE (sandbox/sandbox/settings/base.py)"
+    )
+    assert {CHECKOUT_PATH.search(url)["ref"] for _status, url in answers} == {reference}, answers
+    assert sandbox.attempt_count() == attempts_before + 1
+    assert sandbox.payway()["sessions"] == 1
+    page.go_forward()
+    page.wait_for_url(CHECKOUT_PATH)
+    wait_for_widget(page)
 
     fill_new_customer(page)
     choose_outcome(page, "ok")
@@ -404,3 +433,69 @@ def test_widget_that_fails_to_load_shows_a_fallback(page: Page, sandbox: Sandbox
     # The blocked script is the only failure the browser reports.
     unexpected = [p for p in watch.problems() if "fake-klarna.js" not in p and "ERR_FAILED" not in p]
     assert not unexpected, "\n".join(unexpected)
+
+
+def test_two_tabs_place_one_order(context, sandbox: Sandbox, watch: Watch):
+    """C05 (and C04): two tabs of one reader buy the same offer. Both show the same (reused) session; tab A
+    pays; tab B's later pay does not place a second order and tells the reader it is already bought."""
+    tab_a, tab_b = context.new_page(), context.new_page()
+    tab_a.goto(PURCHASE_PAGE)
+    reference = start_buying(tab_a, "demo_digital")
+    tab_b.goto(PURCHASE_PAGE)
+    assert start_buying(tab_b, "demo_digital") == reference, "the second tab should resume the same attempt"
+    assert sandbox.payway()["sessions"] == 1
+
+    for tab in (tab_a, tab_b):
+        fill_new_customer(tab)
+        choose_outcome(tab, "ok")
+    pay(tab_a)
+    expect_confirmation(tab_a, sandbox, "demo_digital")
+
+    # Tab B's own authorization reaches a bought attempt: the stored outcome (a replay of the redirect to
+    # the confirmation) or an "already bought" page with a link to it; never a second order.
+    with tab_b.expect_navigation():
+        pay(tab_b)
+    tab_b.wait_for_load_state()
+    if "/tack/" in tab_b.url:
+        assert expect_confirmation(tab_b, sandbox, "demo_digital").replace("-", "") == reference.replace(
+            "-", ""
+        )
+    else:
+        expect(tab_b.locator("[data-wkp-message]")).to_contain_text("You have already bought this")
+        expect(tab_b.get_by_role("link", name="Go to your confirmation")).to_be_visible()
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    assert payway(sandbox, "sessions", "place_order", "orders") == {
+        "sessions": 1,
+        "place_order": 1,
+        "orders": 1,
+    }
+    assert_clean(watch)
+
+
+def test_confirmation_reload_and_back_change_nothing(page: Page, sandbox: Sandbox, watch: Watch):
+    """C06: reloading the confirmation, going back to the checkout and forward again shows the same
+    summary, records the confirmation once and makes no Payway write."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    fill_new_customer(page)
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_digital")
+    after_purchase = sandbox.payway()
+
+    for _ in range(3):
+        page.reload()
+        expect_confirmation(page, sandbox, "demo_digital")
+    # Back to the checkout: never cached (no-store), so the browser asks again and is told it is bought.
+    page.go_back()
+    page.wait_for_url(CHECKOUT_PATH)
+    expect(page.locator("[data-wkp-message]")).to_contain_text("You have already bought this")
+    expect(page.locator("[data-fake-klarna=widget]"), "no widget for a bought attempt").to_have_count(0)
+    page.go_forward()
+    expect_confirmation(page, sandbox, "demo_digital")
+
+    assert sandbox.payway() == after_purchase, "a reload or back/forward made a Payway call"
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    assert sandbox.events(reference, "confirmed") == 1
+    assert_flow_headers(watch)
+    assert_clean(watch)
