@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -157,8 +158,9 @@ def test_logout_ends_the_fake_sso_session(fake):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_identity_token_never_reaches_the_browser(fake):
-    """S02 over the whole login: no body, header or cookie carries the identity token."""
+def test_the_identity_token_never_reaches_the_browser_or_a_log(fake, caplog):
+    """S02/S03 over the whole login: no body, header, cookie or log line carries the identity token."""
+    caplog.set_level(logging.DEBUG)
     client = Client()
     seen: list[str] = []
     original = client.request
@@ -172,8 +174,11 @@ def test_the_identity_token_never_reaches_the_browser(fake):
 
     client.request = recording
     log_in(client, "subscriber@example.com")
+    request = request_for(client)
+    assert access.reader_has_access(request, ["digital"])  # the token also travels to me/active_products
     token = client.session[sso.SESSION_KEY]["token"]
     assert token and not any(token in item for item in seen)
+    assert token not in caplog.text and "Bearer " not in caplog.text
 
 
 @pytest.mark.django_db
