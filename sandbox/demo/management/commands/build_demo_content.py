@@ -224,6 +224,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, refresh: bool = False, **options):
         self.refresh = refresh
+        self.title_code = settings.PAYWAY_TITLE_CODE
         real = getattr(settings, "USE_REAL_PAYWAY", False)
         offers = self._live_offers() if real else FAKE_OFFERS
         access_codes = [
@@ -265,7 +266,7 @@ class Command(BaseCommand):
             self._article(section, article, offers, purchase, confirmation, access_codes, number)
 
         paywall_settings = PaywallSettings.for_site(site)
-        paywall_settings.title_code = settings.PAYWAY_TITLE_CODE or paywall_settings.title_code or "demo"
+        paywall_settings.title_code = self.title_code or paywall_settings.title_code or "demo"
         paywall_settings.default_confirmation_page = (
             paywall_settings.default_confirmation_page or confirmation
         )
@@ -397,9 +398,9 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Using Payway title {title_code!r} (set PAYWAY_TITLE_CODE to choose another)."
                 )
-            settings.PAYWAY_TITLE_CODE = title_code
-            packages = [p for p in client.search_packages(title_code, page_size=50).items if not p.expired]
-            campaigns = [c for c in client.search_campaigns(title_code, page_size=50).items if not c.expired]
+            self.title_code = title_code
+            packages = [p for p in client.search_packages(title_code).items if not p.expired]
+            campaigns = [c for c in client.search_campaigns(title_code).items if not c.expired]
             offers: dict[str, dict[str, Any]] = {}
             package_keys = iter(("digital", "weekend"))
             for product in packages:
