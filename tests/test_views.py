@@ -514,6 +514,8 @@ def test_missing_or_bad_authorization_token(shop, payway, reader, token):
         {"email": "a@example.com", "first_name": "", "last_name": "B"},
         {"email": "a@example.com", "first_name": "A\x00", "last_name": "B"},
         {"email": "a@example.com", "first_name": "A" * 101, "last_name": "B"},
+        {"email": "a@example.com", "first_name": "<script>alert(1)</script>", "last_name": "B"},
+        {"email": "a@example.com", "first_name": "A", "last_name": '"><img src=x onerror=alert(1)>'},
     ],
 )
 def test_new_customer_fields_are_validated_server_side(shop, payway, reader, customer):
@@ -523,6 +525,15 @@ def test_new_customer_fields_are_validated_server_side(shop, payway, reader, cus
     assert response.status_code == 400
     assert "check your details" in text(response)
     assert len(calls_to(payway, PLACE_V2)) == 0
+
+
+def test_real_names_are_accepted(shop, payway, reader):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start_checkout(reader, shop)
+    customer = {"email": "a@example.com", "first_name": "Anna-Karin Åsa", "last_name": "O'Brien"}
+    assert pay(reader, attempt, customer=customer).status_code == 303
+    assert body_of(calls_to(payway, PLACE_V2)[0])["customer_info"]["last_name"] == "O'Brien"
 
 
 def test_double_submit_places_one_order(shop, payway, reader, signal_log):

@@ -149,11 +149,15 @@ class CustomerForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=100)
     last_name = forms.CharField(label=_("Last name"), max_length=100)
 
+    #: Not in anyone's name, but in every markup-injection payload (catalogue B04). Apostrophes and
+    #: hyphens stay allowed (O'Brien, Anna-Karin).
+    FORBIDDEN_NAME_CHARACTERS = frozenset('<>"\\{}[]`=')
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         for name in ("first_name", "last_name"):
             value = data.get(name)
-            if value and any(not ch.isprintable() for ch in value):
+            if value and any(not ch.isprintable() or ch in self.FORBIDDEN_NAME_CHARACTERS for ch in value):
                 self.add_error(name, _("Please use letters only."))
         return data
 
