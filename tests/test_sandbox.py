@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,8 +61,11 @@ def _manage(*args: str, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def sandbox_env(tmp_path_factory) -> dict[str, str]:
-    db = tmp_path_factory.mktemp("sandbox") / "db.sqlite3"
+def sandbox_env() -> Iterator[dict[str, str]]:
+    # Memory-backed when there is one: the migrations are mostly fsync on disk.
+    shm = Path("/dev/shm")
+    tmp = Path(tempfile.mkdtemp(prefix="wkp-sandbox-", dir=shm if shm.is_dir() else None))
+    db = tmp / "db.sqlite3"
     env = {
         key: value
         for key, value in os.environ.items()
@@ -68,7 +74,8 @@ def sandbox_env(tmp_path_factory) -> dict[str, str]:
     env.update(DATABASE_URL=f"sqlite:///{db}", DJANGO_SETTINGS_MODULE="sandbox.settings.test", PORT="8000")
     env["ALLOWED_HOSTS"] = "localhost,testserver"
     _manage("migrate", "--noinput", "-v", "0", env=env)
-    return env
+    yield env
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
