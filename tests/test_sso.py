@@ -194,8 +194,20 @@ def test_login_redirects_to_identify_with_a_fresh_token_and_our_return_url(clien
     assert parse_qs(parts.query)["state"][0]
 
 
-@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/x", "http://testserver/a"])
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example/x",
+        "http://testserver/a",
+        "javascript:alert(1)",
+        "relative/path",
+        "/" + "a" * 3000,
+    ],
+)
 def test_login_refuses_foreign_or_insecure_next(client, next_url):
+    """B12."""
     _identify, r = start_login(client, next_url)
     assert parse_qs(urlsplit(r).query)["next"] == ["/"]
 
@@ -458,6 +470,8 @@ def test_login_url_keeps_only_safe_next():
         {"next": "/a/?b=1"}
     )
     assert provider.login_url(request, "https://evil.example/") == "/klarna-paywall/sso/login/?next=%2F"
+    assert sso.safe_next_url(request, "https://testserver/a/") == "https://testserver/a/"
+    assert sso.safe_next_url(request, "http://testserver/a/") == "/"  # https outside DEBUG
 
 
 def test_token_is_not_stored_in_cookie_sessions(client, settings):

@@ -194,13 +194,14 @@ def has_session_cookie(request: HttpRequest) -> bool:
 
 
 def safe_next_url(request: HttpRequest, url: str | None, default: str = "/") -> str:
-    """``url`` if it points at this site (https outside DEBUG), else ``default``."""
-    if (
-        url
-        and len(url) <= 2048
-        and url_has_allowed_host_and_scheme(
-            url, allowed_hosts={request.get_host()}, require_https=request.is_secure() or not settings.DEBUG
-        )
+    """``url`` if it points at this site (https outside DEBUG), else ``default``.
+
+    Relative URLs must be paths (``/...``): a bare ``foo`` would resolve against whichever view redirects.
+    """
+    if not url or len(url) > 2048 or not (url.startswith("/") or "://" in url):
+        return default
+    if url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure() or not settings.DEBUG
     ):
         return url
     return default
