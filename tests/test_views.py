@@ -919,3 +919,34 @@ def test_error_reports_hide_the_authorization_token_and_customer_fields(shop, pa
     cleansed = SafeExceptionReporterFilter.cleansed_substitute
     for name in ("klarna_authorization_token", "email", "first_name", "last_name"):
         assert seen[name] in (cleansed, [cleansed])
+
+
+def test_get_buy_form_leads_to_the_landing_page_without_a_cookie(shop, payway, reader):
+    """L01/L02: a GET buy control (for cacheable pages) sets no cookie and creates nothing; the landing
+    page it leads to shows the offer with the POST button that starts the purchase."""
+    from django.template.loader import render_to_string
+
+    html = render_to_string(
+        "wagtail_klarna_paywall/includes/buy_form.html",
+        {
+            "buy_method": "get",
+            "buy_url": landing_url(shop),
+            "buy_page_id": shop.article.pk,
+            "buy_offer_ref": Shop.article_offer_ref,
+        },
+    )
+    assert 'method="get"' in html and "csrfmiddlewaretoken" not in html
+
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    landing = reader.get(
+        landing_url(shop),
+        {"page": shop.article.pk, "offer": Shop.article_offer_ref},
+        secure=True,
+        HTTP_REFERER="https://news.example/big-story/?utm_source=twitter",
+    )
+    page_html = text(landing)
+    assert 'method="post"' in page_html and 'name="utm_source" value="twitter"' in page_html
+    assert "sessionid" not in landing.cookies and PurchaseAttempt.objects.count() == 0
+    response = buy(reader, shop, page=shop.article, ref=Shop.article_offer_ref, utm_source="twitter")
+    assert response.status_code == 303
+    assert PurchaseAttempt.objects.get().traffic_source == "twitter"
