@@ -1,0 +1,207 @@
+"""Injected Payway faults through the reader's HTTP flow (catalogue B02, F01, F02, F03, F05, F06, F08, F11,
+F12; figure (c)3).
+
+Each fault class is injected once at ``create_session`` (the buy step) and once at ``place_order`` (the
+checkout step), behind the real client. For every one: no 500, a reader-facing message, no lost outcome
+(an answer that may have reached Payway leaves the attempt ``placed``/``unknown``/``failed``/``declined``,
+never open again), and no automatic re-send of ``place_order``: a second submit replays the stored outcome.
+The client-level behaviour of each fault (retries, exception types) is tested in ``test_client.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import transaction
+from django.test import Client
+
+from tests.test_purchase import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, build_shop, order_json, session_json
+from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
+from wagtail_klarna_paywall import purchase
+from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt
+
+#: (id, responses keyword arguments): one per fault class.
+FAULTS = {
+    "F01-connection-refused": {"body": requests.ConnectionError("refused")},
+    "F01-connect-timeout": {"body": requests.ConnectTimeout("connect timeout")},
+    "F02-read-timeout": {"body": requests.ReadTimeout("read timeout")},
+    "F02-500": {"status": 500, "json": {"code": "internal_error", "message": "boom"}},
+    "F02-502-html": {"status": 502, "body": "<html>Bad gateway</html>", "content_type": "text/html"},
+    "F02-503-empty": {"status": 503, "body": ""},
+    "F03-200-not-json": {"status": 200, "body": "<html>hello</html>", "content_type": "text/html"},
+    "F03-200-empty": {"status": 200, "body": ""},
+    "F03-200-missing-keys": {"status": 200, "json": {"item": {}}},
+    "F03-200-wrong-types": {"status": 200, "json": {"item": ["not", "an", "object"]}},
+    "F05-400-validation": {"status": 400, "json": {"code": "invalid_parameter", "field": "code"}},
+    "F06-403-forbidden": {"status": 403, "json": {"code": "forbidden"}},
+    "F08-403-payment-method-failed": {"status": 403, "json": {"code": "payment_method_failed"}},
+    "B02-404-unknown-authorization": {"status": 404, "json": {"code": "not_found", "message": "NOT_FOUND"}},
+    "F11-400-authorization-expired": {
+        "status": 400,
+        "json": {"code": "invalid_parameter", "field": "klarna_authorization_token", "message": "expired"},
+    },
+    "F12-429-retry-after": {
+        "status": 429,
+        "headers": {"Retry-After": "30"},
+        "json": {"code": "rate_limited"},
+    },
+}
+
+#: What a place_order fault leaves: nothing reached Payway -> the attempt can be placed again; it may
+#: have reached Payway -> unknown (settled by reconciliation); Payway said no -> failed/declined.
+PLACE_EXPECTED = {
+    "F01-connection-refused": AttemptState.SESSION_READY,
+    "F01-connect-timeout": AttemptState.SESSION_READY,
+    "F02-read-timeout": AttemptState.UNKNOWN,
+    "F02-500": AttemptState.UNKNOWN,
+    "F02-502-html": AttemptState.UNKNOWN,
+    "F02-503-empty": AttemptState.UNKNOWN,
+    "F03-200-not-json": AttemptState.UNKNOWN,
+    "F03-200-empty": AttemptState.PLACED,  # a 2xx is an order, whatever its body
+    "F03-200-missing-keys": AttemptState.PLACED,  # a 2xx is an order: we go to our confirmation page
+    "F03-200-wrong-types": AttemptState.PLACED,
+    "F05-400-validation": AttemptState.FAILED,
+    # Payway answers place_order's 403 for a payment method that failed (reference), whatever the code.
+    "F06-403-forbidden": AttemptState.DECLINED,
+    "F08-403-payment-method-failed": AttemptState.DECLINED,
+    "B02-404-unknown-authorization": AttemptState.FAILED,
+    "F11-400-authorization-expired": AttemptState.FAILED,
+    "F12-429-retry-after": AttemptState.UNKNOWN,
+}
+
+RESULTS: list[dict] = []
+
+
+@pytest.fixture(scope="module")
+def shop(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            yield build_shop()
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+def _calls(payway, url):
+    return sum(1 for call in payway.calls if call.request.url == url)
+
+
+def _message(response) -> bool:
+    return "data-wkp-message" in response.content.decode()
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_create_session_fault(shop, db, fault):
+    """The buy step: no 500, our message, no attempt left half-made, and "try again" then works."""
+    client = Client()
+    buy = {"page": shop.purchase_page.pk, "offer": Shop.package_ref}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
+        payway.add(responses.POST, TOKEN_URL, json={"access_token": "system", "expires_in": 3600})
+        payway.add(responses.POST, CREATE_V2, **FAULTS[fault])
+        response = client.post(shop.purchase_page.url + "buy/", buy, secure=True)
+        create_calls = _calls(payway, CREATE_V2)
+    RESULTS.append({"step": "create_session", "fault": fault, "status": response.status_code, "lost": False})
+    if fault == "F03-200-missing-keys" and response.status_code == 303:
+        pytest.fail("a session without a client token must not reach the widget")
+    assert response.status_code != 500
+    assert response.status_code in (200, 400, 503)
+    assert _message(response)
+    assert 1 <= create_calls <= 2  # at most one automatic retry (connect phase only)
+    attempt = PurchaseAttempt.objects.get()
+    assert attempt.state in (AttemptState.NEW, AttemptState.FAILED)
+    assert not attempt.klarna_client_token
+
+    # The retry button works: a new buy with Payway back to normal reaches the widget.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
+        payway.add(responses.POST, TOKEN_URL, json={"access_token": "system", "expires_in": 3600})
+        payway.add(responses.POST, CREATE_V2, json=session_json())
+        again = client.post(shop.purchase_page.url + "buy/", buy, secure=True)
+    assert again.status_code == 303
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_place_order_fault(shop, db, fault):
+    """The checkout step: exactly one place_order, no 500, the outcome stored before answering, and a
+    second submit replays it (0 automatic re-sends)."""
+    client = Client()
+    session = SessionStore()
+    session["wagtail_klarna_paywall_reader"] = True
+    session.create()
+    client.cookies["sessionid"] = session.session_key
+    attempt = _attempt(shop, purchase.anonymous_reader_key(session.session_key), AttemptState.SESSION_READY)
+    url = f"/subscribe/checkout/{attempt.reference}/"
+    data = {"klarna_authorization_token": VALID_TOKEN, **VALID_CUSTOMER}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
+        payway.add(responses.POST, TOKEN_URL, json={"access_token": "system", "expires_in": 3600})
+        payway.add(responses.POST, PLACE_V2, **FAULTS[fault])
+        first = client.post(url, data, secure=True)
+        first_calls = _calls(payway, PLACE_V2)
+        attempt.refresh_from_db()
+        state = attempt.state
+        second = client.post(url, data, secure=True)
+        resent = _calls(payway, PLACE_V2) - first_calls
+        creates = _calls(payway, CREATE_V2)
+
+    lost = state in (AttemptState.PLACING,) or (
+        state == AttemptState.SESSION_READY and not fault.startswith("F01")
+    )
+    RESULTS.append(
+        {"step": "place_order", "fault": fault, "status": first.status_code, "lost": lost, "resent": resent}
+    )
+    assert first.status_code != 500 and second.status_code != 500
+    assert first_calls == 1
+    assert state == PLACE_EXPECTED[fault]
+    assert creates == 0  # B02: the reader's session is not replaced behind their back
+    if state == AttemptState.SESSION_READY:
+        # Nothing reached Payway: the reader may submit again, and that is a fresh, deliberate call.
+        assert first.status_code == 503 and _message(first)
+        assert resent == 1
+    else:
+        assert resent == 0
+        if state == AttemptState.PLACED:
+            assert (first.status_code, first["Location"]) == (303, f"/thanks/?ref={attempt.reference}")
+        else:
+            assert _message(first) and _message(second)
+            assert second.status_code < 500
+
+
+def test_place_order_success_is_the_control_case(shop, db):
+    client = Client()
+    session = SessionStore()
+    session["wagtail_klarna_paywall_reader"] = True
+    session.create()
+    client.cookies["sessionid"] = session.session_key
+    attempt = _attempt(shop, purchase.anonymous_reader_key(session.session_key), AttemptState.SESSION_READY)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
+        payway.add(responses.POST, TOKEN_URL, json={"access_token": "system", "expires_in": 3600})
+        payway.add(responses.POST, PLACE_V2, json=order_json())
+        response = client.post(
+            f"/subscribe/checkout/{attempt.reference}/",
+            {"klarna_authorization_token": VALID_TOKEN, **VALID_CUSTOMER},
+            secure=True,
+        )
+    assert response.status_code == 303
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PLACED
+
+
+def test_fault_summary(capsys):
+    """Figure (c)3."""
+    if len(RESULTS) < 2 * len(FAULTS):
+        pytest.skip("run the whole module for the summary")
+    five = sum(1 for r in RESULTS if r["status"] == 500)
+    lost = sum(1 for r in RESULTS if r["lost"])
+    resent = sum(
+        r.get("resent", 0) for r in RESULTS if PLACE_EXPECTED[r["fault"]] != AttemptState.SESSION_READY
+    )
+    with capsys.disabled():
+        print(
+            f"\n[reliability faults] {len(FAULTS)} fault classes x (create_session, place_order) = "
+            f"{len(RESULTS)} injections; 500s={five}; lost outcomes={lost}; "
+            f"automatic place_order re-sends after it may have reached Payway={resent}"
+        )
+    assert five == lost == resent == 0
