@@ -152,6 +152,19 @@ def test_block_picker_preview_renders():
     assert "<form" not in html  # no purchase page in a preview, so nothing to post to
 
 
+def test_block_picker_preview_view_renders(client):
+    """Wagtail's block picker asks the admin's block-preview view for the paywall's preview."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    client.force_login(get_user_model().objects.create_superuser("ed", "ed@example.com", "pw"))
+    block = ArticlePage._meta.get_field("body").stream_block.child_blocks["paywall"]
+    response = client.get(reverse("wagtailadmin_block_preview"), {"id": block.definition_prefix})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Try a month for free" in html and "purchase.css" in html
+
+
 # -- validation ------------------------------------------------------------------------------------
 
 
