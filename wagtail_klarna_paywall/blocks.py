@@ -1,4 +1,4 @@
-"""The paywall block and its offer blocks."""
+"""The paywall block (a cut point in any StreamField), its offer blocks, and their validation."""
 
 from __future__ import annotations
 
