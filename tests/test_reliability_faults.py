@@ -1,5 +1,4 @@
-"""Injected Payway faults through the reader's HTTP flow (catalogue B02, F01, F02, F03, F05, F06, F08, F11,
-F12; figure (c)3).
+"""Injected Payway faults through the reader's HTTP flow (catalogue B02, F01-F06, F08-F12; figure (c)3).
 
 Each fault class is injected once at ``create_session`` (the buy step) and once at ``place_order`` (the
 checkout step), behind the real client. For every one: no 500, a reader-facing message, no lost outcome
@@ -22,27 +21,34 @@ from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
 from wagtail_klarna_paywall import purchase
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt
 
-#: (id, responses keyword arguments): one per fault class.
+#: Faults where nothing reached Payway.
+CONNECT_FAULTS = {"connection-refused", "connect-timeout"}
+
+#: (id, responses keyword arguments): one per fault class. Catalogue ids, at create_session / place_order:
+#: connection-refused, connect-timeout F01/F05; read-timeout F02/F03; http-5xx F02/F04; http-200-* F06;
+#: http-400-validation F10; http-403-forbidden F09; http-403-payment-method-failed F08;
+#: http-404-unknown-authorization B02; http-400-authorization-expired F11; http-429-retry-after F12.
+#: (F07, the 401s, is covered at the client level: a renewal and one pre-execution retry.)
 FAULTS = {
-    "F01-connection-refused": {"body": requests.ConnectionError("refused")},
-    "F01-connect-timeout": {"body": requests.ConnectTimeout("connect timeout")},
-    "F02-read-timeout": {"body": requests.ReadTimeout("read timeout")},
-    "F02-500": {"status": 500, "json": {"code": "internal_error", "message": "boom"}},
-    "F02-502-html": {"status": 502, "body": "<html>Bad gateway</html>", "content_type": "text/html"},
-    "F02-503-empty": {"status": 503, "body": ""},
-    "F03-200-not-json": {"status": 200, "body": "<html>hello</html>", "content_type": "text/html"},
-    "F03-200-empty": {"status": 200, "body": ""},
-    "F03-200-missing-keys": {"status": 200, "json": {"item": {}}},
-    "F03-200-wrong-types": {"status": 200, "json": {"item": ["not", "an", "object"]}},
-    "F05-400-validation": {"status": 400, "json": {"code": "invalid_parameter", "field": "code"}},
-    "F06-403-forbidden": {"status": 403, "json": {"code": "forbidden"}},
-    "F08-403-payment-method-failed": {"status": 403, "json": {"code": "payment_method_failed"}},
-    "B02-404-unknown-authorization": {"status": 404, "json": {"code": "not_found", "message": "NOT_FOUND"}},
-    "F11-400-authorization-expired": {
+    "connection-refused": {"body": requests.ConnectionError("refused")},
+    "connect-timeout": {"body": requests.ConnectTimeout("connect timeout")},
+    "read-timeout": {"body": requests.ReadTimeout("read timeout")},
+    "http-500": {"status": 500, "json": {"code": "internal_error", "message": "boom"}},
+    "http-502-html": {"status": 502, "body": "<html>Bad gateway</html>", "content_type": "text/html"},
+    "http-503-empty": {"status": 503, "body": ""},
+    "http-200-not-json": {"status": 200, "body": "<html>hello</html>", "content_type": "text/html"},
+    "http-200-empty": {"status": 200, "body": ""},
+    "http-200-missing-keys": {"status": 200, "json": {"item": {}}},
+    "http-200-wrong-types": {"status": 200, "json": {"item": ["not", "an", "object"]}},
+    "http-400-validation": {"status": 400, "json": {"code": "invalid_parameter", "field": "code"}},
+    "http-403-forbidden": {"status": 403, "json": {"code": "forbidden"}},
+    "http-403-payment-method-failed": {"status": 403, "json": {"code": "payment_method_failed"}},
+    "http-404-unknown-authorization": {"status": 404, "json": {"code": "not_found", "message": "NOT_FOUND"}},
+    "http-400-authorization-expired": {
         "status": 400,
         "json": {"code": "invalid_parameter", "field": "klarna_authorization_token", "message": "expired"},
     },
-    "F12-429-retry-after": {
+    "http-429-retry-after": {
         "status": 429,
         "headers": {"Retry-After": "30"},
         "json": {"code": "rate_limited"},
@@ -52,23 +58,23 @@ FAULTS = {
 #: What a place_order fault leaves: nothing reached Payway -> the attempt can be placed again; it may
 #: have reached Payway -> unknown (settled by reconciliation); Payway said no -> failed/declined.
 PLACE_EXPECTED = {
-    "F01-connection-refused": AttemptState.SESSION_READY,
-    "F01-connect-timeout": AttemptState.SESSION_READY,
-    "F02-read-timeout": AttemptState.UNKNOWN,
-    "F02-500": AttemptState.UNKNOWN,
-    "F02-502-html": AttemptState.UNKNOWN,
-    "F02-503-empty": AttemptState.UNKNOWN,
-    "F03-200-not-json": AttemptState.UNKNOWN,
-    "F03-200-empty": AttemptState.PLACED,  # a 2xx is an order, whatever its body
-    "F03-200-missing-keys": AttemptState.PLACED,  # a 2xx is an order: we go to our confirmation page
-    "F03-200-wrong-types": AttemptState.PLACED,
-    "F05-400-validation": AttemptState.FAILED,
+    "connection-refused": AttemptState.SESSION_READY,
+    "connect-timeout": AttemptState.SESSION_READY,
+    "read-timeout": AttemptState.UNKNOWN,
+    "http-500": AttemptState.UNKNOWN,
+    "http-502-html": AttemptState.UNKNOWN,
+    "http-503-empty": AttemptState.UNKNOWN,
+    "http-200-not-json": AttemptState.UNKNOWN,
+    "http-200-empty": AttemptState.PLACED,  # a 2xx is an order, whatever its body
+    "http-200-missing-keys": AttemptState.PLACED,  # a 2xx is an order: we go to our confirmation page
+    "http-200-wrong-types": AttemptState.PLACED,
+    "http-400-validation": AttemptState.FAILED,
     # Payway answers place_order's 403 for a payment method that failed (reference), whatever the code.
-    "F06-403-forbidden": AttemptState.DECLINED,
-    "F08-403-payment-method-failed": AttemptState.DECLINED,
-    "B02-404-unknown-authorization": AttemptState.FAILED,
-    "F11-400-authorization-expired": AttemptState.FAILED,
-    "F12-429-retry-after": AttemptState.UNKNOWN,
+    "http-403-forbidden": AttemptState.DECLINED,
+    "http-403-payment-method-failed": AttemptState.DECLINED,
+    "http-404-unknown-authorization": AttemptState.FAILED,
+    "http-400-authorization-expired": AttemptState.FAILED,
+    "http-429-retry-after": AttemptState.UNKNOWN,
 }
 
 RESULTS: list[dict] = []
@@ -105,7 +111,7 @@ def test_create_session_fault(shop, db, fault):
         response = client.post(shop.purchase_page.url + "buy/", buy, secure=True)
         create_calls = _calls(payway, CREATE_V2)
     RESULTS.append({"step": "create_session", "fault": fault, "status": response.status_code, "lost": False})
-    if fault == "F03-200-missing-keys" and response.status_code == 303:
+    if fault == "http-200-missing-keys" and response.status_code == 303:
         pytest.fail("a session without a client token must not reach the widget")
     assert response.status_code != 500
     assert response.status_code in (200, 400, 503)
@@ -147,7 +153,7 @@ def test_place_order_fault(shop, db, fault):
         creates = _calls(payway, CREATE_V2)
 
     lost = state in (AttemptState.PLACING,) or (
-        state == AttemptState.SESSION_READY and not fault.startswith("F01")
+        state == AttemptState.SESSION_READY and fault not in CONNECT_FAULTS
     )
     RESULTS.append(
         {"step": "place_order", "fault": fault, "status": first.status_code, "lost": lost, "resent": resent}
