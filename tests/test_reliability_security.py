@@ -1,10 +1,11 @@
-"""Security cases of the catalogue that no module-level test covers yet: S01's forgery variants, S12, S14.
+"""Catalogue security cases no module-level test covers yet: B09, S01's forgery variants, S12, S14.
 
 (The bad-input, redirect, secrets and fault corpora live in the other ``test_reliability_*`` modules.)
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -144,3 +145,25 @@ def test_upstream_error_text_is_never_rendered(shop):
     assert "data-wkp-message" in html
     assert f"Reference: {str(attempt.reference)[:8]}" in html
     assert "7781" not in html and "Traceback" not in html
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "news.example.evil.example", "testserver:8000@evil.example"]
+)
+def test_spoofed_host_is_refused_before_any_session(shop, settings, host):
+    """B09: with real ALLOWED_HOSTS, a spoofed Host header is a 400 (DisallowedHost) and nothing is created;
+    with an allowed Host, the confirmation URL sent to Payway comes from the Site, not from the request."""
+    settings.ALLOWED_HOSTS = ["testserver", "news.example"]
+    client = Client()
+    buy = {"page": shop.purchase_page.pk, "offer": Shop.package_ref}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
+        payway.add(responses.POST, TOKEN_URL, json={"access_token": "system", "expires_in": 3600})
+        payway.add(responses.POST, CREATE_V2, json=session_json())
+        refused = client.post(shop.purchase_page.url + "buy/", buy, secure=True, HTTP_HOST=host)
+        assert refused.status_code == 400
+        assert len(payway.calls) == 0
+        assert PurchaseAttempt.objects.count() == 0
+        allowed = client.post(shop.purchase_page.url + "buy/", buy, secure=True, HTTP_HOST="testserver")
+        assert allowed.status_code == 303
+        sent = [c.request for c in payway.calls if c.request.url == CREATE_V2]
+    assert json.loads(sent[0].body)["confirmation_url"].startswith("https://news.example/thanks/?ref=")
