@@ -4,7 +4,11 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
-from wagtail.permissions import register_permission_policy
+
+try:
+    from wagtail.permissions import register_permission_policy
+except ImportError:  # Wagtail 7.4: a viewset takes its policy from its own attribute
+    register_permission_policy = None
 
 from . import chooser, reports
 from .admin_views import PurchaseLogViewSet, purchase_log_permission_policy
@@ -13,7 +17,10 @@ from .models import PurchaseAttempt
 # -- operations: purchase log, funnel, error panel, test-mode ribbon (admin_views.py, reports.py) -------
 
 # Registered before any view asks for a policy, so Wagtail never builds its default one for the model.
-register_permission_policy(PurchaseAttempt, purchase_log_permission_policy)
+if register_permission_policy is not None:
+    register_permission_policy(PurchaseAttempt, purchase_log_permission_policy)
+else:
+    PurchaseLogViewSet.permission_policy = purchase_log_permission_policy
 
 purchase_log_viewset = PurchaseLogViewSet()
 
