@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -126,3 +127,13 @@ def _version() -> str:
     from wagtail_klarna_paywall import __version__
 
     return __version__
+
+
+def test_readme_documents_every_setting():
+    """The README's configuration reference names every key of ``conf.DEFAULTS`` (and no stale ones)."""
+    from wagtail_klarna_paywall.conf import DEFAULTS
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE))
+    assert documented == set(DEFAULTS), (set(DEFAULTS) - documented, documented - set(DEFAULTS))
