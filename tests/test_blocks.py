@@ -64,16 +64,20 @@ def test_anonymous_reader_sees_heading_teaser_and_offers_but_not_the_rest(client
     assert GATED not in html
 
 
-def test_each_offer_posts_its_reference_to_the_purchase_pages_buy_route(client, article, purchase_page):
-    html = client.get(article.url).content.decode()
+def test_anonymous_reader_buys_through_a_get_to_the_purchase_page(client, article, purchase_page):
+    """L01/L02: no {% csrf_token %} on an anonymous page (it would set a cookie and Vary: Cookie), so each
+    offer is a plain GET form to the purchase page, which shows the offer with the CSRF-protected POST."""
+    response = client.get(article.url)
+    html = response.content.decode()
+    assert not response.cookies and "Cookie" not in response.get("Vary", "")
     forms = buy_forms(html)
     assert len(forms) == 2
     paywall = next(child for child in article.body if isinstance(child.block, PaywallBlock))
     item_ids = [item.id for item in paywall.value["offers"].bound_blocks]
     for form, item_id in zip(forms, item_ids, strict=True):
-        assert 'method="post"' in form
-        assert f'action="{purchase_page.url}buy/"' in form
-        assert 'name="csrfmiddlewaretoken"' in form
+        assert 'method="get"' in form
+        assert f'action="{purchase_page.url}"' in form
+        assert "csrfmiddlewaretoken" not in form
         assert f'name="page" value="{article.pk}"' in form
         assert f'name="offer" value="{paywall.id}:{item_id}"' in form
         # Only the reference travels: no code, period or price in the form.
@@ -81,6 +85,27 @@ def test_each_offer_posts_its_reference_to_the_purchase_pages_buy_route(client, 
     # The reference the form sends is the one the purchase flow resolves.
     offer = resolve_offer(article, f"{paywall.id}:{item_ids[1]}")
     assert offer.is_trial and offer.period_id == TRIAL_PERIOD and offer.purchase_page_id == purchase_page.pk
+
+    # Following the GET lands on the purchase page with that offer and a POST to buy/ carrying CSRF.
+    landing = client.get(purchase_page.url, {"page": article.pk, "offer": offer.ref}, secure=True)
+    landing_forms = buy_forms(landing.content.decode())
+    assert landing.status_code == 200 and len(landing_forms) == 1
+    assert 'method="post"' in landing_forms[0] and f'action="{purchase_page.url}buy/"' in landing_forms[0]
+    assert 'name="csrfmiddlewaretoken"' in landing_forms[0]
+    assert f'name="offer" value="{offer.ref}"' in landing_forms[0]
+
+
+def test_logged_in_reader_buys_in_one_click_with_a_csrf_post(client, article, purchase_page):
+    """A logged-in reader's page is private anyway: the buy form POSTs to buy/ with a CSRF token."""
+    from tests.test_gating import as_reader
+
+    with as_reader(client, ["unrelated"]):
+        html = client.get(article.url).content.decode()
+    forms = buy_forms(html)
+    assert forms
+    for form in forms:
+        assert 'method="post"' in form and f'action="{purchase_page.url}buy/"' in form
+        assert 'name="csrfmiddlewaretoken"' in form
 
 
 def test_render_makes_no_payway_call_and_no_write(client, article):

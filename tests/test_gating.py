@@ -100,13 +100,6 @@ def test_anonymous_page_has_no_gated_text_no_writes_no_payway(client, article):
     assert writes == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "L01: the paywall's buy form renders {% csrf_token %}, which sets the csrftoken cookie and "
-        "Vary: Cookie on every anonymous paywalled page; the catalogue asks for a GET link to the offer page"
-    ),
-)
 def test_anonymous_page_sets_no_cookie_and_does_not_vary_on_cookies(client, article):
     """L01: an anonymous paywalled page stays cacheable: no Set-Cookie, no Vary: Cookie."""
     with responses.RequestsMock():

@@ -233,24 +233,30 @@ class PaywallBlock(blocks.StructBlock):
             ref = f"{block_id}:{item.id}" if block_id and item.id else ""
             offers.append(offer_from_value(ref, item.value, paywall=value))
         context["offers"] = offers
-        context["buy_url"] = _buy_url(value.get("purchase_page"), request)
         context.setdefault("reader_state", "anonymous")
+        # An anonymous reader's paywalled article must stay cacheable: {% csrf_token %} would set a cookie
+        # and Vary: Cookie on it. So for them "buy" is a GET to the purchase page, which shows the chosen
+        # offer with the CSRF-protected POST that starts the purchase. A logged-in reader's page is private
+        # anyway, and buys in one click.
+        one_click = context["reader_state"] == "reader"
+        context["buy_method"] = "post" if one_click else "get"
+        context["buy_url"] = _buy_url(value.get("purchase_page"), request, route=one_click)
         context.setdefault("login_url", "")
         article = context.get("page")
         context["buy_page_id"] = getattr(article, "pk", "") or ""
         return context
 
 
-def _buy_url(purchase_page: Any, request: Any) -> str:
-    """The purchase page's ``buy/`` route, as ``{% routablepageurl purchase_page "buy" %}`` builds it."""
+def _buy_url(purchase_page: Any, request: Any, *, route: bool = True) -> str:
+    """The purchase page's ``buy/`` route (``route``), or the purchase page itself."""
     if purchase_page is None:
         return ""
     page = purchase_page.specific if not hasattr(purchase_page, "reverse_subpage") else purchase_page
     if not hasattr(page, "reverse_subpage"):
         return ""
     base = page.get_url(request=request)
-    if not base:
-        return ""
+    if not base or not route:
+        return base or ""
     return base.rstrip("/") + "/" + page.reverse_subpage("buy")
 
 
