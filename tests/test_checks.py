@@ -222,3 +222,29 @@ def test_w003_quiet_with_another_identity_provider():
 )
 def test_is_loopback_url(url, expected):
     assert is_loopback_url(url) is expected
+
+
+def _environment_ids(**overrides) -> set[str]:
+    with override_settings(**overrides):
+        return {m.id for m in run_checks(tags=[TAG])}
+
+
+def test_e010_atomic_requests_breaks_the_exactly_once_gate(settings):
+    databases = {alias: {**db, "ATOMIC_REQUESTS": True} for alias, db in settings.DATABASES.items()}
+    assert "wagtail_klarna_paywall.E010" in _environment_ids(DATABASES=databases)
+
+
+def test_e010_quiet_with_autocommit_requests():
+    assert "wagtail_klarna_paywall.E010" not in _environment_ids()
+
+
+def test_e011_signed_cookie_sessions_would_put_identity_tokens_in_the_browser():
+    engine = "django.contrib.sessions.backends.signed_cookies"
+    assert "wagtail_klarna_paywall.E011" in _environment_ids(SESSION_ENGINE=engine)
+    custom = {"IDENTITY_PROVIDER": "tests.somewhere.SiteProvider"}
+    with override_settings(WAGTAIL_KLARNA_PAYWALL=custom):
+        assert "wagtail_klarna_paywall.E011" not in _environment_ids(SESSION_ENGINE=engine)
+
+
+def test_e011_quiet_with_server_side_sessions():
+    assert "wagtail_klarna_paywall.E011" not in _environment_ids()

@@ -14,6 +14,8 @@ E005                                   KLARNA_REDIRECT_HOSTS empty, or not a lis
 E006                                   KLARNA_SDK_URL not https
 E007                                   FAKE_KLARNA on while API_URL is Payway production
 E009                                   WAGTAIL_KLARNA_PAYWALL is not a dict
+E010                                   a database has ATOMIC_REQUESTS (the exactly-once gate needs autocommit)
+E011                                   cookie-based sessions while SSO2 keeps identity tokens in the session
 W001                                   READ_TIMEOUT above 60 seconds
 W002                                   unknown key in WAGTAIL_KLARNA_PAYWALL (a typo is otherwise silent)
 W003                                   ORGANISATION_ID missing while SSO2 is the identity provider
@@ -217,4 +219,39 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     messages += _check_unknown_keys(user_settings)
+    return messages
+
+
+SIGNED_COOKIE_SESSIONS = "django.contrib.sessions.backends.signed_cookies"
+
+
+@register(Tags.database, TAG)
+def check_environment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Project settings outside the plugin's dict that would break its promises (E010, E011)."""
+    messages: list[CheckMessage] = []
+    atomic = sorted(alias for alias, db in settings.DATABASES.items() if db.get("ATOMIC_REQUESTS"))
+    if atomic:
+        messages.append(
+            Error(
+                f"ATOMIC_REQUESTS is on for the database(s) {', '.join(atomic)}.",
+                hint="The plugin commits a purchase's 'placing' mark before it calls Payway's place_order, "
+                "so a lost reply or a crash can never lead to a second order. Inside a request-wide "
+                "transaction that mark is not committed in time; the plugin then refuses to place orders. "
+                "Turn ATOMIC_REQUESTS off.",
+                id=_id("E010"),
+            )
+        )
+    if (
+        getattr(settings, "SESSION_ENGINE", "") == SIGNED_COOKIE_SESSIONS
+        and paywall_settings.IDENTITY_PROVIDER == SSO2_PROVIDER
+    ):
+        messages.append(
+            Error(
+                "SESSION_ENGINE stores sessions in signed cookies, but SSO2 keeps the reader's Payway "
+                "identity token in the session.",
+                hint="Use a server-side session engine (database, cache or cached_db): access tokens must "
+                "never reach the browser.",
+                id=_id("E011"),
+            )
+        )
     return messages
