@@ -33,7 +33,8 @@ site = Site.objects.get(is_default_site=True)
 settings_ = PaywallSettings.for_site(site)
 article = ArticlePage.objects.get(slug="ny-cykelbana-langs-an")
 paywall = next(child for child in article.body if child.block_type == "paywall")
-urls = ["/", "/nyheter/", "/nyheter/ny-cykelbana-langs-an/", "/rss/", "/sok/?q=cykelbana", "/sok/?q=förorenad",
+urls = ["/", "/nyheter/", "/nyheter/ny-cykelbana-langs-an/", "/rss/",
+        "/sok/?q=cykelbana", "/sok/?q=förorenad",
         "/api/v2/pages/?type=demo.ArticlePage&fields=intro,is_paywalled,body"]
 responses = {url: client.get(url) for url in urls}
 print(json.dumps({
@@ -74,6 +75,8 @@ def sandbox_env() -> Iterator[dict[str, str]]:
     }
     env.update(DATABASE_URL=f"sqlite:///{db}", DJANGO_SETTINGS_MODULE="sandbox.settings.test", PORT="8000")
     env["ALLOWED_HOSTS"] = "localhost,testserver"
+    # The same package source the rest of the suite imports, whatever copy is installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     _manage("migrate", "--noinput", "-v", "0", env=env)
     yield env
     shutil.rmtree(tmp, ignore_errors=True)
