@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import random
+import statistics
 import time
 from typing import Any
 
@@ -86,8 +87,61 @@ def run(site: Site, *, quick: bool) -> dict[str, Any]:
     result["timed_renders"] = rounds * len(variants)
     result["wall_seconds"] = round(elapsed, 1)
     result["target_ratio"] = TARGET_RATIO
+    result["breakdown"] = breakdown(site, rounds=100 if quick else 300)
     _print(result)
     write_result("render", result)
+    return result
+
+
+def breakdown(site: Site, *, rounds: int) -> dict[str, dict[str, float]]:
+    """Where a paywalled render spends its extra time: each part timed on a freshly loaded page (as a
+    request sees it), paywalled and plain interleaved. Medians in ms."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.middleware.csrf import get_token
+    from django.template import RequestContext, Template
+    from django.test import RequestFactory
+
+    from tests.testapp.models import ArticlePage
+
+    tag = Template("{% load klarna_paywall_tags %}{% paywalled_stream page.body %}")
+
+    def request(url: str) -> Any:
+        req = RequestFactory().get(url)
+        req.session, req.user = SessionStore(), AnonymousUser()
+        return req
+
+    def load(pk: int) -> Any:
+        return ArticlePage.objects.get(pk=pk)
+
+    def convert(pk: int) -> None:
+        list(load(pk).body)
+
+    def render_tag(pk: int) -> None:
+        page = load(pk)
+        req = request(page.url)
+        tag.render(RequestContext(req, {"page": page, "request": req}))
+
+    parts = {
+        "load the page": load,
+        "load + convert every block": convert,
+        "load + paywalled_stream tag": render_tag,
+        "csrf token for one form": lambda pk: get_token(request("/")),
+    }
+    pages = {"paywalled": site.paywalled.pk, "plain": site.plain.pk}
+    times: dict[tuple[str, str], list[float]] = {}
+    items = [(part, kind) for part in parts for kind in pages]
+    rng = random.Random(11)
+    for round_number in range(rounds + 10):
+        rng.shuffle(items)
+        for part, kind in items:
+            begin = time.perf_counter()
+            parts[part](pages[kind])
+            if round_number >= 10:  # the first rounds warm up
+                times.setdefault((part, kind), []).append(time.perf_counter() - begin)
+    result: dict[str, dict[str, float]] = {}
+    for (part, kind), values in times.items():
+        result.setdefault(part, {})[kind] = round(statistics.median(values) * 1000, 3)
     return result
 
 
@@ -117,6 +171,9 @@ def _print(result: dict[str, Any]) -> None:
     for reader, ratio in result["ratios"].items():
         verdict = "within" if ratio <= result["target_ratio"] else "OVER"
         print(f"  ratio paywalled/plain ({reader}): {ratio:.3f}  ({verdict} the 1.10 target)")
+    print("  where the time goes (median ms, fresh page per call):")
+    for part, kinds in result["breakdown"].items():
+        print(f"    {part:<30} paywalled {kinds['paywalled']:>7.2f}   plain {kinds['plain']:>7.2f}")
     print(f"  Payway calls during warm-up: {result['payway_calls_during_warmup'] or 0}")
     print(
         f"  Payway calls during the {result['timed_renders']} timed renders: "
