@@ -586,6 +586,21 @@ def test_placing_attempt_is_in_progress_then_unknown_after_the_lease(shop, paywa
     assert [s for s, *_ in signal_log].count("failed") == 1
 
 
+def test_atomic_requests_refuses_to_place_without_calling_payway(shop, payway, settings):
+    """I2 / check E010: inside a request-wide transaction the placing mark could not be committed before
+    the call, so no order is placed at all (and nothing is sent)."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        result = place(attempt)
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+    assert result.outcome == purchase.Outcome.RETRY and result.error_code == "configuration"
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
+    assert len(calls_to(payway, PLACE_V2)) == 0
+
+
 def test_expired_session_is_not_placed(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)

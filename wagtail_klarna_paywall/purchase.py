@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings as django_settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -601,6 +601,11 @@ def stored_outcome(attempt: PurchaseAttempt, request: Any = None) -> PlaceResult
     return PlaceResult(Outcome.NOT_PLACEABLE, attempt)
 
 
+def _request_wide_transaction() -> bool:
+    """Whether the database wraps each request in a transaction (``ATOMIC_REQUESTS``)."""
+    return bool(connections[router.db_for_write(PurchaseAttempt)].settings_dict.get("ATOMIC_REQUESTS"))
+
+
 def _finish(attempt: PurchaseAttempt, from_states: tuple[str, ...], **fields: Any) -> bool:
     """Conditional, monotonic state change; returns whether this call made it. Updates ``attempt``."""
     fields.setdefault("updated_at", timezone.now())
@@ -634,6 +639,11 @@ def place_order(
         return PlaceResult(Outcome.LOGIN, attempt, "login_required")
     if not attempt.existing_customer and customer is None:
         return PlaceResult(Outcome.RETRY, attempt, "invalid_customer")
+    if _request_wide_transaction():
+        # The PLACING mark below would stay uncommitted during the call (check E010): refuse rather than
+        # risk a rolled-back mark and a second order. Nothing has been sent; the attempt stays as it was.
+        logger.error("Refusing to place attempt %s: ATOMIC_REQUESTS is on (check E010)", attempt.reference)
+        return PlaceResult(Outcome.RETRY, attempt, "configuration")
 
     # The exactly-once gate: only the request whose UPDATE changes the row calls Payway. Autocommit makes
     # the PLACING mark durable before the call (I2).
