@@ -27,7 +27,8 @@ from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
 from tests.test_purchase import CREATE_V2, PLACE_V2, Shop, session_json
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall import messages
-from wagtail_klarna_paywall.models import PurchaseAttempt
+from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock
+from wagtail_klarna_paywall.models import AttemptState, KlarnaPurchasePage, PaywallSettings, PurchaseAttempt
 
 # The shop and fake Payway fixtures are shared with the flow tests.
 pytest_plugins = ["tests.test_purchase"]
@@ -238,6 +239,21 @@ def test_unknown_outcome_page_in_swedish(shop, payway):
     assert "Vi kontrollerar ditt köp" in html
     assert "du debiteras inte två gånger" in html
     assert "charged twice" not in html
+
+
+# -- what editors see ------------------------------------------------------------------------------
+
+
+def test_editor_labels_are_swedish_for_a_swedish_editor():
+    """Wagtail shows the admin in each editor's language: block, page, setting and state labels follow."""
+    with translation.override("sv"):
+        assert str(PaywallBlock().meta.label) == "Betalvägg"
+        assert str(OfferBlock().meta.label) == "Erbjudande"
+        assert str(KlarnaPurchasePage._meta.verbose_name) == "Köpsida för Klarna"
+        assert str(PaywallSettings._meta.get_field("test_mode").verbose_name) == "testläge"
+        assert str(AttemptState.UNKNOWN.label) == "Okänt utfall"
+    with translation.override("en"):
+        assert str(PaywallBlock().meta.label) == "Paywall"
 
 
 # -- the shipped translation files -----------------------------------------------------------------
