@@ -179,6 +179,7 @@ def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch)
     """A reader without an account opens an article, buys Digital from the paywall, fills in the customer
     form, approves in the widget and pays: confirmation with the summary, one order (v2). S07."""
     open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
+    save_screenshot(page, "article-paywall")
     reference = start_buying(page, "demo_digital")
     expect(page.locator("[data-wkp-test-mode]"), "the test-mode ribbon").to_be_visible()
     expect(page.locator(".wkp-offer-summary__name")).to_have_text("Digital")
