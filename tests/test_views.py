@@ -51,6 +51,13 @@ BROWSER = {
 CUSTOMER = {"email": "reader@example.com", "first_name": "Rea", "last_name": "Der"}
 
 
+@pytest.fixture(autouse=True)
+def _english_pages(settings):
+    """The browser asks for Swedish (Payway must receive ``sv-SE``), but these tests read the English
+    texts: offer the site in English only. Swedish rendering is tested in test_i18n."""
+    settings.LANGUAGES = [("en", "English")]
+
+
 class StubIdentityProvider:
     """A tiny identity provider: the token lives in ``StubIdentityProvider.token``."""
 
