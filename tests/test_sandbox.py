@@ -148,11 +148,6 @@ def test_sandbox_serves_without_leaking_paywalled_text(built):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="L01: the paywall's buy forms render {% csrf_token %}, which sets the csrftoken cookie on every "
-    "anonymous paywalled page (the same known gap as tests/test_gating.py)",
-)
 def test_anonymous_paywalled_article_sets_no_cookie(built):
     """L01: an anonymous reader's paywalled article sets no cookie, so a shared cache may keep it."""
     first, _second = built
