@@ -1110,3 +1110,13 @@ def test_server_date_connect_failure(client, rsps):
 
     with pytest.raises(exc.PaywayConnectError):
         client.server_date()
+
+
+def test_pool_keeps_enough_connections_for_concurrent_readers():
+    """L03: concurrent readers reuse pooled connections instead of opening and dropping extras."""
+    from wagtail_klarna_paywall.payway.client import POOL_MAXSIZE
+
+    client = PaywayClient(base_url="https://payway.test", client_id="c", client_secret="s")
+    adapter = client._session.get_adapter("https://payway.test/")
+    assert adapter._pool_maxsize == POOL_MAXSIZE >= 50
+    client.close()

@@ -373,12 +373,6 @@ def test_error_report_text_masks_the_posted_token_and_customer(shop, settings, m
     assert _leaks(text) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S04 bug: views.checkout keeps the posted token in its local `token`, which the HTML error "
-    "report (and any frame-locals collector) prints; fix: @sensitive_variables('token') directly on "
-    "views.checkout (innermost decorator)",
-)
 def test_error_report_html_masks_the_views_locals(shop, settings, monkeypatch):
     """S04: the HTML report (AdminEmailHandler(include_html=True), frame locals) masks sensitive locals:
     ``place_order``'s own are (``sensitive_variables``); the view's ``token`` must be too."""

@@ -81,6 +81,9 @@ ACTIVE_PRODUCTS_PATH = "/external/api/v1/me/active_products"
 #: of logged-in readers are sent there with their identity token instead.
 IDENTITY_TRIAL_ORDER_PATH: str | None = None
 
+#: Connections kept per Payway host (urllib3 opens extra ones beyond this under load, then drops them).
+POOL_MAXSIZE = 50
+
 # Paths where a 403 means "payment method failed" (contract 6) rather than a missing permission
 # (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see _is_order_path).
 _ORDER_PATHS = frozenset({PLACE_ORDER_IDENTITY_PATH, PLACE_ORDER_NEW_CUSTOMER_PATH, PLACE_TRIAL_ORDER_PATH})
@@ -169,7 +172,9 @@ class PaywayClient:
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(max_retries=_retry_policy())
+            # One pool per process serves every web worker thread: sized so that concurrent readers reuse
+            # connections instead of opening and discarding extras beyond urllib3's default of 10 (L03).
+            adapter = HTTPAdapter(max_retries=_retry_policy(), pool_maxsize=POOL_MAXSIZE)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self._session = session
