@@ -155,12 +155,6 @@ class Sandbox:
     def attempt_count(self) -> int:
         return self.query("SELECT count(*) FROM wagtail_klarna_paywall_purchaseattempt")[0][0]
 
-    def attempts_since(self, count: int) -> list[sqlite3.Row]:
-        """Attempts created after the first ``count`` (ids grow)."""
-        return self.query(
-            "SELECT * FROM wagtail_klarna_paywall_purchaseattempt ORDER BY id LIMIT -1 OFFSET ?", (count,)
-        )
-
     def events(self, reference: str, kind: str) -> int:
         """How many timeline events of ``kind`` the attempt has."""
         attempt_id = self.attempt(reference)["id"]
@@ -168,11 +162,6 @@ class Sandbox:
             "SELECT count(*) FROM wagtail_klarna_paywall_purchaseevent WHERE attempt_id = ? AND kind = ?",
             (attempt_id, kind),
         )[0][0]
-
-    def page_id(self, url_path: str) -> int:
-        rows = self.query("SELECT id FROM wagtailcore_page WHERE url_path LIKE ?", (f"%{url_path}",))
-        assert rows, f"no page at {url_path}"
-        return rows[0][0]
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -185,7 +174,8 @@ def _run(args: list[str], env: dict[str, str], log) -> None:
     result = subprocess.run(args, cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300)
     if result.returncode:
         log.flush()
-        raise RuntimeError(f"{' '.join(args[1:])} failed ({result.returncode}); see {log.name}")
+        tail = Path(log.name).read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(args[1:])} failed ({result.returncode}), log {log.name}:\n{tail}")
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, deadline_s: float = 60) -> None:
