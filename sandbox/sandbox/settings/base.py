@@ -84,8 +84,14 @@ TEMPLATES = [
 
 # SQLite in the sandbox folder unless DATABASE_URL says otherwise (PostgreSQL or SQLite).
 DATABASES = {
-    "default": dj_database_url.config(default=f"sqlite:///{SANDBOX_DIR / 'db.sqlite3'}", conn_max_age=0)
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{SANDBOX_DIR / 'db.sqlite3'}", conn_max_age=0
+    )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # runserver is threaded and readers buy at the same time: take SQLite's write lock when a transaction
+    # begins, and wait for it, rather than failing with "database is locked" when a read upgrades to a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = []
