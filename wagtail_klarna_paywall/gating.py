@@ -47,8 +47,38 @@ def _is_paywall(child: Any) -> bool:
     return isinstance(getattr(child, "block", None), PaywallBlock)
 
 
+def paywall_index(stream: Any) -> int | None:
+    """Position of the first paywall block in a StreamValue, read from its stored (raw) data.
+
+    Wagtail converts a StreamValue's children to Python lazily, one block type at a time. Finding the cut
+    from the block type names alone means blocks nobody will render are never converted: above all the
+    paywall itself, whose page choosers query the database, on a page whose paywall HTML is cached.
+    Returns None when there is no paywall, or when ``stream`` is not a StreamValue (a plain list).
+    """
+    raw_data = getattr(stream, "raw_data", None)
+    stream_block = getattr(stream, "stream_block", None)
+    if raw_data is None or stream_block is None:
+        return None
+    from .blocks import PaywallBlock
+
+    child_blocks = stream_block.child_blocks
+    for index, item in enumerate(raw_data):
+        if isinstance(child_blocks.get(item.get("type")), PaywallBlock):
+            return index
+    return None
+
+
 def split_at_paywall(stream: Iterable[Any]) -> tuple[list[Any], Any | None, list[Any]]:
     """``(free children, first paywall child or None, paywalled children)`` of a StreamValue."""
+    if getattr(stream, "raw_data", None) is not None and getattr(stream, "stream_block", None) is not None:
+        index = paywall_index(stream)
+        if index is None:
+            return list(stream), None, []
+        return (
+            [stream[i] for i in range(index)],
+            stream[index],
+            [stream[i] for i in range(index + 1, len(stream))],
+        )
     free: list[Any] = []
     children = list(stream or ())
     for index, child in enumerate(children):
