@@ -35,16 +35,21 @@ def _login_url(request: Any, page: Any) -> str:
         return ""
 
 
-def _reader_state(request: Any, paywall: Any) -> tuple[str, bool]:
-    """(state, may read everything) for a real (non-preview) request."""
+def _reader_state(request: Any, codes: tuple[str, ...]) -> tuple[str, bool]:
+    """(state, may read everything) for a real (non-preview) request, given the paywall's access codes."""
     from .. import access, gating
 
     if request is None:
         return ANONYMOUS, False
-    if access.reader_has_access(request, gating.access_codes(paywall)):
+    if access.reader_has_access(request, codes):
         return SUBSCRIBER, True
     # The access check marks the request reader-dependent exactly when the reader is logged in.
     return (READER if gating.is_reader_dependent(request) else ANONYMOUS), False
+
+
+def _raw_list(block: Any, name: str, raw_value: dict[str, Any]) -> list[Any]:
+    """A ListBlock child of a stored StructBlock value, converted without touching any other child."""
+    return list(block.child_blocks[name].to_python(raw_value.get(name) or []))
 
 
 def _without_owned_offers(value: Any, request: Any) -> Any:
@@ -70,31 +75,93 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     """Render a StreamField up to its first paywall block, and the rest only for readers with access.
 
     Readers without access get the free blocks and the paywall (heading, teaser, one buy form per offer);
-    blocks after the cut are never rendered for them. Editors previewing the page see every block; the
-    "anonymous", "reader" and "subscriber" preview modes show the page as those readers see it.
+    blocks after the cut are never rendered for them, nor converted from their stored form. Editors
+    previewing the page see every block; the "anonymous", "reader" and "subscriber" preview modes show the
+    page as those readers see it. Outside previews the paywall's HTML comes from :mod:`..render_cache`.
     """
-    from ..blocks import split_at_paywall
+    from .. import gating
 
     flat = context.flatten()
     request = flat.get("request")
     page = flat.get("page")
-    free, paywall, gated = split_at_paywall(stream)
-    if paywall is None:
-        return mark_safe(_render(free, flat))  # noqa: S308 - Wagtail's own block rendering
+    index = gating.paywall_index(stream)
+    if index is None:
+        # No paywall, or a plain list of children rather than a StreamValue: find the cut by iterating.
+        free, paywall, gated = gating.split_at_paywall(stream)
+        if paywall is None:
+            return mark_safe(_render(free, flat))  # noqa: S308 - Wagtail's own block rendering
+        return _render_cut(request, flat, free, paywall, gated)
 
+    free = [stream[i] for i in range(index)]
+    if getattr(request, "is_preview", False):
+        paywall, gated = stream[index], [stream[i] for i in range(index + 1, len(stream))]
+        return _render_cut(request, flat, free, paywall, gated)
+
+    # A reader: decide from the stored value, so a cached paywall is never converted to Python.
+    raw = stream.raw_data[index]
+    block = stream.stream_block.child_blocks[raw["type"]]
+    raw_value = raw.get("value") or {}
+    codes = tuple(code for code in _raw_list(block, "access_product_codes", raw_value) if code)
+    state, can_read = _reader_state(request, codes)
+    if can_read:
+        return mark_safe(_render(free + [stream[i] for i in range(index + 1, len(stream))], flat))  # noqa: S308
+    if state == READER:
+        from .. import access
+
+        owned = access.owned_product_codes(request)
+        offered = {offer.get("product_code") for offer in _raw_list(block, "offers", raw_value)}
+        if owned & offered:
+            # Some offers are hidden from this reader: markup about their holdings is never cached.
+            return _render_cut(request, flat, free, stream[index], [], state=state)
+    login_url = _login_url(request, page) if state == ANONYMOUS else ""
+
+    def render(csrf_token: str) -> str:
+        paywall = stream[index]
+        paywall_context = {
+            **flat,
+            "csrf_token": csrf_token,
+            "paywall_block_id": paywall.id,
+            "reader_state": state,
+            "login_url": login_url,
+        }
+        return str(paywall.block.render(paywall.value, context=paywall_context))
+
+    from .. import render_cache
+
+    html = render_cache.paywall_html(
+        request=request,
+        page=page,
+        raw_block=raw,
+        state=state,
+        login_url=login_url,
+        utm_source=flat.get("utm_source"),
+        render=render,
+    )
+    return mark_safe(_render(free, flat) + html)  # noqa: S308
+
+
+def _render_cut(
+    request: Any, flat: dict[str, Any], free: list[Any], paywall: Any, gated: list[Any], state: str = ""
+) -> SafeString:
+    """Render a stream cut at ``paywall`` without the cache (previews, hidden offers, plain lists)."""
+    from .. import gating
+
+    page = flat.get("page")
     preview_mode = (
         getattr(request, PREVIEW_MODE_ATTR, None) if getattr(request, "is_preview", False) else None
     )
     if preview_mode == "":
         # The editor's view: everything, the paywall in place, so the cut is visible.
         return mark_safe(_render(free + [paywall] + gated, {**flat, "paywall_block_id": paywall.id}))  # noqa: S308
-    if preview_mode in (ANONYMOUS, READER, SUBSCRIBER):
+    if state:
+        can_read = False
+    elif preview_mode in (ANONYMOUS, READER, SUBSCRIBER):
         state, can_read = preview_mode, preview_mode == SUBSCRIBER
     elif getattr(request, "is_preview", False):
         # A preview outside the paywall's preview modes (a page model without the mixin): never gate editors.
         state, can_read = SUBSCRIBER, True
     else:
-        state, can_read = _reader_state(request, paywall)
+        state, can_read = _reader_state(request, gating.access_codes(paywall))
 
     if can_read:
         return mark_safe(_render(free + gated, flat))  # noqa: S308
