@@ -149,3 +149,16 @@ def test_any_page_or_site_change_starts_a_new_generation(article):
     assert after_save != before
     article.get_site().save()
     assert render_cache._generation(cache) != after_save
+
+
+def test_stored_lists_are_read_in_both_of_wagtails_formats():
+    """Access codes and offers are read from the stored value, whether saved as block items or bare values."""
+    from wagtail_klarna_paywall.templatetags.klarna_paywall_tags import _raw_items
+
+    block_format = {"access_product_codes": [{"type": "item", "id": "a", "value": "digital"}]}
+    assert _raw_items(block_format, "access_product_codes") == ["digital"]
+    assert _raw_items({"access_product_codes": ["digital", "paper"]}, "access_product_codes") == [
+        "digital",
+        "paper",
+    ]
+    assert _raw_items({"offers": None}, "offers") == []

@@ -47,9 +47,20 @@ def _reader_state(request: Any, codes: tuple[str, ...]) -> tuple[str, bool]:
     return (READER if gating.is_reader_dependent(request) else ANONYMOUS), False
 
 
-def _raw_list(block: Any, name: str, raw_value: dict[str, Any]) -> list[Any]:
-    """A ListBlock child of a stored StructBlock value, converted without touching any other child."""
-    return list(block.child_blocks[name].to_python(raw_value.get(name) or []))
+def _raw_items(raw_value: dict[str, Any], name: str) -> list[Any]:
+    """The items of a ListBlock child in a stored StructBlock value, without converting anything.
+
+    Stored lists come in Wagtail's block format (``{"type": "item", "value": ..., "id": ...}``, told
+    apart the way ``ListBlock._item_is_in_block_format`` does) or, from older saves, as bare values.
+    Converting with ``to_python`` would cost more than the rest of a cached paywall's render.
+    """
+    items = raw_value.get(name) or []
+    return [
+        item["value"]
+        if isinstance(item, dict) and item.get("type") == "item" and "id" in item and "value" in item
+        else item
+        for item in items
+    ]
 
 
 def _without_owned_offers(value: Any, request: Any) -> Any:
@@ -99,9 +110,10 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
 
     # A reader: decide from the stored value, so a cached paywall is never converted to Python.
     raw = stream.raw_data[index]
-    block = stream.stream_block.child_blocks[raw["type"]]
     raw_value = raw.get("value") or {}
-    codes = tuple(code for code in _raw_list(block, "access_product_codes", raw_value) if code)
+    codes = tuple(
+        code for code in _raw_items(raw_value, "access_product_codes") if isinstance(code, str) and code
+    )
     state, can_read = _reader_state(request, codes)
     if can_read:
         return mark_safe(_render(free + [stream[i] for i in range(index + 1, len(stream))], flat))  # noqa: S308
@@ -109,8 +121,10 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         from .. import access
 
         owned = access.owned_product_codes(request)
-        offered = {offer.get("product_code") for offer in _raw_list(block, "offers", raw_value)}
-        if owned & offered:
+        offered = {
+            offer.get("product_code") for offer in _raw_items(raw_value, "offers") if isinstance(offer, dict)
+        }
+        if owned and owned & offered:
             # Some offers are hidden from this reader: markup about their holdings is never cached.
             return _render_cut(request, flat, free, stream[index], [], state=state)
     login_url = _login_url(request, page) if state == ANONYMOUS else ""
