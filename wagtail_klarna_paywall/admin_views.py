@@ -11,6 +11,7 @@ import contextlib
 import uuid
 
 import django_filters
+from django.contrib.auth import get_user_model
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.urls import path
@@ -31,21 +32,21 @@ PERMISSION = f"wagtail_klarna_paywall.{PERMISSION_CODENAME}"
 
 class PurchaseLogPermissionPolicy(ModelPermissionPolicy):
     """'view' is the custom ``view_purchase_log`` permission; every other action is refused to everyone,
-    superusers included, so no admin view can offer to change an attempt."""
+    superusers included, so no admin view can offer to change an attempt.
 
-    def _get_permission_codename(self, action: str) -> str:
-        if action == "view":
-            return PERMISSION_CODENAME
-        return super()._get_permission_codename(action)
+    Only public policy methods are overridden: Wagtail 7.4 and 8.0 name their private helpers differently.
+    """
 
     def user_has_permission(self, user, action: str) -> bool:
-        return action == "view" and user.is_active and super().user_has_permission(user, action)
+        return action == "view" and user.is_active and user.has_perm(PERMISSION)
 
     def user_has_any_permission(self, user, actions) -> bool:
         return "view" in actions and self.user_has_permission(user, "view")
 
     def users_with_any_permission(self, actions):
-        return super().users_with_any_permission([a for a in actions if a == "view"])
+        if "view" not in actions:
+            return get_user_model().objects.none()
+        return self._get_users_with_any_permission_codenames({PERMISSION_CODENAME})
 
 
 purchase_log_permission_policy = PurchaseLogPermissionPolicy(PurchaseAttempt)
