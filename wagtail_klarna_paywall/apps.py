@@ -10,7 +10,14 @@ class WagtailKlarnaPaywallConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            render_cache,
+        )
+
+        # Forget cached paywall markup whenever a page or site changes, in every process that can publish
+        # (web workers, scheduled publishing, management commands).
+        render_cache.connect()
 
         # Migrations made on Wagtail 8 name the page model through its WAGTAIL_PAGE_MODEL setting (the page
         # model is swappable there). Wagtail 7.4 has no such setting: give it the one page model 7.4 knows,

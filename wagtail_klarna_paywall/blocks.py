@@ -379,10 +379,3 @@ def find_offer(page: Any, offer_ref: str) -> Offer | None:
             if child.id == block_id and isinstance(child.block, OfferBlock):
                 return offer_from_value(offer_ref, child.value, paywall=None)
     return None
-
-
-# Forget cached paywall markup when pages or sites change (the blocks module loads with the models, in
-# every process that can publish a page, scheduled publishing included).
-from . import render_cache  # noqa: E402
-
-render_cache.connect()
