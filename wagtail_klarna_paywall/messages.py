@@ -36,6 +36,7 @@ IN_PROGRESS = "in_progress"
 ALREADY_BOUGHT = "already_bought"
 LOGIN_REQUIRED = "login_required"
 WIDGET_UNAVAILABLE = "widget_unavailable"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
 GENERIC = "error"
 
 _TRY_AGAIN_LATER = _("Nothing has been charged. Please try again in a little while.")
@@ -100,6 +101,14 @@ MESSAGES: dict[str, ReaderMessage] = {
         _("The payment could not be loaded"),
         _("Klarna's payment form did not load. Check your connection and try again in a few seconds."),
         retry=True,
+    ),
+    # Our own limit on new purchases (catalogue S13), not Payway's "rate_limited" further down.
+    TOO_MANY_ATTEMPTS: ReaderMessage(
+        _("Please wait a little"),
+        _(
+            "You have started several purchases in a short time, so new ones are paused for a while. "
+            "Nothing has been charged. Please try again later."
+        ),
     ),
     # -- exception codes (exceptions.py) -----------------------------------------------------------
     GENERIC: ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),

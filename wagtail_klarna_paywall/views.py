@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
 
-from . import access, messages, purchase
+from . import access, messages, purchase, ratelimit
 from .conf import paywall_settings
 from .exceptions import PaywallError
 from .identity import get_identity_provider
@@ -406,6 +406,16 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     reader = reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
         return _render_landing(request, page, message_code="configuration", status=503)
+    # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
+    budget = ratelimit.Decision(True)
+    if ratelimit.needs_new_session(reader, offer, holder):
+        budget = ratelimit.reserve_session(
+            reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial
+        )
+        if not budget.allowed:
+            response = _render_landing(request, page, message_code=messages.TOO_MANY_ATTEMPTS, status=429)
+            response["Retry-After"] = str(budget.retry_after)
+            return response
     result = purchase.start_purchase(
         reader=reader,
         offer=offer,
@@ -414,6 +424,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         site=page.get_site(),
         traffic_source=traffic_source(request),
     )
+    ratelimit.settle(budget, result)
     if result.status in (purchase.BuyStatus.READY, purchase.BuyStatus.EXISTING):
         return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
     if result.status == purchase.BuyStatus.LOGIN:
