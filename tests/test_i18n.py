@@ -326,3 +326,17 @@ def test_po_file_covers_every_marked_string(tmp_path, monkeypatch):
     refreshed = translated_entries(copy / "locale" / "sv" / "LC_MESSAGES" / "django.po")
     assert untranslated_or_fuzzy(refreshed) == []
     assert {e["msgid"] for e in refreshed} == {e["msgid"] for e in translated_entries(PO_FILE)}
+
+
+def test_funnel_period_choices_follow_the_active_language():
+    """The choices are built at import time; their text must still be translated per request."""
+    from django.utils import translation
+
+    from wagtail_klarna_paywall.reports import PeriodForm
+
+    choices = dict(PeriodForm().fields["period"].choices)
+    with translation.override("en"):
+        english = str(choices["30"])
+    with translation.override("sv"):
+        swedish = str(choices["30"])
+    assert "30" in english and "30" in swedish and english != swedish

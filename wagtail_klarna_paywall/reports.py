@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import PermissionDenied
+from django.utils.functional import lazy
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from wagtail.admin.ui.components import Component
@@ -28,13 +30,20 @@ def can_view(user) -> bool:
     return bool(user and user.is_active and user.has_perm(PERMISSION))
 
 
+def _last_days_text(days: int) -> str:
+    return gettext("Last %(days)s days") % {"days": days}
+
+
+# The choices are built when the module loads: format lazily, or they would stay in that moment's language.
+_last_days = lazy(_last_days_text, str)
+
+
 class PeriodForm(forms.Form):
     """Last 7/30/90 days, or a date range (both days included)."""
 
     period = forms.TypedChoiceField(
         label=_("Period"),
-        choices=[(str(d), _("Last %(days)s days") % {"days": d}) for d in funnel.PERIOD_CHOICES]
-        + [("range", _("Date range"))],
+        choices=[(str(d), _last_days(d)) for d in funnel.PERIOD_CHOICES] + [("range", _("Date range"))],
         required=False,
         initial="30",
     )
