@@ -1120,3 +1120,40 @@ def test_pool_keeps_enough_connections_for_concurrent_readers():
     adapter = client._session.get_adapter("https://payway.test/")
     assert adapter._pool_maxsize == POOL_MAXSIZE >= 50
     client.close()
+
+
+def test_process_wide_client_is_built_once_under_concurrency_and_closed_on_reset():
+    """Every web worker thread shares one client (one pool, one cached token)."""
+    import threading
+    import time
+
+    from wagtail_klarna_paywall.payway import ProcessWide
+
+    built, closed = [], []
+
+    class Thing:
+        def close(self):
+            closed.append(self)
+
+    def build():
+        time.sleep(0.01)  # widen the race window
+        thing = Thing()
+        built.append(thing)
+        return thing
+
+    shared = ProcessWide(build)
+    barrier = threading.Barrier(8)
+    got = []
+
+    def worker():
+        barrier.wait()
+        got.append(shared.get())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and all(g is built[0] for g in got)
+    shared.reset()
+    assert closed == built and shared.get() is not built[0]

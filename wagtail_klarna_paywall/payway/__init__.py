@@ -7,36 +7,66 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from .client import PaywayClient
 
-__all__ = ["PaywayClient", "get_client", "reset_client"]
+__all__ = ["PaywayClient", "ProcessWide", "get_client", "reset_client"]
 
-_lock = threading.Lock()
-_client: PaywayClient | None = None
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class ProcessWide(Generic[C]):
+    """One lazily built client per process, shared by every thread (with its connection pool)."""
+
+    def __init__(self, build: Callable[[], C]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: C | None = None
+
+    def get(self) -> C:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value
+
+    def reset(self) -> None:
+        """Close and forget the client (after a settings change, and between tests)."""
+        with self._lock:
+            if self._value is not None:
+                self._value.close()
+            self._value = None
+
+
+def _build_client() -> PaywayClient:
+    from ..conf import paywall_settings as conf
+
+    return PaywayClient(
+        base_url=conf.API_URL,
+        client_id=conf.CLIENT_ID,
+        client_secret=conf.CLIENT_SECRET,
+        connect_timeout=conf.CONNECT_TIMEOUT,
+        read_timeout=conf.READ_TIMEOUT,
+    )
+
+
+_payway = ProcessWide(_build_client)
 
 
 def get_client() -> PaywayClient:
-    global _client
-    if _client is None:
-        with _lock:
-            if _client is None:
-                from ..conf import paywall_settings as conf
-
-                _client = PaywayClient(
-                    base_url=conf.API_URL,
-                    client_id=conf.CLIENT_ID,
-                    client_secret=conf.CLIENT_SECRET,
-                    connect_timeout=conf.CONNECT_TIMEOUT,
-                    read_timeout=conf.READ_TIMEOUT,
-                )
-    return _client
+    """The process-wide Payway client, built from the ``WAGTAIL_KLARNA_PAYWALL`` settings."""
+    return _payway.get()
 
 
 def reset_client() -> None:
     """Forget the process-wide client (after a settings change, and between tests)."""
-    global _client
-    with _lock:
-        if _client is not None:
-            _client.close()
-        _client = None
+    _payway.reset()

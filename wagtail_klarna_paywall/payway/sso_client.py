@@ -11,7 +11,6 @@ them: ``POST {sso}/<operation>`` with ``{"t": "<jwt>"}`` and back ``{"t": "<jwt>
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import requests
@@ -29,6 +28,7 @@ from ..exceptions import (
     ServerError,
     ValidationError,
 )
+from . import ProcessWide
 
 SESSION_STATUS = "sessionstatus"
 LOGOUT = "logout"
@@ -120,33 +120,27 @@ def _api_error(response: requests.Response, endpoint: str) -> PaywayAPIError:
     )
 
 
-_lock = threading.Lock()
-_client: SSO2Client | None = None
+def _build_sso_client() -> SSO2Client:
+    from ..conf import paywall_settings as conf
+
+    return SSO2Client(
+        base_url=conf.SSO_URL,
+        connect_timeout=conf.CONNECT_TIMEOUT,
+        read_timeout=conf.READ_TIMEOUT,
+    )
+
+
+_sso = ProcessWide(_build_sso_client)
 
 
 def get_sso_client() -> SSO2Client:
     """The process-wide SSO2 client, built from the ``WAGTAIL_KLARNA_PAYWALL`` settings."""
-    global _client
-    if _client is None:
-        with _lock:
-            if _client is None:
-                from ..conf import paywall_settings as conf
-
-                _client = SSO2Client(
-                    base_url=conf.SSO_URL,
-                    connect_timeout=conf.CONNECT_TIMEOUT,
-                    read_timeout=conf.READ_TIMEOUT,
-                )
-    return _client
+    return _sso.get()
 
 
 def reset_sso_client() -> None:
     """Forget the process-wide client (after a settings change, and between tests)."""
-    global _client
-    with _lock:
-        if _client is not None:
-            _client.close()
-        _client = None
+    _sso.reset()
 
 
 def _reload(*, setting: str, **kwargs: Any) -> None:
