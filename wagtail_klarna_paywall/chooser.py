@@ -64,6 +64,16 @@ def product_display_title(name: str, code: str) -> str:
 # -- widget ----------------------------------------------------------------------------------------
 
 
+def _chooser_media() -> forms.Media:
+    """Wagtail's chooser widget script and ours, for both the widget and its telepath adapter."""
+    return forms.Media(
+        js=[
+            versioned_static("wagtailadmin/js/chooser-widget.js"),
+            versioned_static("wagtail_klarna_paywall/chooser.js"),
+        ]
+    )
+
+
 class ProductChooserWidget(BaseChooser):
     """Hidden input holding the product code, with Wagtail's chooser button. Nothing to type."""
 
@@ -84,12 +94,7 @@ class ProductChooserWidget(BaseChooser):
 
     @property
     def media(self) -> forms.Media:
-        return forms.Media(
-            js=[
-                versioned_static("wagtailadmin/js/chooser-widget.js"),
-                versioned_static("wagtail_klarna_paywall/chooser.js"),
-            ]
-        )
+        return _chooser_media()
 
 
 class ProductChooserWidgetAdapter(BaseChooserAdapter):
@@ -97,12 +102,7 @@ class ProductChooserWidgetAdapter(BaseChooserAdapter):
 
     @property
     def media(self) -> forms.Media:
-        return forms.Media(
-            js=[
-                versioned_static("wagtailadmin/js/chooser-widget.js"),
-                versioned_static("wagtail_klarna_paywall/chooser.js"),
-            ]
-        )
+        return _chooser_media()
 
 
 register(ProductChooserWidgetAdapter(), ProductChooserWidget)
