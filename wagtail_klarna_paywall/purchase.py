@@ -241,6 +241,16 @@ def is_session_reusable(attempt: PurchaseAttempt, now: dt.datetime | None = None
 # -- signals ----------------------------------------------------------------------------------------
 
 
+def can_reuse_session(attempt: PurchaseAttempt, reader: Reader, offer: Offer, now: dt.datetime) -> bool:
+    """Whether a buy of ``offer`` by ``reader`` keeps ``attempt``'s Payway session: the same offer as
+    configured now, the same flow (logged in or not), and enough of the session left."""
+    if any(getattr(attempt, name) != value for name, value in _offer_fields(offer).items()):
+        return False
+    if attempt.existing_customer != uses_identity(offer.is_trial, reader.identity_token):
+        return False
+    return is_session_reusable(attempt, now)
+
+
 def _send(signal: Any, attempt: PurchaseAttempt) -> None:
     for receiver, result in signal.send_robust(sender=PurchaseAttempt, attempt=attempt):
         if isinstance(result, Exception):
@@ -286,7 +296,7 @@ def offer_key(offer_page: Page, offer: Offer) -> str:
     return f"{offer_page.pk}:{offer.ref}"[:200]
 
 
-def _previous_order(reader: Reader, offer: Offer, now: dt.datetime) -> PurchaseAttempt | None:
+def previous_order(reader: Reader, offer: Offer, now: dt.datetime) -> PurchaseAttempt | None:
     return (
         PurchaseAttempt.objects.filter(
             reader_key=reader.key,
@@ -335,7 +345,7 @@ def start_purchase(
     settings_obj = site_settings(site)
 
     for _ in range(3):
-        previous = _previous_order(reader, offer, now)
+        previous = previous_order(reader, offer, now)
         if previous is not None:
             return BuyResult(BuyStatus.EXISTING, previous)
 
@@ -391,10 +401,8 @@ def _prepare_session(
         if attempt.state not in OPEN_STATES:
             return None
         with_identity = uses_identity(offer.is_trial, reader.identity_token)
-        offer_changed = any(getattr(attempt, name) != value for name, value in _offer_fields(offer).items())
-        flow_changed = attempt.existing_customer != with_identity
         record_event(attempt, EventKind.BUY)
-        if not (offer_changed or flow_changed) and is_session_reusable(attempt, now):
+        if can_reuse_session(attempt, reader, offer, now):
             if traffic_source and traffic_source != attempt.traffic_source:
                 attempt.traffic_source = traffic_source[:100]
                 attempt.save(update_fields=["traffic_source", "updated_at"])

@@ -153,20 +153,16 @@ def needs_new_session(reader: purchase.Reader, offer: Offer, offer_page: Page) -
     """Whether :func:`purchase.start_purchase` would call ``create_session`` for this buy.
 
     Repeated clicks on the same offer reuse the open attempt's session and must not use up the reader's
-    budget. This mirrors the reuse rule of ``purchase._prepare_session`` (same offer fields, same flow,
-    session reusable) and the rebuy guard; a wrong guess either way is put right by :func:`settle`.
+    budget. Uses the purchase flow's own reuse rule and rebuy guard; a race that makes the guess wrong is
+    put right by :func:`settle`.
     """
     now = timezone.now()
-    if purchase._previous_order(reader, offer, now) is not None:
+    if purchase.previous_order(reader, offer, now) is not None:
         return False
     attempt = PurchaseAttempt.objects.filter(
         reader_key=reader.key, offer_key=purchase.offer_key(offer_page, offer), state__in=OPEN_STATES
     ).first()
-    if attempt is None or not purchase.is_session_reusable(attempt, now):
-        return True
-    if any(getattr(attempt, name) != value for name, value in purchase._offer_fields(offer).items()):
-        return True
-    return attempt.existing_customer != purchase.uses_identity(offer.is_trial, reader.identity_token)
+    return attempt is None or not purchase.can_reuse_session(attempt, reader, offer, now)
 
 
 def created_a_session(result: purchase.BuyResult) -> bool:
