@@ -256,10 +256,6 @@ class PurchaseAttempt(models.Model):
     def __str__(self) -> str:
         return f"{self.product_code} ({self.get_state_display()}) {self.reference}"
 
-    @property
-    def is_terminal(self) -> bool:
-        return not ALLOWED_TRANSITIONS[self.state]
-
     def can_transition(self, new_state: str) -> bool:
         return new_state in ALLOWED_TRANSITIONS[self.state]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from wagtail.models import Page
@@ -40,13 +40,6 @@ class Offer:
     purchase_page_id: int | None = None
     confirmation_page_id: int | None = None
     access_product_codes: tuple[str, ...] = field(default=())
-
-
-def offer_from_block_value(ref: str, value: Any, *, paywall: Any = None) -> Offer:
-    """Build an :class:`Offer` from an ``OfferBlock`` value (and its enclosing ``PaywallBlock`` value)."""
-    from .blocks import offer_from_value
-
-    return offer_from_value(ref, value, paywall=paywall)
 
 
 def resolve_offer(page: Page, offer_ref: str) -> Offer | None:
