@@ -73,9 +73,6 @@ DEFAULTS: dict[str, Any] = {
     "SSO_LOGIN_RETURN_PARAM": "r",
 }
 
-# Settings without a sensible default that a production site must set.
-REQUIRED = ("CLIENT_ID", "CLIENT_SECRET")
-
 
 class PaywallSettings:
     """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`."""
