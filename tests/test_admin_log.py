@@ -1,4 +1,7 @@
-"""The purchase log, funnel report and dashboard panels in the Wagtail admin (issue 6; catalogue S10)."""
+"""The purchase log, funnel report and dashboard panels in the Wagtail admin.
+
+Issue 6; docs/reliability.md S10.
+"""
 
 import csv
 import io

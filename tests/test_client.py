@@ -105,7 +105,10 @@ def query_of(call) -> dict:
 
 
 def assert_api_request(call, bearer: str) -> None:
-    """Headers and timeout every /external/api call carries (reference §1.2; catalogue S16)."""
+    """Headers and timeout every /external/api call carries.
+
+    docs/payway-contract.md#requests; docs/reliability.md S16.
+    """
     headers = call.request.headers
     assert headers["Authorization"] == f"Bearer {bearer}"
     assert headers["Accept"] == "application/json"
@@ -283,7 +286,7 @@ def test_create_session_v2_minimal_body(client, token, body):
     assert session.klarna_payments_session_id == "0b1d9815-165e-42e2-8867-35bc03789e00"
     [call] = calls_to(token, CREATE_V2)
     assert_api_request(call, SYSTEM_TOKEN)
-    # Contract 4: optional parameters are omitted, not sent as null.
+    # docs/payway-contract.md#requests: optional parameters are omitted, not sent as null.
     assert body_of(call) == {"code": "dagbladet_digital", "confirmation_url": "https://site.test/thanks/"}
 
 
@@ -451,7 +454,10 @@ def test_place_order_omits_empty_optional_strings_but_never_the_flags(client, to
 
 @pytest.mark.parametrize("kwargs", [{"json": {}}, {"json": {"item": {"status": "ok"}}}, {"body": ""}])
 def test_place_order_2xx_without_redirect_is_success(client, token, kwargs):
-    """Contract 3: a 2xx without a redirect still means the order was placed."""
+    """A 2xx without a redirect still means the order was placed.
+
+    docs/payway-contract.md#place_order-and-place_trial_order.
+    """
     token.post(ORDER_V2, status=201, **kwargs)
 
     order = place_v2(client)
@@ -1024,7 +1030,7 @@ def test_a_supplied_session_is_used_and_left_open(token):
     close.assert_not_called()
 
 
-# -- tolerant parsing (contract 1) -------------------------------------------------------------------
+# -- tolerant parsing (docs/payway-contract.md#envelope) --------------------------------------------------
 
 
 def test_payment_periods_tolerate_loose_types(client, token):

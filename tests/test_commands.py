@@ -1,4 +1,4 @@
-"""The health check and reconciliation commands (issue 6; catalogue F03, F16, S09)."""
+"""The health check and reconciliation commands (issue 6; docs/reliability.md F03, F16, S09)."""
 
 from __future__ import annotations
 

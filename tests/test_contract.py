@@ -335,7 +335,10 @@ def test_validation_with_field(payway):
 
 
 def test_expired_token_on_place_order_is_retried_once_with_a_fresh_token(payway):
-    """Contract 7: a 401 is rejected before execution, so the system-token call is retried once."""
+    """A 401 is rejected before execution, so the system-token call is retried once.
+
+    docs/payway-contract.md#never-re-send.
+    """
     with pytest.raises(AuthenticationExpired):
         place(payway, new_session(payway), "expired_token")
     assert state.calls("place_order") == 2

@@ -465,7 +465,7 @@ def test_place_order_unknown_session(api):
 
 
 def test_payment_method_failed_terminates_the_session(api):
-    """F-cases / contract 6: 403 payment_method_failed is terminal for the session."""
+    """F08 (docs/payway-contract.md#errors): 403 payment_method_failed is terminal for the session."""
     session_id = api.session_id()
     assert_error(api.place(session_id, "payment_method_failed"), 403, "payment_method_failed")
     assert state.get_session(session_id).status == state.SESSION_TERMINATED

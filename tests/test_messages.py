@@ -42,7 +42,7 @@ def test_every_code_has_its_own_message():
 
 
 def test_each_account_sync_error_has_a_distinct_message():
-    """Catalogue F10: each raise_on_* error tells the reader what happened, in its own words."""
+    """docs/reliability.md F10: each raise_on_* error tells the reader what happened, in its own words."""
     bodies = {str(messages.reader_message(code).body) for code in SYNC_CODES}
     titles = {str(messages.reader_message(code).title) for code in SYNC_CODES}
     assert len(bodies) == len(titles) == 4

@@ -90,7 +90,7 @@ class Shop:
 def build_shop() -> Shop:
     site = Site.objects.get(is_default_site=True)
     # A canonical https host different from the test client's Host header ("testserver"), so tests see
-    # that confirmation URLs come from the Site and never from the request (catalogue B09).
+    # that confirmation URLs come from the Site and never from the request (docs/reliability.md B09).
     site.hostname = "news.example"
     site.port = 443
     site.save()
@@ -676,7 +676,8 @@ def test_place_order_failures(shop, payway, signal_log, answer, outcome, state, 
     attempt.refresh_from_db()
     assert attempt.state == state
     if state == "session_ready":
-        # Nothing reached Payway: the second submit is a real second try (contract 7).
+        # Nothing reached Payway: the second submit is a real second try
+        # (docs/payway-contract.md#never-re-send).
         assert len(calls_to(payway, PLACE_V2)) == 2
     else:
         # Never a second call; the stored outcome is replayed.

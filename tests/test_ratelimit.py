@@ -102,8 +102,8 @@ def test_sixth_new_session_from_one_reader_is_refused_without_calling_payway(sho
 
 
 def test_repeated_clicks_that_reuse_the_session_do_not_count(shop, sessions):
-    """S13 with contract 9: the same reader and offer reuse the open session, so twenty clicks are one
-    Payway call and leave the budget for new sessions untouched."""
+    """S13 with docs/payway-contract.md#session-reuse: the same reader and offer reuse the open
+    session, so twenty clicks are one Payway call and leave the budget for new sessions untouched."""
     reader = Client()
     for _ in range(20):
         assert buy(reader, shop).status_code == 303

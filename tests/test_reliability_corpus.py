@@ -1,4 +1,4 @@
-"""A generated corpus of malformed input against every reader-facing endpoint and field (catalogue
+"""A generated corpus of malformed input against every reader-facing endpoint and field (docs/reliability.md
 B01, B03, B04, B05, B06, B08, B12, B14; figure (c)1).
 
 Each case is one request that no honest browser sends: a missing, empty, oversized, mistyped, duplicated,

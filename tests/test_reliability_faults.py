@@ -1,4 +1,6 @@
-"""Injected Payway faults through the reader's HTTP flow (catalogue B02, F01-F06, F08-F12; figure (c)3).
+"""Injected Payway faults through the reader's HTTP flow.
+
+docs/reliability.md B02, F01-F06, F08-F12; figure (c)3.
 
 Each fault class is injected once at ``create_session`` (the buy step) and once at ``place_order`` (the
 checkout step), behind the real client. For every one: no 500, a reader-facing message, no lost outcome

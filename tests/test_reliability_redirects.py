@@ -1,4 +1,4 @@
-"""Open-redirect corpus (catalogue B10, B11, B12; figure (c)2).
+"""Open-redirect corpus (docs/reliability.md B10, B11, B12; figure (c)2).
 
 Every payload below is served as Payway's ``redirect_uri`` after a successful ``place_order``. None may be
 followed: the order stands (the attempt is ``placed``), the reader is sent to OUR confirmation page, and a
@@ -84,7 +84,8 @@ ALLOWED = [
     "https://klarna.com/se/",
     "https://x.klarna.com/eu/hpp/redirect/abc",
     "https://pay.klarna.com/eu/hpp/redirect/abc?x=1#y",
-    # Every subdomain of an allow-listed host is Klarna's (contract 8).
+    # Every subdomain of an allow-listed host is Klarna's
+    # (docs/payway-contract.md#klarna-redirect-allow-list).
     "https://evil.payments.klarna.com/",
 ]
 

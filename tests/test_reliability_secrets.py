@@ -1,4 +1,6 @@
-"""Secrets and personal data stay on the server (catalogue S01, S02, S03, S04, S05, S11, S16; figure (c)8).
+"""Secrets and personal data stay on the server.
+
+docs/reliability.md S01, S02, S03, S04, S05, S11, S16; figure (c)8.
 
 Full purchases (a new customer through v2, a logged-in reader through v1) and their failure paths run with
 sentinel tokens, while Payway's answers and error bodies carry a personnummer, an e-mail address and a name.

@@ -1,4 +1,4 @@
-"""Security headers and HTTPS on the purchase-flow pages (catalogue S06, S07, S08, B13)."""
+"""Security headers and HTTPS on the purchase-flow pages (docs/reliability.md S06, S07, S08, B13)."""
 
 from __future__ import annotations
 

@@ -670,7 +670,7 @@ def test_place_order_error_paths(shop, payway, reader, answer, state, status, me
 
 
 def test_declined_then_try_again_makes_a_new_attempt_and_session(shop, payway, reader):
-    """Contract 6: a retry after 403 uses a new session and a new authorization."""
+    """docs/payway-contract.md#errors: a retry after 403 uses a new session and a new authorization."""
     payway.add(responses.POST, CREATE_V2, json=session_json())
     payway.add(responses.POST, CREATE_V2, json=session_json(session_id="fresh"))
     payway.add(responses.POST, PLACE_V2, status=403, json={"code": "payment_method_failed"})

@@ -50,7 +50,7 @@ class PaywayError(PaywallError):
 
     error_code = "payway_error"
     #: Whether the request may have been executed by Payway. A POST that may have been executed is
-    #: never re-sent (project contract 7).
+    #: never re-sent (docs/payway-contract.md#never-re-send).
     may_have_reached_payway: bool = True
 
     def __init__(self, message: str = "", *, endpoint: str = "") -> None:
@@ -150,7 +150,10 @@ class AuthenticationExpired(PaywayAPIError):
 
 
 class PaymentMethodFailed(PaywayAPIError):
-    """403 on place_order: Klarna refused the reader; Payway terminated the subscription (contract 6)."""
+    """403 on place_order: Klarna refused the reader; Payway terminated the subscription.
+
+    docs/payway-contract.md#errors.
+    """
 
     error_code = "payment_method_failed"
 

@@ -102,7 +102,7 @@ MESSAGES: dict[str, ReaderMessage] = {
         _("Klarna's payment form did not load. Check your connection and try again in a few seconds."),
         retry=True,
     ),
-    # Our own limit on new purchases (catalogue S13), not Payway's "rate_limited" further down.
+    # Our own limit on new purchases (docs/reliability.md S13), not Payway's "rate_limited" further down.
     TOO_MANY_ATTEMPTS: ReaderMessage(
         _("Please wait a little"),
         _(

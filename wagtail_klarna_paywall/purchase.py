@@ -1,6 +1,6 @@
 """The purchase flow as plain functions over models and the Payway client (no HTTP objects, no templates).
 
-The steps (project contract and ``docs``):
+The steps (``docs/payway-contract.md``):
 
 1. :func:`start_purchase`: the reader pressed "buy". Find or create the reader's open attempt for the
    offer (single flight: a unique constraint plus a row lock), and reuse its Payway session while it has
@@ -74,10 +74,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase")
 
-#: A Payway (and Klarna) session lives 48 hours (reference §4.3 step 2).
+#: A Payway (and Klarna) session lives 48 hours (docs/payway-contract.md#create_session).
 SESSION_LIFETIME = dt.timedelta(hours=48)
 #: A ``placing`` attempt older than this has lost its worker (crash, killed process): it is shown as
-#: "unknown" and settled, never placed again (catalogue F16). Well above any read timeout.
+#: "unknown" and settled, never placed again (docs/reliability.md F16). Well above any read timeout.
 PLACING_LEASE = dt.timedelta(minutes=5)
 #: After an order for a product (or while one is being placed or settled), the same reader pressing
 #: "buy" on it again within this window is shown that purchase instead of paying twice (C05, C09).
@@ -216,7 +216,9 @@ def confirmation_path(attempt: PurchaseAttempt, request: Any = None) -> str:
 
 
 def uses_identity(offer_is_trial: bool, identity_token: str | None) -> bool:
-    """Whether this purchase goes through v1 with the reader's identity (project contract 11).
+    """Whether this purchase goes through v1 with the reader's identity.
+
+    docs/payway-contract.md#which-flow-v1-or-v2.
 
     Trials go through v2 while Payway's v1 ``place_trial_order`` is unverified; that decision lives in
     :data:`wagtail_klarna_paywall.payway.client.IDENTITY_TRIAL_ORDER_PATH`.
@@ -227,7 +229,10 @@ def uses_identity(offer_is_trial: bool, identity_token: str | None) -> bool:
 
 
 def is_session_reusable(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> bool:
-    """Contract 9: same attempt (reader and offer), no purchase made, at least the margin left."""
+    """Same attempt (reader and offer), no purchase made, at least the margin left.
+
+    docs/payway-contract.md#session-reuse.
+    """
     now = now or timezone.now()
     return (
         attempt.state == AttemptState.SESSION_READY
@@ -427,7 +432,8 @@ def _prepare_session(
             session = (client or get_client()).create_session(
                 code=offer.product_code,
                 confirmation_url=confirmation_url(attempt),
-                # v1 requires period_type; a trial is named by its period_id (reference §4.4).
+                # v1 requires period_type; a trial is named by its period_id
+                # (docs/payway-contract.md#create_session).
                 period_type=offer.period_type if (not offer.is_trial or with_identity) else None,
                 period_id=offer.period_id or None,
                 disable_account_info_overwrite=settings_obj.disable_account_info_overwrite,
@@ -527,8 +533,9 @@ class PlaceResult:
 
 
 def is_allowed_klarna_redirect(url: Any, hosts: Any = None, *, debug: bool | None = None) -> bool:
-    """Contract 8: an absolute ``https`` URL, no user info, no port, no odd characters, whose host is one
-    of ``KLARNA_REDIRECT_HOSTS`` or a subdomain of one. Anything else is refused (catalogue B10, B11).
+    """An absolute ``https`` URL, no user info, no port, no odd characters, whose host is one of
+    ``KLARNA_REDIRECT_HOSTS`` or a subdomain of one. Anything else is refused
+    (docs/payway-contract.md#klarna-redirect-allow-list; docs/reliability.md B10, B11).
 
     Under ``DEBUG`` only (the sandbox, whose fake Klarna hop is served by runserver), ``http`` and an
     explicit port are accepted too; the host must still be on the list.
@@ -767,7 +774,7 @@ def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime
 
     if isinstance(exc, (PaywayConnectError, ConfigurationError, AuthenticationExpired)):
         # Nothing reached Payway (a connect failure) or Payway refused the token before executing
-        # anything (401): the attempt is placeable again (contract 7).
+        # anything (401): the attempt is placeable again (docs/payway-contract.md#never-re-send).
         _finish(
             attempt,
             (AttemptState.PLACING,),
@@ -794,7 +801,8 @@ def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime
         state, outcome = AttemptState.FAILED, Outcome.FAILED
     else:
         # PaywayTimeout (incl. a lost connection), ServerError, MalformedResponse, RateLimited, or a bug:
-        # the order may exist. Never re-sent; settled by reconciliation (contract 7).
+        # the order may exist. Never re-sent; settled by reconciliation
+        # (docs/payway-contract.md#never-re-send).
         if not isinstance(exc, (PaywayTimeout, ServerError, MalformedResponse, RateLimited)):
             logger.exception(
                 "Unexpected error placing the order of attempt %s", attempt.reference, exc_info=exc

@@ -1,7 +1,8 @@
-"""Limits on how often readers may make us create a Payway session (catalogue S13).
+"""Limits on how often readers may make us create a Payway session (docs/reliability.md S13).
 
 Each ``create_session`` costs a Payway call and opens a Klarna session; free trials are abuse magnets
-(catalogue A11). The buy view asks :func:`reserve_session` before any call that would create a session.
+(OWASP's payment gateway cheat sheet). The buy view asks :func:`reserve_session` before any call that
+would create a session.
 Counters are fixed windows in Django's cache (``CACHE``): ``cache.add`` then ``cache.incr`` is atomic on
 Redis and memcached and good enough on the local-memory cache of a single process.
 

@@ -3,8 +3,8 @@
 - An open attempt (NEW or SESSION_READY) whose Payway session is past its 48 hours, or a NEW attempt that
   never got a session within an hour, is abandoned: it becomes EXPIRED.
 - A PLACING attempt older than the threshold was interrupted while its order call may have reached Payway
-  (a crash or a lost worker after sending). It is never re-sent (project contract 7): it becomes UNKNOWN
-  and is flagged for follow-up (catalogue F03, F16).
+  (a crash or a lost worker after sending). It is never re-sent (docs/payway-contract.md#never-re-send):
+  it becomes UNKNOWN and is flagged for follow-up (docs/reliability.md F03, F16).
 - UNKNOWN attempts stay as they are. Settling one needs the reader's identity token (``me/active_products``)
   or a Payway account id, and the plugin keeps neither after the request, so they are listed for support.
 
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt, PurchaseEvent
 
-#: A Payway session lives 48 hours (reference §0 item 13).
+#: A Payway session lives 48 hours (docs/payway-contract.md#create_session).
 SESSION_LIFETIME = dt.timedelta(hours=48)
 #: A NEW attempt normally gets its session within seconds; after this it was abandoned.
 NEW_ATTEMPT_TIMEOUT = dt.timedelta(hours=1)

@@ -39,7 +39,7 @@ READER_SESSION_FLAG = "wagtail_klarna_paywall_reader"
 
 _PAGE_ID_RE = re.compile(r"^[0-9]{1,10}$")
 _OFFER_REF_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[A-Za-z0-9_-]{1,80})?$")
-# Klarna authorization tokens are UUID-like; the cap keeps junk away from Payway (catalogue B03).
+# Klarna authorization tokens are UUID-like; the cap keeps junk away from Payway (docs/reliability.md B03).
 _AUTH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _TRANSIENT_CODES = {"unavailable", "timeout", "server_error", "rate_limited", "malformed_response"}
@@ -75,7 +75,7 @@ def reader_identity_token(request: HttpRequest) -> str | None:
 
 def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader | None:
     """Who is asking. Anonymous readers are keyed by their Django session, which only the buy POST
-    creates (``start=True``): viewing a page never creates a session (catalogue L01)."""
+    creates (``start=True``): viewing a page never creates a session (docs/reliability.md L01)."""
     token = reader_identity_token(request)
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
@@ -149,7 +149,7 @@ class CustomerForm(forms.Form):
     first_name = forms.CharField(label=_("First name"), max_length=100)
     last_name = forms.CharField(label=_("Last name"), max_length=100)
 
-    #: Not in anyone's name, but in every markup-injection payload (catalogue B04). Apostrophes and
+    #: Not in anyone's name, but in every markup-injection payload (docs/reliability.md B04). Apostrophes and
     #: hyphens stay allowed (O'Brien, Anna-Karin).
     FORBIDDEN_NAME_CHARACTERS = frozenset('<>"\\{}[]`=')
 
@@ -441,7 +441,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
 @flow_page
 @sensitive_post_parameters(*_SENSITIVE_FIELDS)
 # The Klarna authorization token and the customer's details sit in locals while the order is placed: an
-# error report (HTML report, frame-locals collectors) must not print them (catalogue S04).
+# error report (HTML report, frame-locals collectors) must not print them (docs/reliability.md S04).
 @sensitive_variables("token", "customer_form")
 def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
     """GET: the Klarna widget (or the attempt's state). POST: place the order, exactly once."""

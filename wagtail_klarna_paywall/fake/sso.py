@@ -1,6 +1,6 @@
 """A fake Payway SSO2 for the sandbox and tests, mounted under ``<fake-payway>/sso/``.
 
-It speaks what the real SSO2 speaks, as far as it is known (see the project's API reference, 2.4):
+It speaks what the real SSO2 speaks, as far as it is known (docs/payway-contract.md#sso2-answers):
 
 - ``GET identify?t=&r=``: finds this browser's SSO session (a cookie on the fake's own path) or creates an
   anonymous one, then sends the browser to the site's landing page with ``?t=<signed answer>&r=``;

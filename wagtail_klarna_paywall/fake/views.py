@@ -1,7 +1,7 @@
 """The fake Payway API: the same paths, shapes and error conventions as Payway, served by Django.
 
-Behaviour the public docs leave open is decided here, once, the way the project contract
-(``payway-klarna-api.md``) assumes it: create_session answers ``{"item": {klarna_client_token,
+Behaviour the public docs leave open is decided here, once, the way ``docs/payway-contract.md``
+assumes it: create_session answers ``{"item": {klarna_client_token,
 klarna_payments_session_id, payment_method_categories}}``; place_order answers ``{"item": {order_id,
 redirect_uri}}``; a 403 ``payment_method_failed`` terminates the session.
 

@@ -76,16 +76,17 @@ ACTIVE_PRODUCTS_PATH = "/external/api/v1/me/active_products"
 
 #: Where a trial order of a reader WITH an identity token goes. Only v2 ``place_trial_order`` (system
 #: token, ``customer_info``) is documented; a v1 ``place_trial_order`` is listed in Payway's navigation but
-#: unverified (reference §0 item 12). So every trial goes through v2 and needs ``customer``. Once Adeprimo
-#: confirms the v1 endpoint, set this to ``"/external/api/v1/klarna_payments/place_trial_order"`` and trials
-#: of logged-in readers are sent there with their identity token instead.
+#: unverified (docs/payway-contract.md#place_order-and-place_trial_order). So every trial goes through
+#: v2 and needs ``customer``. Once Adeprimo confirms the v1 endpoint, set this to
+#: ``"/external/api/v1/klarna_payments/place_trial_order"`` and trials of logged-in readers are sent there
+#: with their identity token instead.
 IDENTITY_TRIAL_ORDER_PATH: str | None = None
 
 #: Connections kept per Payway host (urllib3 opens extra ones beyond this under load, then drops them).
 POOL_MAXSIZE = 50
 
-# Paths where a 403 means "payment method failed" (contract 6) rather than a missing permission
-# (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see _is_order_path).
+# Paths where a 403 means "payment method failed" (docs/payway-contract.md#errors) rather than a missing
+# permission (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see _is_order_path).
 _ORDER_PATHS = frozenset({PLACE_ORDER_IDENTITY_PATH, PLACE_ORDER_NEW_CUSTOMER_PATH, PLACE_TRIAL_ORDER_PATH})
 
 
@@ -101,7 +102,9 @@ class _Reply(NamedTuple):
 
 
 def _retry_policy() -> Retry:
-    """Retry a failed *connect* once (nothing was sent) and nothing else (contract 7).
+    """Retry a failed *connect* once (nothing was sent) and nothing else.
+
+    docs/payway-contract.md#never-re-send.
 
     ``read=False`` makes urllib3 re-raise read errors at once, so a request that may have reached Payway is
     never re-sent, whatever its method; no status is retried either.
@@ -113,7 +116,8 @@ def _retry_policy() -> Retry:
         status=0,
         other=0,
         redirect=0,
-        # Only consulted for read/status retries, which are off; POST is never listed (catalogue S16).
+        # Only consulted for read/status retries, which are off; POST is never listed
+        # (docs/reliability.md S16).
         # (An empty set would mean "every method" to urllib3 2.)
         allowed_methods=frozenset({"GET"}),
         status_forcelist=(),
@@ -297,9 +301,9 @@ class PaywayClient:
         browser fields, ``traffic_source`` and ``merchant_reference`` are omitted.
 
         Raises ``ValueError`` (before any HTTP) when a v2 call lacks ``customer``;
-        ``PaymentMethodFailed`` (403: terminal, contract 6); ``AccountSyncError`` (400 from a
-        ``raise_on_*`` flag); ``ValidationError`` (other 400); ``AuthenticationExpired`` (401 on the
-        identity token, or twice on the system token); ``NotFound``; ``RateLimited``;
+        ``PaymentMethodFailed`` (403: terminal, docs/payway-contract.md#errors); ``AccountSyncError``
+        (400 from a ``raise_on_*`` flag); ``ValidationError`` (other 400); ``AuthenticationExpired``
+        (401 on the identity token, or twice on the system token); ``NotFound``; ``RateLimited``;
         ``PaywayConnectError`` (nothing sent, safe to retry); and, when the outcome is unknown and the
         order must be reconciled rather than re-sent: ``PaywayTimeout`` (incl. ``PaywayConnectionLost``),
         ``ServerError``, ``MalformedResponse``.
@@ -452,8 +456,11 @@ class PaywayClient:
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> _Reply:
-        """A call with the cached system token; a 401 renews the token and retries once (contract 7:
-        Payway rejects a 401 before executing anything, so the retry cannot duplicate a POST)."""
+        """A call with the cached system token; a 401 renews the token and retries once.
+
+        Payway rejects a 401 before executing anything, so the retry cannot duplicate a POST
+        (docs/payway-contract.md#never-re-send).
+        """
         token = self.system_token()
         try:
             return self._send(method, path, bearer=token.access_token, json_body=json_body, params=params)
@@ -494,7 +501,8 @@ class PaywayClient:
         headers = {"Accept": "application/json"}
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
-            # Payway answers 400 invalid_content_type_error without it, on GETs too (reference §1.2, §3.4).
+            # Payway answers 400 invalid_content_type_error without it, on GETs too
+            # (docs/payway-contract.md#requests).
             headers["Content-Type"] = "application/json"
         body: bytes | None = None
         if json_body is not None:

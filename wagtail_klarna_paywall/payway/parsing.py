@@ -1,4 +1,4 @@
-"""The one place Payway responses are read (project contract 1-3).
+"""The one place Payway responses are read (docs/payway-contract.md#envelope).
 
 Payway's response bodies are only partly documented, so every reader here is tolerant: a single object is
 read from ``item`` when that key holds an object, else from the top level; lists come from ``items``;
@@ -34,7 +34,8 @@ from .types import (
 #: Used when a token response lacks ``expires_in``: the shorter of the two lifetimes the docs give.
 DEFAULT_TOKEN_LIFETIME = 3600
 
-# Contract 3: where place_order's Klarna hop and order id may be found, in order of preference.
+# Where place_order's Klarna hop and order id may be found, in order of preference
+# (docs/payway-contract.md#place_order-and-place_trial_order).
 REDIRECT_FIELDS = ("redirect_uri", "redirect_url")
 ORDER_ID_FIELDS = ("order_id", "id")
 
@@ -148,7 +149,10 @@ def _datetime(value: Any) -> dt.datetime | None:
 
 
 def parse_access_token(data: Any, *, now: dt.datetime | None = None) -> AccessToken:
-    """The token endpoint's answer: ``access_token`` required, ``expires_in`` seconds trusted (§0 item 8)."""
+    """The token endpoint's answer: ``access_token`` required, ``expires_in`` seconds trusted.
+
+    docs/payway-contract.md#tokens.
+    """
     obj = unwrap_item(data)
     token = _required_str(obj, "access_token")
     lifetime = _int(obj.get("expires_in"), DEFAULT_TOKEN_LIFETIME)
@@ -179,7 +183,10 @@ def _payment_method_category(obj: dict[str, Any]) -> PaymentMethodCategory | Non
 
 
 def parse_klarna_session(data: Any) -> KlarnaSession:
-    """create_session (contract 2): client token and session id required, categories optional."""
+    """create_session: client token and session id required, categories optional.
+
+    docs/payway-contract.md#create_session.
+    """
     obj = unwrap_item(data)
     raw_categories = obj.get("payment_method_categories")
     categories: list[PaymentMethodCategory] = []
@@ -196,9 +203,10 @@ def parse_klarna_session(data: Any) -> KlarnaSession:
 
 
 def parse_placed_order(data: Any) -> PlacedOrder:
-    """place_order / place_trial_order (contract 3): every field optional; a bare 2xx is success.
+    """place_order / place_trial_order: every field optional; a bare 2xx is success.
 
-    An empty body counts as an empty object: the order was placed and nothing else is known.
+    An empty body counts as an empty object: the order was placed and nothing else is known
+    (docs/payway-contract.md#place_order-and-place_trial_order).
     """
     if data is None:
         return PlacedOrder()

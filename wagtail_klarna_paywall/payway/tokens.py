@@ -1,4 +1,4 @@
-"""The system-token cache (project contract 10).
+"""The system-token cache (docs/payway-contract.md#tokens).
 
 A system token (``grant_type=none``) is shared by every request of the process, so it is cached in the
 client object, in memory only: never in Django's cache, where another process or a cache dump could read it.

@@ -17,8 +17,8 @@ SYSTEM_SCOPES = (
 IDENTITY_SCOPES = ("/external/klarna_payments/w", "/external/me/w")
 
 #: Payway ``code`` values of the errors raised by the four ``raise_on_*`` flags, mapped to our
-#: error codes. Payway's real codes are undocumented (project contract): this is the one place to
-#: change once Adeprimo confirms them.
+#: error codes. Payway's real codes are undocumented (docs/payway-contract.md#account-sync-flags): this
+#: is the one place to change once Adeprimo confirms them.
 ACCOUNT_SYNC_ERROR_CODES = {
     "ssn_already_taken": "ssn_already_taken",
     "ssn_already_set": "ssn_already_set",
@@ -54,7 +54,10 @@ class PaymentMethodCategory:
 
 @dataclass(frozen=True)
 class KlarnaSession:
-    """create_session's answer (contract 2): client token for the browser, session id for place_order."""
+    """create_session's answer: client token for the browser, session id for place_order.
+
+    docs/payway-contract.md#create_session.
+    """
 
     klarna_client_token: str = field(repr=False)
     klarna_payments_session_id: str
@@ -79,7 +82,7 @@ class CustomerInfo:
 
 @dataclass(frozen=True)
 class AccountSyncFlags:
-    """The four ``raise_on_*`` flags, always sent explicitly (contract 5)."""
+    """The four ``raise_on_*`` flags, always sent explicitly (docs/payway-contract.md#account-sync-flags)."""
 
     raise_on_ssn_already_taken_error: bool = True
     raise_on_ssn_already_set_error: bool = False
@@ -89,7 +92,9 @@ class AccountSyncFlags:
 
 @dataclass(frozen=True)
 class PlacedOrder:
-    """place_order's answer (contract 3). ``redirect_uri`` is untrusted until checked against the allow-list.
+    """place_order's answer. ``redirect_uri`` is untrusted until checked against the allow-list.
+
+    docs/payway-contract.md#place_order-and-place_trial_order.
 
     Only the typed fields are kept; :mod:`.parsing` reads them from ``redirect_uri``/``redirect_url`` and
     ``order_id``/``id``.

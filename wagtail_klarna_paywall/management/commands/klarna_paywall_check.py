@@ -185,7 +185,10 @@ def check_clock(client) -> list[Result]:
 
 
 def check_allow_list() -> list[Result]:
-    """Readers are sent after place_order only to https URLs on these hosts (project contract 8)."""
+    """Readers are sent after place_order only to https URLs on these hosts.
+
+    docs/payway-contract.md#klarna-redirect-allow-list.
+    """
     hosts = list(paywall_settings.KLARNA_REDIRECT_HOSTS or [])
     item = "redirect allow-list"
     if not hosts:

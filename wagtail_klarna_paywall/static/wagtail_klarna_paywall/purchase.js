@@ -5,9 +5,9 @@
  * the Klarna client token, the payment method category, timeouts and the reader messages. No inline
  * script is needed, so the page runs under a strict Content-Security-Policy.
  *
- * Klarna's rules followed here (reference §6.4): authorize() is called directly in the click handler
- * (nothing awaited before it, or browsers block Klarna's pop-up); the button is disabled while it runs,
- * so two authorizations never run at once; the form is validated again on the server anyway.
+ * Klarna's rules followed here (docs/payway-contract.md#klarna-js-sdk): authorize() is called directly in
+ * the click handler (nothing awaited before it, or browsers block Klarna's pop-up); the button is disabled
+ * while it runs, so two authorizations never run at once; the form is validated again on the server anyway.
  */
 (function () {
   "use strict";
