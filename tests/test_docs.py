@@ -98,6 +98,8 @@ FILE_REFERENCE = re.compile(
     r"(?![\w/*{}<>%$-])"
 )
 CONTRACT_ANCHOR = re.compile(re.escape(CONTRACT) + r"#([\w-]+)")
+#: The other accepted form, ``(docs/payway-contract.md, "Errors")``: the heading itself, in quotes.
+CONTRACT_HEADING = re.compile(re.escape(CONTRACT) + r",\s*(?:section\s+)?\"([^\"\n]+)\"")
 CASE_ID = re.compile(r"\b[BCFLS](?:0[1-9]|1\d)\b")
 FIGURE = re.compile(r"figure \(c\)(\d+)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
@@ -188,6 +190,9 @@ def offences(path: str, text: str, index: RepoIndex) -> list[str]:
             report(match.start(), f"{match.group(0)!r} cites a document outside the repository: {advice}")
     for match in CONTRACT_ANCHOR.finditer(text):
         if match.group(1) not in index.contract_anchors:
+            report(match.start(), f"{match.group(0)!r}: no such section in {CONTRACT}")
+    for match in CONTRACT_HEADING.finditer(text):
+        if anchor(match.group(1)) not in index.contract_anchors:
             report(match.start(), f"{match.group(0)!r}: no such section in {CONTRACT}")
     for match in CASE_ID.finditer(text):
         if match.group(0) not in index.case_ids:
@@ -303,6 +308,7 @@ OFFENDING = {
     "missing bare test module": "held by test_nowhere.p¦y",
     "missing package module": "see wagtail_klarna_paywall/nowhere.p¦y",
     "unknown contract section": "docs/payway-contract.m¦d#no-such-section",
+    "unknown quoted contract section": '(docs/payway-contract.m¦d, "No such section")',
     "undefined case id": "refused (docs/reliability.md B¦17).",
     "undefined figure": "figure (c)¦99",
 }
@@ -323,6 +329,7 @@ def test_scanner_refuses(index, text):
     [
         "never re-sent (docs/payway-contract.md#never-re-send).",
         "see docs/payway-contract.md#current-account-v3me and docs/payway-contract.md",
+        'the 403 classes (docs/payway-contract.md, "Errors"; docs/payway-contract.md, section "Tokens")',
         "refused (docs/reliability.md B10, B11; F01-F06; figure (c)2).",
         "held by tests/test_docs.py::test_scanner_refuses and test_views.py",
         "the template wagtail_klarna_paywall/includes/base.html",
