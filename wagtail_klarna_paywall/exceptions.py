@@ -150,10 +150,8 @@ class AuthenticationExpired(PaywayAPIError):
 
 
 class PaymentMethodFailed(PaywayAPIError):
-    """403 on place_order: Klarna refused the reader; Payway terminated the subscription.
-
-    docs/payway-contract.md#errors.
-    """
+    """403 on place_order / place_trial_order with the documented code, or with none: Klarna refused the
+    reader and Payway terminated the subscription (docs/payway-contract.md, "Errors")."""
 
     error_code = "payment_method_failed"
 

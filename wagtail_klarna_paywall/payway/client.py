@@ -85,8 +85,9 @@ IDENTITY_TRIAL_ORDER_PATH: str | None = None
 #: Connections kept per Payway host (urllib3 opens extra ones beyond this under load, then drops them).
 POOL_MAXSIZE = 50
 
-# Paths where a 403 means "payment method failed" (docs/payway-contract.md#errors) rather than a missing
-# permission (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see _is_order_path).
+# Paths where a 403 with no code, or with a code of PAYMENT_METHOD_FAILED_CODES, means "payment method
+# failed" rather than a missing permission (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see
+# _is_order_path). See docs/payway-contract.md, "Errors".
 _ORDER_PATHS = frozenset({PLACE_ORDER_IDENTITY_PATH, PLACE_ORDER_NEW_CUSTOMER_PATH, PLACE_TRIAL_ORDER_PATH})
 
 
@@ -301,9 +302,10 @@ class PaywayClient:
         browser fields, ``traffic_source`` and ``merchant_reference`` are omitted.
 
         Raises ``ValueError`` (before any HTTP) when a v2 call lacks ``customer``;
-        ``PaymentMethodFailed`` (403: terminal, docs/payway-contract.md#errors); ``AccountSyncError``
-        (400 from a ``raise_on_*`` flag); ``ValidationError`` (other 400); ``AuthenticationExpired``
-        (401 on the identity token, or twice on the system token); ``NotFound``; ``RateLimited``;
+        ``PaymentMethodFailed`` (403 with no code or the documented one: terminal); ``PermissionDenied``
+        (any other 403: a missing scope, identity or permission); ``AccountSyncError`` (400 from a
+        ``raise_on_*`` flag); ``ValidationError`` (other 400); ``AuthenticationExpired`` (401 on the
+        identity token, or twice on the system token); ``NotFound``; ``RateLimited``;
         ``PaywayConnectError`` (nothing sent, safe to retry); and, when the outcome is unknown and the
         order must be reconciled rather than re-sent: ``PaywayTimeout`` (incl. ``PaywayConnectionLost``),
         ``ServerError``, ``MalformedResponse``.
