@@ -1,7 +1,8 @@
 """Nothing in the repository cites a document that is not in it.
 
-Every ``*.py``, ``*.md``, ``*.html``, ``*.js``, ``*.txt`` and ``*.toml`` file of the repository (environments,
-caches and build output excluded) is scanned for:
+Every ``*.py``, ``*.md``, ``*.html``, ``*.js``, ``*.txt``, ``*.toml`` (and ``*.ini``, ``*.cfg``, ``*.in``,
+``*.sh`` and the ``run`` scripts) of the repository, environments, caches and build output excluded, is
+scanned for:
 
 - references to files that do not exist: any ``*.md``, any path under one of the repository's top-level
   directories (``docs/...``, ``tests/...``, ``wagtail_klarna_paywall/...``), any ``test_*.py``;
@@ -28,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = "docs/payway-contract.md"
 RELIABILITY = "docs/reliability.md"
 
-SCANNED_SUFFIXES = (".py", ".md", ".html", ".js", ".txt", ".toml")
+SCANNED_SUFFIXES = (".py", ".md", ".html", ".js", ".txt", ".toml", ".ini", ".cfg", ".in", ".sh")
+#: Scripts without a suffix (``tests/run``, ``sandbox/run``, ``.ci/run``).
+SCANNED_NAMES = ("run",)
 #: Directory names that never hold the project's own text: environments, caches, build output.
 SKIPPED_DIR_NAMES = frozenset(
     {
@@ -245,7 +248,11 @@ def index() -> RepoIndex:
 
 
 def scanned_files() -> list[str]:
-    return [path for path in repository_files() if path.endswith(SCANNED_SUFFIXES)]
+    return [
+        path
+        for path in repository_files()
+        if path.endswith(SCANNED_SUFFIXES) or path.rsplit("/", 1)[-1] in SCANNED_NAMES
+    ]
 
 
 # -- the repository ---------------------------------------------------------------------------------
@@ -277,6 +284,8 @@ def test_the_scan_covers_the_repository():
         CONTRACT,
         RELIABILITY,
         "pyproject.toml",
+        "tox.ini",
+        "tests/run",
         "wagtail_klarna_paywall/payway/client.py",
         "wagtail_klarna_paywall/static/wagtail_klarna_paywall/purchase.js",
         "wagtail_klarna_paywall/templates/wagtail_klarna_paywall/checkout.html",
