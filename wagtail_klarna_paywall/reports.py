@@ -187,11 +187,19 @@ def add_dashboard_panels(request, panels: list) -> None:
 
 
 def test_mode_ribbon_html() -> str:
-    """A small fixed ribbon on every admin page while the site talks to a non-production Payway."""
+    """A strip at the top of every admin page while the site talks to a non-production Payway.
+
+    Global admin HTML lands at the end of ``<body>``; a fixed badge there covered Wagtail's own header
+    controls (the page's status and history buttons, the listing's filter button). Wagtail's teleport
+    controller moves the strip to the start of the main column instead, in the flow, so it pushes the
+    header down rather than covering it. Without JavaScript it stays at the end of the page.
+    """
     if paywall_settings.is_production:
         return ""
     return format_html(
-        '<div class="wkp-test-mode-ribbon" role="status" title="{}">{}</div>',
+        '<template data-controller="w-teleport" data-w-teleport-target-value="#main" '
+        'data-w-teleport-mode-value="afterbegin">'
+        '<div class="wkp-test-mode-ribbon" role="status" title="{}">{}</div></template>',
         paywall_settings.API_URL,
         _("Payway test mode"),
     )

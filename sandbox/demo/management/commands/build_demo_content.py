@@ -377,8 +377,13 @@ class Command(BaseCommand):
 
     def _admin(self) -> None:
         user_model = get_user_model()
-        if not user_model.objects.filter(username=ADMIN_USERNAME).exists():
-            user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
+        admin = user_model.objects.filter(username=ADMIN_USERNAME).first()
+        if admin is None:
+            admin = user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
+        if not (admin.first_name and admin.last_name):
+            # Wagtail's account settings require both names: without them the editor's first save fails.
+            admin.first_name, admin.last_name = admin.first_name or "Anna", admin.last_name or "Redaktör"
+            admin.save(update_fields=["first_name", "last_name"])
 
     # -- offers from a real Payway -------------------------------------------------------------------------
 
