@@ -93,6 +93,14 @@ def _entries(request: HttpRequest) -> list[dict[str, Any]]:
     ]
 
 
+def has_grants(request: HttpRequest) -> bool:
+    """Whether this browser's session names a purchase to read through (no database query; a grant
+    may still turn out to have ended). For a site's "log out" link, say."""
+    if request is None or not _has_session_cookie(request) or getattr(request, "session", None) is None:
+        return False
+    return bool(_entries(request))
+
+
 def grant_hours(attempt: PurchaseAttempt) -> int:
     from .purchase import site_settings
 
