@@ -324,3 +324,13 @@ def test_mask_email():
     assert grants.mask_email("a@b.se") == "a\u2022\u2022\u2022@b.se"
     for bad in ("", "nobody", "@example.com", "anna@", None, 42):
         assert grants.mask_email(bad) == ""
+
+
+def test_grant_hours_must_be_positive_and_bounded():
+    from django.core.exceptions import ValidationError
+
+    field = PaywallSettings._meta.get_field("purchase_grant_hours")
+    for bad in (0, 24 * 31 + 1):
+        with pytest.raises(ValidationError):
+            field.run_validators(bad)
+    field.run_validators(1)
