@@ -16,11 +16,22 @@ from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 
-from tests.test_purchase import CREATE_V2, PLACE_V2, Shop, offer_value, order_json, session_json
+from tests.test_access import ACTIVE_PRODUCTS_URL
+from tests.test_purchase import (
+    CREATE_V1,
+    CREATE_V2,
+    PLACE_V1,
+    PLACE_V2,
+    Shop,
+    offer_value,
+    order_json,
+    session_json,
+)
 from tests.test_views import (  # noqa: F401 - the autouse fixtures apply here too
     CUSTOMER,
     _english_pages,
     _no_identity,
+    logged_in,
     pay,
     start_checkout,
     text,
@@ -334,3 +345,22 @@ def test_grant_hours_must_be_positive_and_bounded():
         with pytest.raises(ValidationError):
             field.run_validators(bad)
     field.run_validators(1)
+
+
+@pytest.mark.usefixtures("logged_in")
+def test_logged_in_buyer_reads_at_once_without_the_new_customer_notice(shop, payway):
+    """Payway's account update may lag behind the order: the grant covers a logged-in buyer too, and the
+    article tells them nothing about other devices (their login works there)."""
+    payway.add(responses.GET, ACTIVE_PRODUCTS_URL, json={"item": {"id": "acc", "active_products": []}})
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, PLACE_V1, json=order_json())
+    reader = Client()
+    attempt = start_checkout(reader, shop, page=shop.article, ref=Shop.article_offer_ref)
+    pay(reader, attempt, customer=None)
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.PLACED and attempt.existing_customer
+
+    html = text(article(reader, shop))
+    assert PAID in html and "data-wkp-grant" not in html
+    confirmation = text(reader.get(f"/thanks/?ref={attempt.reference}", secure=True))
+    assert "Thank you! Your purchase is complete." in confirmation and "data-wkp-grant" not in confirmation
