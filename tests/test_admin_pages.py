@@ -281,8 +281,10 @@ def test_settings_form_shows_every_setting_and_saves(editor, home):
         "traffic_source_default": "newsletter",
         "merchant_reference_pattern": "{page_id}-{offer_code}",
         "raise_on_ssn_already_taken_error": "on",
+        "purchase_grant_hours": "24",
     }
     assert editor.post(url, data).status_code == 302
     saved = PaywallSettings.for_site(site)
     assert saved.title_code == "dagbladet" and saved.default_payment_method_category == "pay_later"
+    assert saved.purchase_grant_hours == 24
     assert saved.default_confirmation_page_id == confirmation.pk and saved.raise_on_ssn_already_taken_error

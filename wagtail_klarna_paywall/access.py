@@ -5,9 +5,14 @@
   Django cache under a keyed hash of the reader's SSO session: never under (or next to) the token.
 - Any Payway failure means no access (fail closed), logged, never a 500.
 - :func:`refresh_access` drops the cached codes, so access is immediate right after a purchase.
+- A purchase made in this browser adds the codes it opens for a while (:mod:`.grants`), logged in or not.
 
-Every check on a logged-in reader marks the request as reader-dependent
-(:func:`wagtail_klarna_paywall.gating.mark_reader_dependent`), so its response is sent
+:func:`reader_access` is THE decision of who may read what: the paywall tag, the API serializer and every
+other gate (:mod:`.gating`) go through it (or through :func:`reader_has_access` and
+:func:`owned_product_codes`, which are made from it), so the page, the API, search and feeds agree.
+
+Every check on a logged-in reader, and on a browser holding a grant, marks the request as
+reader-dependent (:func:`wagtail_klarna_paywall.gating.mark_reader_dependent`), so its response is sent
 ``Cache-Control: private`` / ``Vary: Cookie``; anonymous responses stay cacheable.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.cache import caches
@@ -26,6 +32,8 @@ from .exceptions import AuthenticationExpired, NotFound, PaywallError
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
+    from .grants import Grant
+
 logger = logging.getLogger(__name__)
 
 #: Cached instead of codes when Payway failed, so a Payway outage is not hit on every page view.
@@ -35,60 +43,110 @@ FAILURE_TTL = 15
 _REQUEST_ATTR = "_klarna_paywall_products"
 
 
-def reader_has_access(request: HttpRequest, product_codes: Iterable[str]) -> bool:
-    """True when the reader holds any of ``product_codes``. Never True for anonymous readers."""
-    wanted = {code for code in product_codes if code}
-    if not wanted:
-        return False
-    return bool(wanted & owned_product_codes(request))
+@dataclass(frozen=True)
+class ReaderAccess:
+    """What one reader may read, decided once per request by :func:`reader_access`."""
+
+    #: The reader has a Payway identity here (``active_products`` was asked).
+    logged_in: bool = False
+    #: Product codes Payway's ``me/active_products`` lists for the reader.
+    subscribed: frozenset[str] = frozenset()
+    #: Purchases made in this browser that count now (:mod:`.grants`), newest first.
+    grants: tuple[Grant, ...] = ()
+
+    @property
+    def granted(self) -> frozenset[str]:
+        return frozenset().union(*(grant.codes for grant in self.grants))
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """Every code the reader holds now: subscribed or granted."""
+        return self.subscribed | self.granted
+
+    def reads(self, product_codes: Iterable[str]) -> bool:
+        """True when the reader holds any of ``product_codes`` (never for an empty list)."""
+        wanted = {code for code in product_codes if code}
+        return bool(wanted & self.codes)
+
+    def grant_for(self, product_codes: Iterable[str]) -> Grant | None:
+        """The grant the reader reads ``product_codes`` through, when their subscription does not."""
+        wanted = {code for code in product_codes if code}
+        if not wanted or wanted & self.subscribed:
+            return None
+        return next((grant for grant in self.grants if wanted & grant.codes), None)
 
 
-def owned_product_codes(request: HttpRequest) -> frozenset[str]:
-    """The Payway product codes the reader holds now; empty for anonymous readers and on errors.
+def reader_access(request: HttpRequest | None) -> ReaderAccess:
+    """Who this reader is for the paywall, and what they may read: asked once per request.
 
-    Paywalls use it to hide an offer whose product the reader already owns.
+    No I/O at all for a request without a session cookie (no identity token, no grant).
     """
+    if request is None:
+        return ReaderAccess()
     memo = getattr(request, _REQUEST_ATTR, None)
     if memo is not None:
         return memo
-    codes = _lookup(request)
-    setattr(request, _REQUEST_ATTR, codes)
-    return codes
+    from .grants import active_grants
+
+    logged_in, codes = _lookup(request)
+    decision = ReaderAccess(logged_in=logged_in, subscribed=codes, grants=active_grants(request))
+    setattr(request, _REQUEST_ATTR, decision)
+    return decision
+
+
+def reader_has_access(request: HttpRequest, product_codes: Iterable[str]) -> bool:
+    """True when the reader holds any of ``product_codes``. Never True for anonymous readers."""
+    return reader_access(request).reads(product_codes)
+
+
+def owned_product_codes(request: HttpRequest) -> frozenset[str]:
+    """The product codes the reader holds now (Payway's and this browser's purchases); empty for
+    anonymous readers and on errors.
+
+    Paywalls use it to hide an offer whose product the reader already owns.
+    """
+    return reader_access(request).codes
+
+
+def forget_request_access(request: HttpRequest) -> None:
+    """Forget this request's decision (a grant was added or dropped): the next check decides again."""
+    if hasattr(request, _REQUEST_ATTR):
+        delattr(request, _REQUEST_ATTR)
 
 
 def refresh_access(request: HttpRequest) -> None:
     """Forget the cached access of this reader (right after a purchase)."""
-    if hasattr(request, _REQUEST_ATTR):
-        delattr(request, _REQUEST_ATTR)
+    forget_request_access(request)
     key = _cache_key(request)
     if key:
         caches[conf.CACHE].delete(key)
 
 
-def _lookup(request: HttpRequest) -> frozenset[str]:
+def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
+    """(logged in, Payway's active products) for the reader."""
     from .gating import mark_reader_dependent
     from .identity import get_identity_provider
 
     provider = get_identity_provider()
     token = provider.get_identity_token(request)
     if not token:
-        return frozenset()
+        return False, frozenset()
     mark_reader_dependent(request)
     key = _cache_key(request, provider=provider, token=token)
     cache = caches[conf.CACHE]
     cached = cache.get(key)
     if cached == _FAILED:
-        return frozenset()
+        return True, frozenset()
     if cached is not None:
-        return frozenset(cached)
+        return True, frozenset(cached)
     try:
         codes = _active_products(request, provider, token)
     except PaywallError as err:
         logger.warning("Access check failed; treating the reader as without access: %s", err)
         cache.set(key, _FAILED, min(FAILURE_TTL, conf.ACCESS_CACHE_TTL))
-        return frozenset()
+        return True, frozenset()
     cache.set(key, sorted(codes), conf.ACCESS_CACHE_TTL)
-    return codes
+    return True, codes
 
 
 def _active_products(request: HttpRequest, provider, token: str) -> frozenset[str]:

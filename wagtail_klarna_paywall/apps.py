@@ -19,6 +19,13 @@ class WagtailKlarnaPaywallConfig(AppConfig):
         # (web workers, scheduled publishing, management commands).
         render_cache.connect()
 
+        # A Django logout ends what the browser read through a purchase made in it (grants.py).
+        from django.contrib.auth.signals import user_logged_out
+
+        from .grants import on_user_logged_out
+
+        user_logged_out.connect(on_user_logged_out, dispatch_uid="wagtail_klarna_paywall.grants.logout")
+
         # Migrations made on Wagtail 8 name the page model through its WAGTAIL_PAGE_MODEL setting (the page
         # model is swappable there). Wagtail 7.4 has no such setting: give it the one page model 7.4 knows,
         # so the same migrations run on both.

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -78,6 +79,14 @@ class PaywallSettings(BaseSiteSetting):
         default=False,
         help_text=_("Shows a visible test-mode ribbon on purchase pages."),
     )
+    purchase_grant_hours = models.PositiveSmallIntegerField(
+        _("read on after paying (hours)"),
+        default=72,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 31)],
+        help_text=_(
+            "For how long the browser a new customer paid in reads what they bought without logging in."
+        ),
+    )
 
     panels = [
         MultiFieldPanel(
@@ -91,6 +100,7 @@ class PaywallSettings(BaseSiteSetting):
                     widget=forms.Select(choices=[c for c in PAYMENT_METHOD_CATEGORY_CHOICES if c[0]]),
                 ),
                 FieldPanel("test_mode"),
+                FieldPanel("purchase_grant_hours"),
             ],
             heading=_("Catalogue and purchase"),
         ),
@@ -200,6 +210,9 @@ class PurchaseAttempt(models.Model):
     # The offer, copied from the page's configuration at buy time (the browser never chooses these).
     offer_key = models.CharField(_("offer"), max_length=200, help_text=_("Where the offer is configured."))
     product_code = models.CharField(_("product code"), max_length=1024, db_index=True)
+    # The codes that open content (a paywall's ``access_product_codes``) which the offer named at buy
+    # time: what a placed attempt lets its browser read before Payway's login is involved (grants.py).
+    access_codes = models.JSONField(_("access codes"), default=list, blank=True)
     product_kind = models.CharField(_("product kind"), max_length=20)
     product_name = models.CharField(_("product name"), max_length=255, blank=True)
     period_type = models.CharField(_("period type"), max_length=20, blank=True)

@@ -249,7 +249,10 @@ def is_session_reusable(attempt: PurchaseAttempt, now: dt.datetime | None = None
 def can_reuse_session(attempt: PurchaseAttempt, reader: Reader, offer: Offer, now: dt.datetime) -> bool:
     """Whether a buy of ``offer`` by ``reader`` keeps ``attempt``'s Payway session: the same offer as
     configured now, the same flow (logged in or not), and enough of the session left."""
-    if any(getattr(attempt, name) != value for name, value in _offer_fields(offer).items()):
+    fields = _offer_fields(offer)
+    # What the purchase opens is ours, not Payway's: a change of it alone keeps the session.
+    fields.pop("access_codes")
+    if any(getattr(attempt, name) != value for name, value in fields.items()):
         return False
     if attempt.existing_customer != uses_identity(offer.is_trial, reader.identity_token):
         return False
@@ -294,7 +297,16 @@ def _offer_fields(offer: Offer) -> dict[str, Any]:
         "is_trial": offer.is_trial,
         "price": offer.price,
         "price_period": offer.price_period[:50],
+        "access_codes": offer_access_codes(offer),
     }
+
+
+def offer_access_codes(offer: Offer) -> list[str]:
+    """The codes a purchase of ``offer`` opens: the paywall's access codes, else the offered code (a
+    purchase page's own offer names none). Copied onto the attempt, so what the buyer's browser may read
+    afterwards (``grants.py``) does not change when an editor edits the block later."""
+    codes = [code for code in dict.fromkeys(offer.access_product_codes or ()) if code]
+    return codes or ([offer.product_code] if offer.product_code else [])
 
 
 def offer_key(offer_page: Page, offer: Offer) -> str:
@@ -408,9 +420,13 @@ def _prepare_session(
         with_identity = uses_identity(offer.is_trial, reader.identity_token)
         record_event(attempt, EventKind.BUY)
         if can_reuse_session(attempt, reader, offer, now):
-            if traffic_source and traffic_source != attempt.traffic_source:
-                attempt.traffic_source = traffic_source[:100]
-                attempt.save(update_fields=["traffic_source", "updated_at"])
+            changed = {"traffic_source": traffic_source[:100]} if traffic_source else {}
+            changed["access_codes"] = offer_access_codes(offer)
+            changed = {name: v for name, v in changed.items() if getattr(attempt, name) != v}
+            if changed:
+                for name, value in changed.items():
+                    setattr(attempt, name, value)
+                attempt.save(update_fields=[*changed, "updated_at"])
             record_event(attempt, EventKind.SESSION_REUSED)
             return BuyResult(BuyStatus.READY, attempt)
 

@@ -283,15 +283,22 @@ def log_in(request: HttpRequest, status: SSOStatus) -> bool:
 def log_out_locally(request: HttpRequest) -> None:
     """Forget the reader's SSO2 state and token here (SSO2 said the session ended)."""
     from .access import refresh_access
+    from .grants import end_grants
 
     refresh_access(request)
+    # A logout, even one SSO2 started elsewhere: what this browser bought is no longer readable here.
+    end_grants(request)
     request.session.pop(SESSION_KEY, None)
     request.session.cycle_key()
 
 
 def end_session(request: HttpRequest) -> None:
-    """Explicit logout: end the SSO session at SSO2 (best effort), then flush the local session."""
+    """Explicit logout: end the SSO session at SSO2 (best effort), then flush the local session.
+
+    Also the logout of a new customer who never logged in: it ends what they read through their purchase
+    in this browser (``grants.py``)."""
     from .access import refresh_access
+    from .grants import end_grants
 
     state = _state(request)
     if state and state.get("sid"):
@@ -300,6 +307,8 @@ def end_session(request: HttpRequest) -> None:
         except PaywallError as err:
             logger.warning("SSO2 logout failed; logging out locally anyway: %s", err)
     refresh_access(request)
+    # The flush drops the grants too; said here so that no session backend can keep them.
+    end_grants(request)
     request.session.flush()
 
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
 
-from . import access, messages, purchase, ratelimit
+from . import access, grants, messages, purchase, ratelimit
 from .conf import paywall_settings
 from .exceptions import PaywallError
 from .identity import get_identity_provider
@@ -490,6 +490,12 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         customer=customer_form.customer_info() if customer_form is not None else None,
         request=request,
     )
+    # The order exists (or may: unknown): this browser reads what it bought from now on (grants.py).
+    grants.grant(
+        request,
+        result.attempt,
+        email=customer_form.cleaned_data["email"] if customer_form is not None else "",
+    )
     if result.outcome == purchase.Outcome.LOGIN and result.error_code == "authentication_expired":
         provider = _identity_provider()
         if provider is not None:
@@ -510,7 +516,9 @@ def declined(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
 @flow_page
 def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
     """The confirmation page (``?ref=<attempt reference>``). The summary comes from our database, for the
-    reader's own attempt only; anything else gets the page's plain thank-you text."""
+    reader's own attempt only. Without a reference, or with one this browser did not make, the page says
+    nothing about any purchase (nor, for another reader's reference, about that attempt): a neutral text
+    with links to the front page and to log in; the editor's thank-you text is for real purchases only."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     ref = request.GET.get("ref", "")
@@ -520,6 +528,7 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         purchase.record_foreign_reference(ref)
     message = None
     article_url = ""
+    grant = None
     if attempt is not None:
         attempt = purchase.expire_stale_placing(attempt)
         if purchase.confirm(attempt):
@@ -532,14 +541,46 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
             message = messages.reader_message(code or messages.GENERIC)
         article = attempt.page.specific if attempt.page is not None and attempt.page.live else None
         article_url = (article.get_url(request) or "") if article is not None else ""
+        # Also here, not only when the order was placed: the reader may come back after an unknown
+        # outcome was settled, or the checkout's answer may have been lost. Never extends a grant.
+        if grants.grant(request, attempt):
+            grant = grants.grant_of(request, attempt)
+    purchased = attempt is not None and attempt.state in (AttemptState.PLACED, AttemptState.CONFIRMED)
+    home_url = _home_url(request, page)
+    login_next = article_url or home_url
     context = _context(
         request,
         page,
         attempt=attempt,
-        purchased=attempt is not None and attempt.state in (AttemptState.PLACED, AttemptState.CONFIRMED),
+        purchased=purchased,
+        neutral=attempt is None,
         message=message,
         article_url=article_url,
+        home_url=home_url,
+        # How a new customer reads on other devices; a logged-in buyer already is.
+        grant=grant if purchased and not attempt.existing_customer else None,
+        login_url=_reader_login_url(request, login_next) if (attempt is None or purchased) else "",
         support_reference=str(attempt.reference)[:8] if attempt is not None else "",
         refresh=attempt is not None and attempt.state == AttemptState.PLACING,
     )
     return TemplateResponse(request, "wagtail_klarna_paywall/confirmation_page.html", context)
+
+
+def _home_url(request: HttpRequest, page: Page) -> str:
+    site = page.get_site()
+    root = site.root_page if site is not None else None
+    return (root.get_url(request) if root is not None else None) or "/"
+
+
+def _reader_login_url(request: HttpRequest, next_url: str) -> str:
+    """The site's Payway login, returning to ``next_url``; "" when no identity provider can give one."""
+    provider = _identity_provider()
+    if provider is None:
+        return ""
+    try:
+        return provider.login_url(request, next_url) or ""
+    except Exception:  # a failing provider must not take the confirmation page down
+        logger.warning(
+            "No log-in link for the confirmation page: the identity provider failed", exc_info=True
+        )
+        return ""

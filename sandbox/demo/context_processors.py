@@ -11,10 +11,18 @@ def _reader_logged_in(request) -> bool:
     return sso.reader_key(request) is not None
 
 
+def _reader_has_grant(request) -> bool:
+    # A new customer reads what they bought in this browser without a login; "log out" ends that.
+    from wagtail_klarna_paywall import grants
+
+    return grants.has_grants(request)
+
+
 def sandbox(request):
     return {
         # A link to the fake Payway's control page, where a visitor arms failures (500, 403, slow replies...).
         "fake_payway": not settings.USE_REAL_PAYWAY,
         # Called by the template only where it is used (the header).
         "reader_logged_in": lambda: _reader_logged_in(request),
+        "reader_has_grant": lambda: _reader_has_grant(request),
     }

@@ -544,3 +544,70 @@ def test_racing_buy_posts_make_one_attempt(page: Page, sandbox: Sandbox, watch: 
     assert sandbox.attempt_count() == attempts_before
     assert sandbox.payway()["sessions"] == 1
     assert_clean(watch)
+
+
+def test_new_customer_reads_on_at_once_in_this_browser_only(
+    browser, page: Page, sandbox: Sandbox, watch: Watch
+):
+    """A new customer buys Digital from an article's paywall and reads on at once, without logging in:
+    this article, and another one the same product opens. The confirmation and the article say how to
+    read on other devices (a login back to the article, the masked e-mail). A fresh browser still meets
+    the paywall, and logging out ends the reading in this one."""
+    open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
+    reference = start_buying(page, "demo_digital")
+    fill_new_customer(page, "ny.lasare@example.com")
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_digital")
+    notice = page.locator("[data-wkp-grant]")
+    expect(notice).to_contain_text("You can read on now in this browser")
+    expect(notice).to_contain_text("n\u2022\u2022\u2022@example.com")
+    expect(notice.locator("[data-wkp-grant-login]")).to_have_attribute(
+        "href", re.compile(r"/sso/login/\?next=%2Fnyheter%2Fny-cykelbana-langs-an%2F")
+    )
+    expect(page.get_by_text("ny.lasare@example.com")).to_have_count(0)
+    save_screenshot(page, "confirmation-new-customer")
+
+    page.locator("[data-wkp-back]").click()
+    page.wait_for_url(re.compile(re.escape(ARTICLE_CAMPAIGN_DIGITAL)))
+    expect(page.get_by_text(PAID_TEXT[ARTICLE_CAMPAIGN_DIGITAL]), "access is immediate").to_be_visible()
+    expect(page.locator("form:has(input[name='offer'])"), "no paywall any more").to_have_count(0)
+    expect(page.locator("[data-wkp-grant]")).to_contain_text("n\u2022\u2022\u2022@example.com")
+    save_screenshot(page, "article-read-through-purchase")
+
+    # Another article that the same product opens.
+    response = page.goto(ARTICLE_TRIAL_DIGITAL)
+    assert response is not None and response.status == 200
+    expect(page.get_by_text(PAID_TEXT[ARTICLE_TRIAL_DIGITAL])).to_be_visible()
+    cache_control = response.headers.get("cache-control", "")
+    assert "private" in cache_control and "cookie" in response.headers.get("vary", "").lower(), (
+        response.headers
+    )
+
+    # Another browser (no cookies) still meets the paywall.
+    stranger = browser.new_context(base_url=sandbox.base_url, locale="en-GB")
+    try:
+        open_article(stranger.new_page(), ARTICLE_CAMPAIGN_DIGITAL)
+    finally:
+        stranger.close()
+
+    # Logging out (the site's "Log out", the plugin's logout) ends it in this browser.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log out").click()
+    open_article(page, ARTICLE_TRIAL_DIGITAL)
+    open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    assert payway(sandbox, "sessions", "place_order") == {"sessions": 1, "place_order": 1}
+    assert_clean(watch)
+
+
+def test_confirmation_without_a_purchase_of_this_browser_claims_none(page: Page, sandbox: Sandbox):
+    """The confirmation page opened without a reference, or with another browser's: a neutral page with a
+    login and the front page, neither the editor's thank-you nor anything about the attempt."""
+    for url in ("/tack/", f"/tack/?ref={'0' * 8}-0000-4000-8000-{'0' * 12}"):
+        page.goto(url)
+        expect(page.locator("[data-wkp-neutral]")).to_be_visible()
+        expect(page.locator("[data-wkp-confirmation]")).to_have_count(0)
+        expect(page.get_by_text("Din prenumeration är klar")).to_have_count(0)
+        expect(page.locator("[data-wkp-login]")).to_be_visible()
+        expect(page.locator("[data-wkp-home]")).to_have_attribute("href", "/")

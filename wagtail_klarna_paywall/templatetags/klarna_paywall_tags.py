@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 
 #: Reader states the paywall template knows (and preview modes simulate).
 ANONYMOUS, READER, SUBSCRIBER = "anonymous", "reader", "subscriber"
+#: A reader who reads through a purchase made in this browser (``grants.py``), not a Payway login.
+GRANTED = "granted"
 #: Request attribute set by ``PaywallPreviewMixin.serve_preview``: "" (editor: everything) or a state.
 PREVIEW_MODE_ATTR = "klarna_paywall_preview_mode"
 
@@ -37,14 +39,38 @@ def _login_url(request: Any, page: Any) -> str:
 
 def _reader_state(request: Any, codes: tuple[str, ...]) -> tuple[str, bool]:
     """(state, may read everything) for a real (non-preview) request, given the paywall's access codes."""
-    from .. import access, gating
+    from .. import access
 
     if request is None:
         return ANONYMOUS, False
-    if access.reader_has_access(request, codes):
-        return SUBSCRIBER, True
-    # The access check marks the request reader-dependent exactly when the reader is logged in.
-    return (READER if gating.is_reader_dependent(request) else ANONYMOUS), False
+    decision = access.reader_access(request)
+    if decision.reads(codes):
+        return (GRANTED if decision.grant_for(codes) is not None else SUBSCRIBER), True
+    return (READER if decision.logged_in else ANONYMOUS), False
+
+
+def _grant_notice(request: Any, flat: dict[str, Any], codes: tuple[str, ...]) -> str:
+    """A line above the paid text for a reader who reads through a purchase made in this browser: how
+    to read on other devices. Nothing for a logged-in reader (their login already works everywhere)."""
+    from django.template.loader import render_to_string
+
+    from .. import access
+
+    decision = access.reader_access(request)
+    grant = decision.grant_for(codes)
+    if grant is None or decision.logged_in:
+        return ""
+    context = {"grant": grant, "login_url": _login_url(request, flat.get("page"))}
+    return render_to_string("wagtail_klarna_paywall/includes/grant_notice.html", context, request=None)
+
+
+def _render_read(
+    request: Any, flat: dict[str, Any], free: list[Any], gated: list[Any], state: str, codes: tuple[str, ...]
+) -> SafeString:
+    """The whole stream for a reader with access, with the grant notice at the cut when they read
+    through a grant."""
+    notice = _grant_notice(request, flat, codes) if state == GRANTED else ""
+    return mark_safe(_render(free, flat) + notice + _render(gated, flat))  # noqa: S308
 
 
 def _raw_items(raw_value: dict[str, Any], name: str) -> list[Any]:
@@ -116,7 +142,9 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     )
     state, can_read = _reader_state(request, codes)
     if can_read:
-        return mark_safe(_render(free + [stream[i] for i in range(index + 1, len(stream))], flat))  # noqa: S308
+        return _render_read(
+            request, flat, free, [stream[i] for i in range(index + 1, len(stream))], state, codes
+        )
     if state == READER:
         from .. import access
 
@@ -178,7 +206,7 @@ def _render_cut(
         state, can_read = _reader_state(request, gating.access_codes(paywall))
 
     if can_read:
-        return mark_safe(_render(free + gated, flat))  # noqa: S308
+        return _render_read(request, flat, free, gated, state, gating.access_codes(paywall))
     paywall_context = {
         **flat,
         "paywall_block_id": paywall.id,

@@ -243,8 +243,9 @@ class Command(BaseCommand):
             PurchaseConfirmationPage,
             "tack",
             title="Tack för ditt köp",
-            body="<p>Tack! Din prenumeration är klar. Är du inloggad kan du läsa vidare direkt; är du ny "
-            "prenumerant loggar du in med din e-postadress. Ett kvitto kommer med e-post från Klarna.</p>",
+            # Shown only to the browser that made the purchase (never on the neutral page).
+            body="<p>Tack! Din prenumeration är klar och du kan läsa vidare direkt. På dina andra enheter "
+            "loggar du in med e-postadressen du angav. Ett kvitto kommer med e-post från Klarna.</p>",
         )
         purchase = self._page(
             home,
