@@ -4,7 +4,9 @@ Issue 6; docs/reliability.md S10.
 """
 
 import csv
+import datetime as dt
 import io
+import re
 
 import openpyxl
 import pytest
@@ -197,7 +199,7 @@ def test_detail_shows_timeline_without_secrets(client, viewer, attempt):
 def test_index_shows_no_secrets(client, viewer, attempt):
     client.force_login(viewer)
     html = client.get(_urls(attempt)["index"]).content.decode()
-    assert str(attempt.reference) in html
+    assert str(attempt.reference)[:8] in html
     for secret in (TOKEN_SENTINEL, REDIRECT_SENTINEL, READER_SENTINEL, "reader-private@example.com"):
         assert secret not in html
 
@@ -275,10 +277,10 @@ EXPECTED_COLUMNS = [
     "Payway code",
     "Payway field",
     "Test mode",
-    "Created",
-    "Placed at",
-    "Confirmed at",
-    "Finished at",
+    "Created (Europe/Stockholm)",
+    "Placed at (Europe/Stockholm)",
+    "Confirmed at (Europe/Stockholm)",
+    "Finished at (Europe/Stockholm)",
 ]
 
 
@@ -291,7 +293,9 @@ def test_csv_export(client, viewer, attempt):
     client.force_login(viewer)
     response = client.get(reverse("klarna_paywall_purchases:index"), {"export": "csv"})
     assert response.status_code == 200
-    text = b"".join(response.streaming_content).decode()
+    raw = b"".join(response.streaming_content)
+    assert raw.startswith("\ufeff".encode()), "a UTF-8 byte-order mark, so Excel reads å, ä and ö"
+    text = raw.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == EXPECTED_COLUMNS
     assert rows[1][0] == str(attempt.reference)
@@ -382,3 +386,52 @@ def test_test_mode_ribbon(client, viewer, settings):
     }
     html = client.get(reverse("wagtailadmin_home")).content.decode()
     assert "wkp-test-mode-ribbon" not in html
+
+
+def test_exports_give_local_times_with_their_zone(client, viewer, attempt):
+    placed = timezone.make_aware(timezone.datetime(2026, 7, 1, 10, 0, 0), dt.timezone.utc)
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(placed_at=placed)
+    client.force_login(viewer)
+    response = client.get(reverse("klarna_paywall_purchases:index"), {"export": "csv"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    placed_column = EXPECTED_COLUMNS.index("Placed at (Europe/Stockholm)")
+    # 10:00 UTC is 12:00 in Stockholm in summer; the offset says so.
+    assert rows[1][placed_column] == "2026-07-01 12:00:00+02:00"
+    response = client.get(reverse("klarna_paywall_purchases:index"), {"export": "xlsx"})
+    book = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    values = [list(row) for row in book.active.iter_rows(values_only=True)]
+    assert values[1][placed_column] == timezone.datetime(2026, 7, 1, 12, 0, 0)
+
+
+def test_swedish_csv_uses_semicolons_and_swedish_words(client, viewer, attempt):
+    client.force_login(viewer)
+    response = client.get(
+        reverse("klarna_paywall_purchases:index"), {"export": "csv"}, HTTP_ACCEPT_LANGUAGE="sv"
+    )
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert rows[0][0] == "Referens"
+    assert len(rows[0]) == len(EXPECTED_COLUMNS)
+    trial = rows[0].index("Provperiod")
+    assert rows[1][trial] == "Nej"
+
+
+def test_detail_shows_words_and_local_times(client, viewer, attempt):
+    placed = timezone.make_aware(timezone.datetime(2026, 1, 15, 10, 0, 0), dt.timezone.utc)
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(placed_at=placed, price="249.00")
+    client.force_login(viewer)
+    html = client.get(_urls(attempt)["inspect"]).content.decode()
+    assert "2026-01-15 11:00:00 CET" in html, "the site's zone (Stockholm, winter), not UTC"
+    assert "2026-01-15 10:00:00" not in html
+    assert "Package" in html and ">package<" not in html
+    assert ">False<" not in html and ">None<" not in html
+    # The failure is explained, and keeps its code for searching.
+    assert "(payment_method_failed)" in html
+
+
+def test_index_lists_offers_by_name_and_short_references(client, viewer, attempt):
+    client.force_login(viewer)
+    html = _listed(client)
+    assert "Digital month" in html and "DIGI-MONTH" in html
+    short = str(attempt.reference)[:8]
+    assert re.search(rf">\s*{short}\s*</a>", html), "the short reference links the attempt"

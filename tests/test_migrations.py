@@ -55,3 +55,23 @@ def test_migrations_run_on_wagtail_7_4_too():
         lines = [line.strip() for line in path.read_text().splitlines()]
         dependencies = [line for line in lines if line.startswith("('wagtailcore'")]
         assert dependencies == [f"('wagtailcore', '{WAGTAIL_74_LAST}'),"], (path, dependencies)
+    # Later migrations need no wagtailcore dependency of their own (0001 has it); one that names a newer
+    # core migration would not run on 7.4.
+    later = [
+        path
+        for folder in (
+            "wagtail_klarna_paywall/migrations",
+            "tests/testapp/migrations",
+            "sandbox/demo/migrations",
+        )
+        for path in sorted((root / folder).glob("0*.py"))
+        if not path.name.startswith("0001_")
+    ]
+    for path in later:
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("('wagtailcore'"):
+                assert f"'{WAGTAIL_74_LAST}'" in line or line < f"('wagtailcore', '{WAGTAIL_74_LAST}'", (
+                    path,
+                    line,
+                )

@@ -8,26 +8,91 @@ edit or delete. Tokens and personal data are left out of every column, export an
 from __future__ import annotations
 
 import contextlib
+import csv
+import datetime as dt
 import uuid
+from decimal import Decimal
+from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.urls import path
+from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.ui.tables import Column, DateColumn
 from wagtail.admin.views import generic
+from wagtail.admin.views.mixins import Echo
 from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.coreutils import multigetattr
 from wagtail.models import Page, Site
 from wagtail.permission_policies import ModelPermissionPolicy
 
+from . import messages
+from .blocks import PAYMENT_METHOD_CATEGORY_CHOICES
 from .models import AttemptState, PurchaseAttempt
 
 PERMISSION_CODENAME = "view_purchase_log"
 PERMISSION = f"wagtail_klarna_paywall.{PERMISSION_CODENAME}"
+
+#: Editors read times in the site's zone (``TIME_ZONE``), to the second, as the timeline is read.
+TIME_FORMAT = "Y-m-d H:i:s T"
+
+#: Words for the coded values an attempt stores (the model keeps codes; editors read these).
+VALUE_LABELS: dict[str, dict[str, Any]] = {
+    "product_kind": {"package": _("Package"), "campaign": _("Campaign")},
+    "period_type": {"recurring": _("Recurring"), "limited": _("Limited")},
+    "payment_method_category": {
+        **{code: label for code, label in PAYMENT_METHOD_CATEGORY_CHOICES if code},
+        "direct_debit": _("Direct debit"),
+    },
+}
+
+#: Codes that only the purchase log shows (security events and the like), with what they mean for editors.
+#: Every other code is described by its reader message's title (``messages.MESSAGES``).
+EVENT_CODE_LABELS: dict[str, Any] = {
+    "foreign_reference": _("Confirmation opened by another browser"),
+    "redirect_rejected": _(
+        "Payway's redirect was not a Klarna address: the reader was sent to the confirmation"
+    ),
+    "configuration": _("Configuration error"),
+    "authentication_expired": _("Payway refused the access token"),
+}
+
+
+def error_code_label(code: str) -> str:
+    """An error code as editors read it: what it means, with the code itself for searching and support."""
+    if not code:
+        return ""
+    label = EVENT_CODE_LABELS.get(code)
+    if label is None and code in messages.MESSAGES:
+        label = messages.MESSAGES[code].title
+    return f"{label} ({code})" if label else code
+
+
+def local_time(value: dt.datetime | None) -> str:
+    return formats.date_format(timezone.localtime(value), TIME_FORMAT) if value else ""
+
+
+def display_value(field_name: str, value: Any) -> Any:
+    """A stored value in words: local times, yes/no, choice labels, error meanings, a dash for nothing."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, dt.datetime):
+        return local_time(value)
+    if isinstance(value, Decimal):
+        return formats.number_format(value, decimal_pos=2, use_l10n=True)
+    if field_name in VALUE_LABELS:
+        return VALUE_LABELS[field_name].get(value, value)
+    if field_name == "error_code":
+        return error_code_label(value)
+    return value
 
 
 class PurchaseLogPermissionPolicy(ModelPermissionPolicy):
@@ -83,7 +148,53 @@ class PurchaseAttemptFilterSet(WagtailFilterSet):
         fields = ["state", "product_code", "page", "site", "created_at", "error_code"]
 
 
+class ErrorCodeColumn(Column):
+    def get_value(self, instance):
+        return error_code_label(instance.error_code)
+
+
+class OfferColumn(Column):
+    """What was bought, by name, with its Payway code underneath (editors think in names, support in
+    codes)."""
+
+    def get_value(self, instance):
+        name = instance.product_name or instance.product_code
+        if name == instance.product_code:
+            return name
+        return format_html("{}<br><small><code>{}</code></small>", name, instance.product_code)
+
+
 class PurchaseLogIndexView(generic.IndexView):
+    # Exports: times in the site's zone with their offset (CSV) or zone-named headings (XLSX, whose cells
+    # cannot hold a zone), yes/no in words. Wagtail's default writes UTC without saying so.
+    custom_value_preprocess = {
+        **generic.IndexView.custom_value_preprocess,
+        dt.datetime: {
+            "csv": lambda value: timezone.localtime(value).isoformat(sep=" ", timespec="seconds"),
+            "xlsx": lambda value: timezone.make_naive(timezone.localtime(value)),
+        },
+        bool: {"csv": lambda value: str(_("Yes") if value else _("No")), "xlsx": lambda value: value},
+    }
+
+    def get_heading(self, queryset, field):
+        heading = super().get_heading(queryset, field)
+        if field.endswith("_at"):
+            return f"{heading} ({timezone.get_current_timezone_name()})"
+        return heading
+
+    def stream_csv(self, queryset):
+        """CSV that Excel opens in any language: a UTF-8 byte-order mark (without it Excel reads å, ä and ö
+        as Latin-1) and, for Swedish editors, semicolons (Excel's list separator where the decimal mark is a
+        comma)."""
+        yield "\ufeff"
+        if (get_language() or "").split("-")[0] == "sv":
+            writer = csv.DictWriter(Echo(), fieldnames=self.list_export, delimiter=";")
+            yield writer.writerow({field: self.get_heading(queryset, field) for field in self.list_export})
+            for item in queryset:
+                yield self.write_csv_row(writer, self.to_row_dict(item))
+            return
+        yield from super().stream_csv(queryset)
+
     def get_base_queryset(self):
         return PurchaseAttempt.objects.select_related("page", "site").defer("klarna_client_token")
 
@@ -126,9 +237,16 @@ class PurchaseLogInspectView(generic.InspectView):
     def get_page_title(self):
         return _("Purchase attempt")
 
+    def get_field_display_value(self, field_name, field):
+        return display_value(field_name, super().get_field_display_value(field_name, field))
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["events"] = self.object.events.order_by("created_at", "pk")
+        events = list(self.object.events.order_by("created_at", "pk"))
+        for event in events:
+            event.error_label = error_code_label(event.error_code)
+        context["events"] = events
+        context["time_format"] = TIME_FORMAT
         return context
 
 
@@ -210,12 +328,14 @@ class PurchaseLogViewSet(ModelViewSet):
     search_fields = ["order_id"]  # the index view searches references too (see PurchaseLogIndexView)
     list_per_page = 50
     list_display = [
-        "reference",
+        # The first group of the UUID is what support reads out (the reader's page shows it); the whole
+        # reference wrapped to six lines and left room for four rows a screen.
+        "short_reference",
         Column("state", label=_("State"), accessor="get_state_display", sort_key="state"),
-        Column("product_code", label=_("Offer"), sort_key="product_code"),
+        OfferColumn("product_code", label=_("Offer"), sort_key="product_code"),
         Column("page", label=_("Article")),
         DateColumn("created_at", label=_("Created"), sort_key="created_at"),
-        Column("error_code", label=_("Error code"), sort_key="error_code"),
+        ErrorCodeColumn("error_code", label=_("Error code"), sort_key="error_code"),
         Column("order_id", label=_("Payway order id")),
     ]
     list_export = EXPORT_FIELDS

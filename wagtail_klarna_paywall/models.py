@@ -184,14 +184,24 @@ class PurchaseAttempt(models.Model):
     )
     # Reader: a user, or a hash of the anonymous Django session key ("anon:<sha256>").
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     reader_key = models.CharField(_("reader"), max_length=80, db_index=True)
     existing_customer = models.BooleanField(
         _("existing customer"), default=False, help_text=_("Bought through v1 with the reader's identity.")
     )
     site = models.ForeignKey(
-        "wagtailcore.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "wagtailcore.Site",
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     page = models.ForeignKey(
         "wagtailcore.Page",
@@ -202,10 +212,20 @@ class PurchaseAttempt(models.Model):
         related_name="+",
     )
     purchase_page = models.ForeignKey(
-        "wagtailcore.Page", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "wagtailcore.Page",
+        verbose_name=_("purchase page"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     confirmation_page = models.ForeignKey(
-        "wagtailcore.Page", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "wagtailcore.Page",
+        verbose_name=_("confirmation page"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     # The offer, copied from the page's configuration at buy time (the browser never chooses these).
     offer_key = models.CharField(_("offer"), max_length=200, help_text=_("Where the offer is configured."))
@@ -218,20 +238,22 @@ class PurchaseAttempt(models.Model):
     period_type = models.CharField(_("period type"), max_length=20, blank=True)
     period_id = models.CharField(_("period id"), max_length=24, blank=True)
     is_trial = models.BooleanField(_("trial"), default=False)
-    payment_method_category = models.CharField(max_length=50, blank=True)
-    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    price_period = models.CharField(max_length=50, blank=True)
+    payment_method_category = models.CharField(_("Klarna payment method"), max_length=50, blank=True)
+    price = models.DecimalField(_("price"), max_digits=12, decimal_places=2, null=True, blank=True)
+    price_period = models.CharField(_("price period"), max_length=50, blank=True)
     # Payway session.
     payway_session_id = models.CharField(_("Payway session"), max_length=255, blank=True, db_index=True)
-    klarna_client_token = models.TextField(blank=True)
-    payment_method_categories = models.JSONField(default=list, blank=True)
-    session_created_at = models.DateTimeField(null=True, blank=True)
-    session_expires_at = models.DateTimeField(null=True, blank=True)
+    klarna_client_token = models.TextField(_("Klarna client token"), blank=True)
+    payment_method_categories = models.JSONField(
+        _("Klarna payment methods offered"), default=list, blank=True
+    )
+    session_created_at = models.DateTimeField(_("session created"), null=True, blank=True)
+    session_expires_at = models.DateTimeField(_("session expires"), null=True, blank=True)
     # Order.
-    traffic_source = models.CharField(max_length=100, blank=True)
-    merchant_reference = models.CharField(max_length=255, blank=True)
+    traffic_source = models.CharField(_("traffic source"), max_length=100, blank=True)
+    merchant_reference = models.CharField(_("merchant reference"), max_length=255, blank=True)
     order_id = models.CharField(_("Payway order id"), max_length=255, blank=True, db_index=True)
-    redirect_uri = models.URLField(max_length=2000, blank=True)
+    redirect_uri = models.URLField(_("Klarna redirect"), max_length=2000, blank=True)
     redirect_rejected = models.BooleanField(
         _("redirect rejected"),
         default=False,
@@ -240,17 +262,17 @@ class PurchaseAttempt(models.Model):
         ),
     )
     error_code = models.CharField(_("error code"), max_length=50, blank=True, db_index=True)
-    payway_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    payway_code = models.CharField(max_length=100, blank=True)
-    payway_field = models.CharField(max_length=100, blank=True)
-    test_mode = models.BooleanField(default=False)
+    payway_status = models.PositiveSmallIntegerField(_("Payway status"), null=True, blank=True)
+    payway_code = models.CharField(_("Payway code"), max_length=100, blank=True)
+    payway_field = models.CharField(_("Payway field"), max_length=100, blank=True)
+    test_mode = models.BooleanField(_("test mode"), default=False)
     # Timeline.
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
-    placing_at = models.DateTimeField(null=True, blank=True)
-    placed_at = models.DateTimeField(null=True, blank=True)
-    confirmed_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    placing_at = models.DateTimeField(_("placing started at"), null=True, blank=True)
+    placed_at = models.DateTimeField(_("placed at"), null=True, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("purchase attempt")
@@ -268,6 +290,13 @@ class PurchaseAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_code} ({self.get_state_display()}) {self.reference}"
+
+    def short_reference(self) -> str:
+        """The reference's first group, as support reads it out and the reader's pages show it."""
+        return str(self.reference)[:8]
+
+    short_reference.short_description = _("Reference")
+    short_reference.admin_order_field = "reference"
 
     def can_transition(self, new_state: str) -> bool:
         return new_state in ALLOWED_TRANSITIONS[self.state]
@@ -289,17 +318,21 @@ class EventKind(models.TextChoices):
 class PurchaseEvent(models.Model):
     """The timeline of an attempt; also feeds the funnel and the error panel. No personal data."""
 
-    attempt = models.ForeignKey(PurchaseAttempt, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20, choices=EventKind.choices, db_index=True)
-    state = models.CharField(max_length=20, choices=AttemptState.choices, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    endpoint = models.CharField(max_length=200, blank=True)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    error_code = models.CharField(max_length=50, blank=True)
-    payway_code = models.CharField(max_length=100, blank=True)
-    detail = models.CharField(max_length=255, blank=True)
+    attempt = models.ForeignKey(
+        PurchaseAttempt, verbose_name=_("purchase attempt"), on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(_("event"), max_length=20, choices=EventKind.choices, db_index=True)
+    state = models.CharField(_("state"), max_length=20, choices=AttemptState.choices, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    endpoint = models.CharField(_("endpoint"), max_length=200, blank=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    payway_code = models.CharField(_("Payway code"), max_length=100, blank=True)
+    detail = models.CharField(_("detail"), max_length=255, blank=True)
 
     class Meta:
+        verbose_name = _("purchase event")
+        verbose_name_plural = _("purchase events")
         ordering = ["created_at", "pk"]
         indexes = [models.Index(fields=["kind", "created_at"])]
 
