@@ -23,6 +23,7 @@ GATED = "For subscribers."
 PAYWALL = "data-wkp-paywall"
 LOGIN = "Already a subscriber? Log in"
 READER_NOTE = "You are logged in, but your account has no subscription"
+CUT = "data-wkp-preview-cut"
 
 
 @pytest.fixture
@@ -71,7 +72,8 @@ def test_article_pages_offer_the_paywall_preview_modes():
 def test_default_preview_shows_editors_everything_with_the_cut_in_place(preview):
     html = preview("")
     assert FREE in html and GATED in html and PAYWALL in html
-    assert html.index(FREE) < html.index(PAYWALL) < html.index(GATED)
+    assert html.index(FREE) < html.index(PAYWALL) < html.index(CUT) < html.index(GATED)
+    assert "readers without a subscription stop here" in html
 
 
 def test_anonymous_preview(preview):
@@ -90,6 +92,18 @@ def test_subscriber_preview(preview):
     html = preview("subscriber")
     assert FREE in html and GATED in html
     assert PAYWALL not in html
+    assert html.index(FREE) < html.index(CUT) < html.index(GATED), "where the paywall would cut"
+
+
+def test_readers_never_see_the_preview_marker(client, home, purchase_page):
+    page = ArticlePageFactory(
+        parent=home,
+        body__0__paragraph__value=f"<p>{FREE}</p>",
+        body__1__paywall__purchase_page=purchase_page,
+        body__2__paragraph__value=f"<p>{GATED}</p>",
+    )
+    html = client.get(page.url).content.decode()
+    assert PAYWALL in html and CUT not in html
 
 
 def test_preview_modes_do_not_check_access(home, purchase_page, monkeypatch):

@@ -14,6 +14,7 @@ from wagtail.search import index
 
 from wagtail_klarna_paywall.blocks import PaywallBlock
 from wagtail_klarna_paywall.gating import PaywalledPageMixin, PaywalledStreamFieldSerializer, split_at_paywall
+from wagtail_klarna_paywall.preview import PaywallPreviewMixin
 
 
 class ArticleBodyBlock(blocks.StreamBlock):
@@ -70,7 +71,7 @@ class ArticleIndexPage(Page):
         return context
 
 
-class ArticlePage(PaywalledPageMixin, Page):
+class ArticlePage(PaywallPreviewMixin, PaywalledPageMixin, Page):
     date = models.DateField(_("date"), default=timezone.localdate)
     author = models.CharField(_("author"), max_length=100, blank=True)
     intro = models.TextField(_("intro"), blank=True)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django import template
+from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -182,6 +183,11 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     return mark_safe(_render(free, flat) + html)  # noqa: S308
 
 
+def _preview_cut_marker() -> str:
+    """Shown in previews only, where the paywall cuts the stream (editors asked where readers stop)."""
+    return render_to_string("wagtail_klarna_paywall/includes/preview_cut.html")
+
+
 def _render_cut(
     request: Any, flat: dict[str, Any], free: list[Any], paywall: Any, gated: list[Any], state: str = ""
 ) -> SafeString:
@@ -193,8 +199,9 @@ def _render_cut(
         getattr(request, PREVIEW_MODE_ATTR, None) if getattr(request, "is_preview", False) else None
     )
     if preview_mode == "":
-        # The editor's view: everything, the paywall in place, so the cut is visible.
-        return mark_safe(_render(free + [paywall] + gated, {**flat, "paywall_block_id": paywall.id}))  # noqa: S308
+        # The editor's view: everything, the paywall in place and a marker where readers' text stops.
+        context = {**flat, "paywall_block_id": paywall.id}
+        return mark_safe(_render(free + [paywall], context) + _preview_cut_marker() + _render(gated, context))  # noqa: S308
     if state:
         can_read = False
     elif preview_mode in (ANONYMOUS, READER, SUBSCRIBER):
@@ -205,6 +212,9 @@ def _render_cut(
     else:
         state, can_read = _reader_state(request, gating.access_codes(paywall))
 
+    if can_read and preview_mode == SUBSCRIBER:
+        # A subscriber sees no paywall; the editor previewing as one still sees where it would cut.
+        return mark_safe(_render(free, flat) + _preview_cut_marker() + _render(gated, flat))  # noqa: S308
     if can_read:
         return _render_read(request, flat, free, gated, state, gating.access_codes(paywall))
     paywall_context = {
