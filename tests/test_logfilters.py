@@ -126,3 +126,42 @@ def test_sandbox_wires_the_filter_into_its_request_loggers():
     assert name in base.LOGGING["handlers"]["django.server"]["filters"]
     assert base.LOGGING["loggers"]["django.server"]["handlers"] == ["django.server"]
     assert name in base.LOGGING["loggers"]["django.request"]["filters"]
+
+
+GUNICORN_PROBE = r"""
+import logging, logging.config, re, sys
+from pathlib import Path
+from gunicorn.glogging import CONFIG_DEFAULTS, SafeAtoms
+
+readme = Path(sys.argv[1]).read_text()
+block = re.search(r"```python\n# gunicorn.conf.py\n(.*?)```", readme, re.S).group(1)
+namespace = {}
+exec(block, namespace)
+config = dict(CONFIG_DEFAULTS)
+config.update(namespace["logconfig_dict"])  # what gunicorn's Logger.setup does
+logging.config.dictConfig(config)
+line = "GET " + sys.argv[2] + " HTTP/1.1"
+atoms = SafeAtoms({"h": "10.0.0.1", "r": line, "s": 302, "b": "0", "f": "-", "a": "UA"})
+logging.getLogger("gunicorn.access").info('%(h)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"', atoms)
+logging.getLogger("gunicorn.error").error("Error handling request %s", sys.argv[2])
+"""
+
+
+def test_the_readme_gunicorn_configuration_redacts_access_and_error_lines():
+    """The README's ``logconfig_dict``, applied as gunicorn applies it, in a process of its own."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("gunicorn")
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    result = subprocess.run(
+        [sys.executable, "-c", GUNICORN_PROBE, str(readme), LANDING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert JWT not in result.stdout + result.stderr
+    assert f'"GET /klarna-paywall/sso/landing/?t={REDACTED}&r=' in result.stdout
+    assert f"Error handling request /klarna-paywall/sso/landing/?t={REDACTED}" in result.stderr
