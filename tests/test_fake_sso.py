@@ -269,7 +269,7 @@ def test_claim_variant_switches_at_run_time_through_the_control_api():
     )
     assert response.json()["claims"] == "client-aud"
     bad = client.post(
-        "/fake-payway/sso/_control", json.dumps({"claims": "aud-upside-down"}), content_type="application/json"
+        "/fake-payway/sso/_control", json.dumps({"claims": "sideways"}), content_type="application/json"
     )
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_parameter"
     assert client.get("/fake-payway/sso/_control").json()["claims"] == "client-aud"
