@@ -521,6 +521,20 @@ def test_landing_survives_a_failed_ticket_exchange(client):
     assert all(TICKET not in str(v) and "bad ticket" not in str(v) for v in vars(failure).values())
 
 
+def test_refused_logins_are_pruned_by_age_and_count(monkeypatch):
+    from wagtail_klarna_paywall import models
+
+    with freeze_time("2026-01-01 12:00:00"):
+        models.record_login_failure("sso_landing", "sso_token_invalid", http_status=400)
+    with freeze_time("2026-06-01 12:00:00"):
+        models.record_login_failure("sso_landing", "sso_token_replayed", http_status=400)
+    assert list(LoginFailure.objects.values_list("error_code", flat=True)) == ["sso_token_replayed"]
+    monkeypatch.setattr(models, "LOGIN_FAILURE_MAX_ROWS", 3)
+    for i in range(5):
+        models.record_login_failure("sso_complete", f"code_{i}", http_status=502)
+    assert list(LoginFailure.objects.values_list("error_code", flat=True)) == ["code_4", "code_3", "code_2"]
+
+
 def test_refused_logins_show_in_the_error_panel(client):
     from wagtail_klarna_paywall.reports import ErrorPanel
 

@@ -348,21 +348,26 @@ class LoginFailure(models.Model):
         return str(_("Login refused"))
 
 
-#: How long refused logins stay in the error panel's table.
+#: How long refused logins stay in the error panel's table, and how many rows it keeps at most (a script
+#: that starts logins and lands garbage cannot grow it without bound).
 LOGIN_FAILURE_RETENTION = dt.timedelta(days=90)
+LOGIN_FAILURE_MAX_ROWS = 1000
 
 
 def record_login_failure(endpoint: str, error_code: str, *, http_status: int, detail: str = "") -> None:
-    """Keep a refused login for the error panel, and drop the ones older than the retention."""
+    """Keep a refused login for the error panel; drop rows past the retention or the row limit."""
     now = timezone.now()
-    LoginFailure.objects.filter(created_at__lt=now - LOGIN_FAILURE_RETENTION).delete()
-    LoginFailure.objects.create(
+    row = LoginFailure.objects.create(
         created_at=now,
         endpoint=endpoint[:50],
         http_status=http_status,
         error_code=error_code[:50],
         detail=detail[:100],
     )
+    LoginFailure.objects.filter(
+        models.Q(created_at__lt=now - LOGIN_FAILURE_RETENTION)
+        | models.Q(pk__lte=row.pk - LOGIN_FAILURE_MAX_ROWS)
+    ).delete()
 
 
 class KlarnaPurchasePage(RoutablePageMixin, Page):
