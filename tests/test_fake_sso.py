@@ -217,3 +217,77 @@ def test_unknown_sso_session_is_session_not_found():
     )
     status = sso.read_answer(response.json()["t"])
     assert status.err == "session_not_found" and status.ended
+
+
+# -- the claim variants of the fake's answers --------------------------------------------------------
+
+
+def _status_answer(sid: str) -> dict:
+    from django.test import RequestFactory
+
+    token = sso.session_token(RequestFactory().get("/"), sid=sid)
+    response = Client().post(
+        "/fake-payway/sso/sessionstatus", json.dumps({"t": token}), content_type="application/json"
+    )
+    return jwt.decode(response.json()["t"], options={"verify_signature": False})
+
+
+EXPECTED_CLAIMS = {
+    "client-aud": {"aud": django_settings.WAGTAIL_KLARNA_PAYWALL["CLIENT_ID"], "iss": "pw-sso"},
+    "pw-sso-aud": {"aud": "pw-sso", "iss": django_settings.WAGTAIL_KLARNA_PAYWALL["ORGANISATION_ID"]},
+    "none": {"aud": None, "iss": None},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("variant", sorted(EXPECTED_CLAIMS))
+def test_fake_answers_with_the_configured_claim_variant(settings, variant):
+    settings.WAGTAIL_KLARNA_PAYWALL_FAKE = {"SSO2_CLAIMS": variant}
+    fake_sso.reset()
+    session = fake_sso.new_session()
+    claims = _status_answer(session.sid)
+    assert {"aud": claims.get("aud"), "iss": claims.get("iss")} == EXPECTED_CLAIMS[variant]
+    assert sso.answer_shape(claims) == variant
+    assert claims["sid"] == session.sid and claims["exp"] > claims["iat"]
+
+
+@pytest.mark.django_db
+def test_claim_variant_switches_at_run_time_through_the_control_api():
+    fake_sso.reset()
+    session = fake_sso.new_session()
+    client = Client()
+    assert client.get("/fake-payway/sso/_control").json()["claims"] == "client-aud"
+    for variant in ("pw-sso-aud", "none", "client-aud"):
+        response = client.post(
+            "/fake-payway/sso/_control", json.dumps({"claims": variant}), content_type="application/json"
+        )
+        assert response.json()["claims"] == variant
+        assert sso.answer_shape(_status_answer(session.sid)) == variant
+    client.post("/fake-payway/sso/_control", json.dumps({"claims": "none"}), content_type="application/json")
+    response = client.post(
+        "/fake-payway/sso/_control", json.dumps({"reset": True}), content_type="application/json"
+    )
+    assert response.json()["claims"] == "client-aud"
+    bad = client.post(
+        "/fake-payway/sso/_control", json.dumps({"claims": "sideways"}), content_type="application/json"
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_parameter"
+    assert client.get("/fake-payway/sso/_control").json()["claims"] == "client-aud"
+
+
+def test_unknown_configured_claim_variant_is_a_configuration_error(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.WAGTAIL_KLARNA_PAYWALL_FAKE = {"SSO2_CLAIMS": "sideways"}
+    with pytest.raises(ImproperlyConfigured):
+        fake_sso.configured_claims()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("variant", sorted(EXPECTED_CLAIMS))
+def test_subscriber_logs_in_under_every_claim_variant(fake, variant):
+    fake_sso.set_claims(variant)
+    client = Client()
+    response = log_in(client, "subscriber@example.com")
+    assert response.status_code == 302 and response["Location"] == "/story/"
+    assert access.reader_has_access(request_for(client), ["digital"]) is True

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
+import hmac
 import json
+import logging
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -12,11 +15,14 @@ import jwt
 import pytest
 import responses
 from django.conf import settings
+from django.core.cache import caches
+from django.template.loader import render_to_string
 from django.test import RequestFactory
 from freezegun import freeze_time
 
-from wagtail_klarna_paywall import sso
+from wagtail_klarna_paywall import funnel, sso
 from wagtail_klarna_paywall.exceptions import InvalidSSOToken
+from wagtail_klarna_paywall.models import LoginFailure, SSOLandingClaim
 
 pytestmark = pytest.mark.django_db
 
@@ -127,28 +133,118 @@ def test_answer_is_read():
     )
 
 
-def test_answer_without_aud_and_iss_is_accepted():
-    status = sso.read_answer(answer(sid="s1", sts="anon", aud=None, iss=None))
-    assert status.sts == "anon"
+#: Every aud/iss shape an SSO2 answer may have: Payway documents neither claim for its answers.
+SHAPES = {
+    "client-aud": {"aud": CLIENT_ID, "iss": "pw-sso"},
+    "client-aud-list": {"aud": [CLIENT_ID], "iss": "pw-sso"},
+    "pw-sso-aud": {"aud": "pw-sso", "iss": ORG},
+    "none": {"aud": None, "iss": None},
+    "aud-only": {"aud": CLIENT_ID, "iss": None},
+    "iss-only": {"aud": None, "iss": ORG},
+    "other": {"aud": "someone-else", "iss": "evil"},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_answers_are_accepted_whatever_their_aud_and_iss(shape):
+    """aud/iss never decide: the signature, the time claims and sid/sts do."""
+    status = sso.read_answer(answer(sid="s1", sts="loggedin", at="t1", **SHAPES[shape]))
+    assert (status.sid, status.sts, status.at) == ("s1", "loggedin", "t1")
+
+
+def test_answer_shape_is_logged_once_per_process(caplog, monkeypatch):
+    monkeypatch.setattr(sso, "_shapes_seen", set())
+    caplog.set_level(logging.INFO, logger="wagtail_klarna_paywall.sso")
+    for _ in range(3):
+        sso.read_answer(answer(sid="s", sts="anon", **SHAPES["pw-sso-aud"]))
+    sso.read_answer(answer(sid="s", sts="anon", **SHAPES["none"]))
+    sso.read_answer(answer(sid="s", sts="anon", **SHAPES["other"]))
+    sso.read_answer(answer(sid="s", sts="anon", **SHAPES["other"]))
+    lines = [r.getMessage() for r in caplog.records if "aud/iss" in r.getMessage()]
+    assert lines[0] == "SSO2 answers carry the aud/iss shape 'pw-sso-aud'"
+    assert lines[1] == "SSO2 answers carry the aud/iss shape 'none'"
+    assert len(lines) == 3 and "unexpected aud/iss (aud='someone-else', iss='evil')" in lines[2]
+    assert [r.levelname for r in caplog.records if "aud/iss" in r.getMessage()] == ["INFO", "INFO", "WARNING"]
 
 
 @pytest.mark.parametrize(
-    "token",
+    ("claims", "shape"),
     [
-        pytest.param(answer(secret="not-our-secret", sid="s", sts="loggedin", at="x"), id="wrong-secret"),
-        pytest.param(answer(sid="s", sts="loggedin", aud="pw-sso"), id="our-own-token-replayed"),
-        pytest.param(answer(sid="s", sts="loggedin", aud="someone-else"), id="wrong-audience"),
-        pytest.param(answer(sid="s", sts="loggedin", iss="evil"), id="wrong-issuer"),
-        pytest.param(answer(sts="loggedin"), id="no-sid"),
-        pytest.param(answer(sid="s", sts="admin"), id="unknown-status"),
-        pytest.param(answer(sid="s", sts="anon", exp=None), id="no-expiry"),
-        pytest.param("not.a.jwt", id="garbage"),
-        pytest.param("", id="empty"),
+        ({"aud": CLIENT_ID, "iss": "pw-sso"}, "client-aud"),
+        ({"aud": "pw-sso", "iss": ORG}, "pw-sso-aud"),
+        ({}, "none"),
+        ({"aud": "pw-sso", "iss": "pw-sso"}, "other"),
     ],
 )
-def test_bad_answers_are_rejected(token):
+def test_answer_shape_names(claims, shape):
+    assert sso.answer_shape(claims) == shape
+
+
+def _our_identify_token():
+    return sso.identify_token()
+
+
+def _our_session_token():
+    return sso.session_token(RequestFactory().get("/"), sid="s", lks="loggedin")
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(
+            lambda: answer(secret="not-our-secret", sid="s", sts="loggedin", at="x"), id="wrong-secret"
+        ),
+        # Tokens we sign for SSO2 carry aud "pw-sso" like one answer shape, but never an sts.
+        pytest.param(_our_identify_token, id="our-identify-token-replayed"),
+        pytest.param(_our_session_token, id="our-session-token-replayed"),
+        pytest.param(lambda: answer(sts="loggedin"), id="no-sid"),
+        pytest.param(lambda: answer(sid="s"), id="no-sts"),
+        pytest.param(lambda: answer(sid="s", sts="admin"), id="unknown-status"),
+        pytest.param(lambda: answer(sid="s", sts="anon", exp=None), id="no-expiry"),
+        pytest.param(lambda: answer(sid="s", sts="anon", nbf=int(time.time()) + 600), id="not-yet-valid"),
+        pytest.param(lambda: raw_answer('{"sid":"s","sts":"anon","exp":1e999}'), id="exp-1e999"),
+        pytest.param(
+            lambda: raw_answer(f'{{"sid":"s","sts":"anon","exp":{_later()},"iat":1e999}}'), id="iat-1e999"
+        ),
+        pytest.param(
+            lambda: raw_answer(f'{{"sid":"s","sts":"anon","exp":{_later()},"nbf":-1e999}}'), id="nbf-1e999"
+        ),
+        pytest.param(lambda: "not.a.jwt", id="garbage"),
+        pytest.param(lambda: "å.b.c", id="non-ascii"),
+        pytest.param(lambda: "", id="empty"),
+    ],
+)
+def test_bad_answers_are_rejected(make_token):
     with pytest.raises(InvalidSSOToken):
-        sso.read_answer(token)
+        sso.read_answer(make_token())
+
+
+def _later(seconds: int = 60) -> int:
+    return int(time.time()) + seconds
+
+
+def raw_answer(payload_json: str, secret: str = SECRET) -> str:
+    """A signed JWT whose payload is exactly ``payload_json`` (``1e999`` is JSON, not a Python float)."""
+    segments = [
+        jwt.utils.base64url_encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()),
+        jwt.utils.base64url_encode(payload_json.encode()),
+    ]
+    signing_input = b".".join(segments)
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return b".".join([*segments, jwt.utils.base64url_encode(signature)]).decode()
+
+
+@pytest.mark.parametrize("claim", ["raa", "frf"])
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "NaN", "Infinity", '"many"', "true", "[1]"])
+def test_unreadable_counters_are_ignored_not_fatal(claim, value):
+    """A signed answer with raa/frf = 1e999 used to raise OverflowError: the counter is just unknown."""
+    status = sso.read_answer(raw_answer(f'{{"sid":"s","sts":"anon","exp":{_later()},"{claim}":{value}}}'))
+    assert status.sid == "s" and getattr(status, claim) is None
+
+
+def test_readable_counters_are_kept():
+    status = sso.read_answer(raw_answer(f'{{"sid":"s","sts":"anon","exp":{_later()},"raa":2,"frf":30.0}}'))
+    assert (status.raa, status.frf) == (2, 30)
 
 
 def test_tampered_payload_is_rejected():
@@ -246,40 +342,152 @@ def test_landing_anonymous_stores_the_sso_session_only(client):
 
 
 @pytest.mark.parametrize(
-    "make_token",
+    ("make_token", "detail"),
     [
-        pytest.param(lambda: answer(secret="x", sid="s", sts="loggedin", at=TICKET), id="tampered"),
         pytest.param(
-            lambda: answer(sid="s", sts="loggedin", at=TICKET, exp=int(time.time()) - 300), id="expired"
+            lambda: answer(secret="x", sid="s", sts="loggedin", at=TICKET),
+            "InvalidSignatureError",
+            id="tampered",
         ),
-        pytest.param(lambda: answer(sid="s", sts="loggedin", at=TICKET, aud="pw-sso"), id="wrong-audience"),
-        pytest.param(lambda: answer(sid="s", sts="loggedin", at=TICKET, iss="other"), id="wrong-issuer"),
+        pytest.param(
+            lambda: answer(sid="s", sts="loggedin", at=TICKET, exp=int(time.time()) - 300),
+            "ExpiredSignatureError",
+            id="expired",
+        ),
+        pytest.param(_our_identify_token, "MissingRequiredClaimError", id="our-identify-token"),
+        pytest.param(lambda: raw_answer('{"sid":"s","sts":"loggedin","exp":1e999}'), "", id="exp-1e999"),
     ],
 )
-def test_landing_rejects_bad_tokens_with_a_humane_page(client, make_token):
+def test_landing_rejects_bad_tokens_with_a_humane_page(client, make_token, detail):
     _identify, r = start_login(client)
     with responses.RequestsMock():  # any Payway call would fail the test
         response = land(client, make_token(), r)
     assert response.status_code == 400
     assert b"could not log you in" in response.content
+    assert b"had already been used" in response.content
     assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
     assert not session_state(client).get("token")
+    # The editors see it in the error panel, with its cause.
+    failure = LoginFailure.objects.get()
+    assert (failure.endpoint, failure.error_code, failure.http_status) == (
+        "sso_landing",
+        "sso_token_invalid",
+        400,
+    )
+    assert detail in failure.detail
+    assert failure in funnel.recent_errors()
+
+
+@pytest.mark.parametrize("shape", ["client-aud", "pw-sso-aud", "none", "other"])
+def test_landing_logs_in_whatever_the_aud_and_iss(client, shape):
+    _identify, r = start_login(client)
+    with responses.RequestsMock() as rsps:
+        token_reply(rsps)
+        response = land(client, answer(sid="sid-1", sts="loggedin", at=TICKET, **SHAPES[shape]), r)
+    assert response.status_code == 302 and response["Location"] == r
+    assert session_state(client)["token"] == IDENTITY_TOKEN
+    assert not LoginFailure.objects.exists()
+
+
+def test_refused_login_page_is_in_swedish_for_swedish_readers(client):
+    _identify, r = start_login(client)
+    with responses.RequestsMock():
+        response = client.get(
+            "/klarna-paywall/sso/landing/",
+            {"t": answer(secret="x", sid="s", sts="anon"), "r": r},
+            secure=True,
+            HTTP_ACCEPT_LANGUAGE="sv",
+        )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Vi kunde inte logga in dig" in html and "Du har inte debiterats något" in html
 
 
 def test_landing_refuses_a_login_this_browser_did_not_start(client):
-    """Login CSRF: a landing URL made for another browser is refused."""
+    """Login CSRF: a landing URL made for another browser is refused (and writes nothing)."""
     _identify, r = start_login(client)
     other = client.__class__()
     with responses.RequestsMock():
         response = land(other, answer(sid="s", sts="loggedin", at=TICKET), r)
-    assert response.status_code == 400
+        forged = land(other, answer(secret="x", sid="s", sts="loggedin", at=TICKET), r)
+    assert response.status_code == 400 and forged.status_code == 400
+    assert not LoginFailure.objects.exists()
 
 
 def test_landing_token_works_once(client):
     _identify, r = start_login(client)
     token = answer(sid="sid-a", sts="anon")
     assert land(client, token, r).status_code == 302
+    response = land(client, token, r)
+    assert response.status_code == 400
+    assert LoginFailure.objects.get().error_code == "sso_token_replayed"
+
+
+def test_landing_token_works_once_in_any_process(client):
+    """The single-use record is in the database, not in a worker's cache: a second process (here: an
+    emptied local cache) refuses the URL too."""
+    _identify, r = start_login(client)
+    token = answer(sid="sid-a", sts="anon")
+    assert land(client, token, r).status_code == 302
+    for cache in caches.all():
+        cache.clear()
     assert land(client, token, r).status_code == 400
+    assert SSOLandingClaim.objects.count() == 1
+
+
+def test_landing_token_with_a_reencoded_signature_is_still_a_replay(client):
+    """A token's signature can be spelt more than one way (PyJWT accepts base64 padding, older releases
+    also spare bits), so the record keys on the signed part, which no re-spelling changes."""
+    _identify, r = start_login(client)
+    token = answer(sid="sid-a", sts="anon")
+    variant = token + "="  # 43 signature characters + one pad: a valid spelling of the same signature
+    assert sso.read_answer(variant).sid == "sid-a"
+    assert land(client, token, r).status_code == 302
+    assert land(client, variant, r).status_code == 400
+
+
+def test_claim_once_prunes_expired_records():
+    with freeze_time("2026-11-25 12:00:00"):
+        old = answer(sid="old", sts="anon", lifetime=10)
+        assert sso.claim_once(old, sso.read_answer(old))
+    with freeze_time("2026-11-25 12:10:00"):
+        new = answer(sid="new", sts="anon", lifetime=10)
+        assert sso.claim_once(new, sso.read_answer(new))
+        assert SSOLandingClaim.objects.count() == 1
+        # The expiry bounds the record: past exp + leeway the token itself is refused.
+        record = SSOLandingClaim.objects.get()
+        assert record.expires_at.timestamp() == pytest.approx(time.time() + 10 + sso.LEEWAY + 1, abs=1)
+        assert not sso.claim_once(new, sso.read_answer(new))
+
+
+def test_claim_once_survives_an_absurd_expiry():
+    token = raw_answer('{"sid":"s","sts":"anon","exp":1e300}')
+    status = sso.read_answer(token)
+    assert sso.claim_once(token, status) and not sso.claim_once(token, status)
+
+
+NON_ASCII_STATES = ["%C3%A5", "%FF", "%ED%A0%80", "%E2%80%8B" + "a" * 5, "a" * 500]
+
+
+@pytest.mark.parametrize("state", NON_ASCII_STATES)
+def test_complete_with_a_non_ascii_or_invalid_state_is_refused_not_a_500(client, state):
+    start_login(client)
+    response = client.get(f"/klarna-paywall/sso/complete/?next=%2F&state={state}", secure=True)
+    assert response.status_code == 400
+    assert b"could not log you in" in response.content
+
+
+@pytest.mark.parametrize("state", NON_ASCII_STATES)
+def test_landing_with_a_non_ascii_state_in_its_return_url_is_refused_not_a_500(client, state):
+    start_login(client)
+    r = f"https://testserver/klarna-paywall/sso/complete/?next=%2F&state={state}"
+    with responses.RequestsMock():
+        response = land(client, answer(sid="s", sts="loggedin", at=TICKET), r)
+        garbled = client.get(
+            f"/klarna-paywall/sso/landing/?t={answer(sid='s2', sts='anon')}%C3&r={state}", secure=True
+        )
+    assert response.status_code == 400 and garbled.status_code == 400
+    assert not session_state(client).get("token")
 
 
 @pytest.mark.parametrize(
@@ -301,7 +509,41 @@ def test_landing_survives_a_failed_ticket_exchange(client):
         response = land(client, answer(sid="s", sts="loggedin", at=TICKET), r)
     assert response.status_code == 502
     assert b"could not log you in" in response.content
+    assert b"could not be confirmed just now" in response.content
     assert not session_state(client).get("token")
+    failure = LoginFailure.objects.get()
+    assert (failure.error_code, failure.detail, failure.http_status) == (
+        "sso_ticket_exchange",
+        "ValidationError",
+        502,
+    )
+    # Nothing Payway said ("bad ticket"), and neither the ticket nor the token, is kept.
+    assert all(TICKET not in str(v) and "bad ticket" not in str(v) for v in vars(failure).values())
+
+
+def test_refused_logins_are_pruned_by_age_and_count(monkeypatch):
+    from wagtail_klarna_paywall import models
+
+    with freeze_time("2026-01-01 12:00:00"):
+        models.record_login_failure("sso_landing", "sso_token_invalid", http_status=400)
+    with freeze_time("2026-06-01 12:00:00"):
+        models.record_login_failure("sso_landing", "sso_token_replayed", http_status=400)
+    assert list(LoginFailure.objects.values_list("error_code", flat=True)) == ["sso_token_replayed"]
+    monkeypatch.setattr(models, "LOGIN_FAILURE_MAX_ROWS", 3)
+    for i in range(5):
+        models.record_login_failure("sso_complete", f"code_{i}", http_status=502)
+    assert list(LoginFailure.objects.values_list("error_code", flat=True)) == ["code_4", "code_3", "code_2"]
+
+
+def test_refused_logins_show_in_the_error_panel(client):
+    from wagtail_klarna_paywall.reports import ErrorPanel
+
+    _identify, r = start_login(client)
+    land(client, answer(secret="x", sid="s", sts="anon"), r)
+    errors = ErrorPanel().get_context_data({})["errors"]
+    assert [e.error_code for e in errors] == ["sso_token_invalid"]
+    html = render_to_string("wagtail_klarna_paywall/admin/error_list.html", {"errors": errors})
+    assert "Login refused" in html and "sso_landing" in html and "InvalidSignatureError" in html
 
 
 # -- complete: the login form round trip -------------------------------------------------------------

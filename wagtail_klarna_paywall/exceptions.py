@@ -7,7 +7,8 @@ readers: reader-facing texts come from :mod:`wagtail_klarna_paywall.messages`.
 
     PaywallError
     ├── ConfigurationError
-    ├── InvalidSSOToken                     an SSO2 JWT failed verification (signature, time, audience)
+    ├── InvalidSSOToken                     an SSO2 JWT failed verification (signature, time, sid/sts)
+    ├── SSOLoginFailed                      a verified SSO2 login could not be finished here
     └── PaywayError
         ├── PaywayTransportError            nothing usable came back
         │   ├── PaywayConnectError          nothing was sent (safe to retry)
@@ -43,6 +44,20 @@ class InvalidSSOToken(PaywallError):
     """An SSO2 JWT (from the landing URL or a server answer) is tampered, expired, replayed or not for us."""
 
     error_code = "sso_token_invalid"
+
+
+class SSOLoginFailed(PaywallError):
+    """A verified SSO2 login could not be finished (ticket exchange refused, cookie-only sessions).
+
+    ``cause`` is a short code for the editors' error panel; ``detail`` at most an exception class name.
+    """
+
+    error_code = "sso_login_failed"
+
+    def __init__(self, cause: str, *, detail: str = "") -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.detail = detail
 
 
 class PaywayError(PaywallError):

@@ -211,10 +211,15 @@ def reason_title(error_code: str) -> str:
     return str(message.title) if message is not None else error_code
 
 
-def recent_errors(limit: int = 20):
-    """The last ``limit`` error and security events, newest first, with their attempt."""
-    return (
+def recent_errors(limit: int = 20) -> list:
+    """The last ``limit`` error and security events (with their attempt) and refused logins (which have
+    none), newest first."""
+    from .models import LoginFailure
+
+    events = list(
         PurchaseEvent.objects.filter(kind__in=(EventKind.ERROR, EventKind.SECURITY))
         .select_related("attempt")
         .order_by("-created_at", "-pk")[:limit]
     )
+    logins = list(LoginFailure.objects.order_by("-created_at", "-pk")[:limit])
+    return sorted(events + logins, key=lambda item: item.created_at, reverse=True)[:limit]

@@ -120,6 +120,14 @@ MESSAGES: dict[str, ReaderMessage] = {
         _("The login could not be completed"),
         _("Your login link was invalid or had expired. Nothing has been charged. Please log in again."),
     ),
+    "sso_login_failed": ReaderMessage(
+        _("The login could not be completed"),
+        _(
+            "Your account could not be confirmed just now. Nothing has been charged. "
+            "Please try again in a little while."
+        ),
+        retry=True,
+    ),
     "payway_error": ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
     "unavailable": ReaderMessage(
         _("Our payment provider could not be reached"),

@@ -17,9 +17,11 @@ This module builds and reads JWTs and keeps the session state. HTTP goes through
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,13 +29,14 @@ from urllib.parse import urlencode
 
 import jwt
 from django.conf import settings
-from django.core.cache import caches
+from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from .conf import paywall_settings as conf
-from .exceptions import InvalidSSOToken, PaywallError, PaywayError
+from .exceptions import InvalidSSOToken, PaywallError, PaywayError, SSOLoginFailed
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -53,15 +56,30 @@ ALGORITHM = "HS256"
 LEEWAY = 120
 IDENTIFY_LIFETIME = 60
 CALL_LIFETIME = 10
-#: Project decision (SSO2's answer claims beyond sid/sts/at/err are undocumented): an answer may carry
-#: ``aud`` and ``iss``; when it does they must be our client id and SSO2. This keeps a JWT we signed for
-#: SSO2 (``aud`` = ``"pw-sso"``, visible in the browser's Identify URL) from being replayed at our landing.
+#: The issuer SSO2 names when an answer is addressed to our client id (one of the shapes below).
 RESPONSE_ISSUER = "pw-sso"
 
 STATUS_ANON = "anon"
 STATUS_LOGGEDIN = "loggedin"
 STATUS_TERMINATED = "terminated"
 ERR_SESSION_NOT_FOUND = "session_not_found"
+
+#: Which claims of an SSO2 answer matter: the one place this is decided (docs/payway-contract.md, section
+#: "SSO2 answers"). An answer is trusted on its HS256 signature with our client secret, its time claims
+#: (``exp`` required; ``nbf``/``iat`` checked when present; all with :data:`LEEWAY`) and a readable
+#: ``sid``/``sts``. Payway documents ``aud``/``iss`` only for the tokens a site sends, so an answer's
+#: ``aud``/``iss`` may be absent or in either orientation and never decide anything: the shape seen is
+#: logged once per process so a site can confirm what its SSO2 sends. No other claim is ever a reason to
+#: refuse. A token we signed ourselves (identify, sessionstatus, logout) never carries ``sts``, so requiring
+#: ``sts`` keeps one of ours, such as the Identify token visible in the browser, from passing as an answer.
+ANSWER_REQUIRED_CLAIMS = ("exp", "sid", "sts")
+ANSWER_STATUSES = (STATUS_ANON, STATUS_LOGGEDIN, STATUS_TERMINATED)
+#: Names of the ``aud``/``iss`` shapes, as logged (and as the fake's ``SSO2_CLAIMS`` switch names them).
+SHAPE_CLIENT_AUD = "client-aud"  # aud = our client id, iss = "pw-sso"
+SHAPE_PW_SSO_AUD = "pw-sso-aud"  # aud = "pw-sso", iss = our organisation id
+SHAPE_NONE = "none"  # neither claim
+SHAPE_OTHER = "other"  # anything else (accepted too; logged as a warning)
+ANSWER_SHAPES = (SHAPE_CLIENT_AUD, SHAPE_PW_SSO_AUD, SHAPE_NONE)
 
 #: An identity token this close to expiry is renewed before use.
 TOKEN_EXPIRY_MARGIN = 60
@@ -80,6 +98,8 @@ class SSOStatus:
     err: str = ""
     raa: int | None = None
     frf: int | None = None
+    #: When the answer expires (its ``exp``), for the landing's single-use record.
+    exp: int | None = field(default=None, repr=False)
 
     @property
     def logged_in(self) -> bool:
@@ -126,32 +146,29 @@ def session_token(request: HttpRequest, *, sid: str, lks: str | None = None, now
 
 
 def read_answer(token: str) -> SSOStatus:
-    """Verify an SSO2 answer (signature, time with :data:`LEEWAY`, audience, issuer) and read its claims.
+    """Verify an SSO2 answer by the claims that matter (see :data:`ANSWER_REQUIRED_CLAIMS`) and read it.
 
     Raises :class:`InvalidSSOToken`; the reason is logged, the token never is.
     """
-    if not isinstance(token, str) or not token or len(token) > 4096:
-        raise InvalidSSOToken("missing or oversized token")
+    if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
+        raise InvalidSSOToken("missing, oversized or non-ASCII token")
     try:
         claims = jwt.decode(
             token,
             conf.CLIENT_SECRET,
             algorithms=[ALGORITHM],
             leeway=LEEWAY,
-            # aud/iss are optional on SSO2's answers, so they are checked by hand below.
-            options={"require": ["exp", "sid", "sts"], "verify_aud": False, "verify_iss": False},
+            options={"require": list(ANSWER_REQUIRED_CLAIMS), "verify_aud": False, "verify_iss": False},
         )
     except jwt.PyJWTError as err:
         raise InvalidSSOToken(f"SSO2 token rejected: {err.__class__.__name__}") from None
-    aud = claims.get("aud")
-    if aud is not None and aud != conf.CLIENT_ID and aud != [conf.CLIENT_ID]:
-        raise InvalidSSOToken("SSO2 token rejected: wrong audience")
-    iss = claims.get("iss")
-    if iss is not None and iss != RESPONSE_ISSUER:
-        raise InvalidSSOToken("SSO2 token rejected: wrong issuer")
+    except (OverflowError, ValueError, TypeError):
+        # A time claim such as 1e999 that this PyJWT does not turn into its own error.
+        raise InvalidSSOToken("SSO2 token rejected: unreadable time claim") from None
     sts = claims.get("sts")
-    if not isinstance(claims.get("sid"), str) or sts not in (STATUS_ANON, STATUS_LOGGEDIN, STATUS_TERMINATED):
+    if not isinstance(claims.get("sid"), str) or sts not in ANSWER_STATUSES:
         raise InvalidSSOToken("SSO2 token rejected: unreadable sid/sts")
+    _note_shape(claims)
     return SSOStatus(
         sid=claims["sid"],
         sts=sts,
@@ -159,20 +176,86 @@ def read_answer(token: str) -> SSOStatus:
         err=str(claims.get("err") or ""),
         raa=_int_or_none(claims.get("raa")),
         frf=_int_or_none(claims.get("frf")),
+        exp=_int_or_none(claims.get("exp")),
     )
 
 
-def claim_once(token: str) -> bool:
-    """True the first time a landing token is seen: a landing URL (it may carry a ticket) works once."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    cache = caches[conf.CACHE]
-    return cache.add(f"wkp:sso:landing:{digest}", 1, timeout=CALL_LIFETIME + IDENTIFY_LIFETIME + 2 * LEEWAY)
+def answer_shape(claims: dict[str, Any]) -> str:
+    """Which ``aud``/``iss`` shape an answer's claims have (one of :data:`ANSWER_SHAPES`, or ``other``)."""
+    aud, iss = claims.get("aud"), claims.get("iss")
+    if isinstance(aud, list) and len(aud) == 1:
+        aud = aud[0]
+    if aud is None and iss is None:
+        return SHAPE_NONE
+    if aud == conf.CLIENT_ID and iss == RESPONSE_ISSUER:
+        return SHAPE_CLIENT_AUD
+    if aud == AUDIENCE and iss == conf.ORGANISATION_ID:
+        return SHAPE_PW_SSO_AUD
+    return SHAPE_OTHER
+
+
+_shapes_seen: set[str] = set()
+_shapes_lock = threading.Lock()
+
+
+def _note_shape(claims: dict[str, Any]) -> None:
+    """Log the first answer of each ``aud``/``iss`` shape this process sees (nothing else is logged)."""
+    shape = answer_shape(claims)
+    with _shapes_lock:
+        if shape in _shapes_seen:
+            return
+        _shapes_seen.add(shape)
+    if shape == SHAPE_OTHER:
+        # Client and organisation ids are configuration, not secrets: showing them helps a site compare.
+        logger.warning(
+            "SSO2 answers carry an unexpected aud/iss (aud=%.80r, iss=%.80r); accepted, as aud/iss never "
+            "decide (docs/payway-contract.md, SSO2 answers)",
+            claims.get("aud"),
+            claims.get("iss"),
+        )
+    else:
+        logger.info("SSO2 answers carry the aud/iss shape %r", shape)
+
+
+#: A landing record outlives the token it stands for by this much; then read_answer refuses it anyway.
+_LANDING_MARGIN = LEEWAY + 1
+#: Far enough for any real token, near enough for a database datetime (year 9999).
+_LATEST_EXPIRY = 253_000_000_000
+
+
+def claim_once(token: str, status: SSOStatus) -> bool:
+    """True the first time a landing token is seen, in any process: a landing URL (it may carry a
+    ticket) works once.
+
+    The record lives in the database (:class:`~wagtail_klarna_paywall.models.SSOLandingClaim`), shared by
+    every worker, so a second process cannot accept the same URL again. The key is a hash of the token's
+    signed part (header and payload), which a re-encoded signature cannot change. Expired records are
+    pruned on the way: they stand for tokens :func:`read_answer` refuses anyway.
+    """
+    from .models import SSOLandingClaim
+
+    signed_part = token.rsplit(".", 1)[0]
+    digest = hashlib.sha256(signed_part.encode("ascii")).hexdigest()
+    now = timezone.now()
+    expiry = min(status.exp or int(now.timestamp()), _LATEST_EXPIRY) + _LANDING_MARGIN
+    SSOLandingClaim.objects.filter(expires_at__lt=now).delete()
+    try:
+        with transaction.atomic():
+            SSOLandingClaim.objects.create(
+                digest=digest, expires_at=dt.datetime.fromtimestamp(expiry, tz=dt.timezone.utc)
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def _int_or_none(value: Any) -> int | None:
+    """An integer claim (``raa``, ``frf``, ``exp``), or None for anything else (``1e999``, NaN, text)."""
+    if isinstance(value, bool):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -257,18 +340,21 @@ def remember_session(request: HttpRequest, status: SSOStatus) -> None:
     _save(request, state)
 
 
-def log_in(request: HttpRequest, status: SSOStatus) -> bool:
-    """Exchange ``status.at`` for an identity token and log the reader in. False when that fails."""
+def log_in(request: HttpRequest, status: SSOStatus) -> None:
+    """Exchange ``status.at`` for an identity token and log the reader in.
+
+    Raises :class:`SSOLoginFailed` (with its cause) when that cannot be done.
+    """
     if not status.logged_in or not status.at:
-        return False
+        raise SSOLoginFailed("no_ticket")
     try:
         token = _client().exchange_ticket(status.at)
     except PaywallError as err:
         logger.warning("SSO2 ticket exchange failed: %s", err)
-        return False
+        raise SSOLoginFailed("ticket_exchange", detail=err.__class__.__name__) from None
     if not _server_side_sessions():
         logger.error("Identity token not stored: SESSION_ENGINE keeps sessions in cookies")
-        return False
+        raise SSOLoginFailed("cookie_sessions")
     # A new identity in this browser: a new session key, so a key fixed before login is worthless.
     request.session.cycle_key()
     now = time.time()
@@ -277,7 +363,6 @@ def log_in(request: HttpRequest, status: SSOStatus) -> bool:
         {"sid": status.sid, "sts": STATUS_LOGGEDIN, "checked": now, "since": now, **_token_fields(token)},
     )
     logger.info("Reader logged in through SSO2")
-    return True
 
 
 def log_out_locally(request: HttpRequest) -> None:

@@ -26,13 +26,39 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import sso
-from .exceptions import InvalidSSOToken
+from .exceptions import InvalidSSOToken, SSOLoginFailed
+from .models import record_login_failure
 
 logger = logging.getLogger(__name__)
 
 
-def _error(request: HttpRequest, next_url: str = "/", status: int = 400) -> HttpResponse:
-    response = render(request, "wagtail_klarna_paywall/sso/error.html", {"next_url": next_url}, status=status)
+#: Why a login was refused, as the error page explains it: the link (400), or SSO2/Payway (502).
+REASON_LINK = "link"
+REASON_UNAVAILABLE = "unavailable"
+#: A nonce longer than this is not one of ours (``new_login_nonce`` makes 22 characters).
+_MAX_NONCE = 64
+
+
+def _error(
+    request: HttpRequest,
+    next_url: str = "/",
+    status: int = 400,
+    *,
+    cause: str = "",
+    detail: str = "",
+    record: bool = False,
+) -> HttpResponse:
+    """The reader's page for a refused login; with ``record``, also a row in the editors' error panel."""
+    if record and cause:
+        endpoint = request.resolver_match.url_name if request.resolver_match else "sso"
+        record_login_failure(endpoint, cause, http_status=status, detail=detail)
+    reason = REASON_UNAVAILABLE if status >= 500 else REASON_LINK
+    response = render(
+        request,
+        "wagtail_klarna_paywall/sso/error.html",
+        {"next_url": next_url, "reason": reason},
+        status=status,
+    )
     add_never_cache_headers(response)
     return response
 
@@ -55,11 +81,18 @@ def login(request: HttpRequest) -> HttpResponse:
 
 
 def _pending(request: HttpRequest, nonce: str | None) -> dict | None:
-    """The login this browser started, if ``nonce`` is its nonce (so a foreign landing URL is refused)."""
-    if not sso.has_session_cookie(request) or not nonce:
+    """The login this browser started, if ``nonce`` is its nonce (so a foreign landing URL is refused).
+
+    Our nonces are short ASCII: anything else (``%C3%A5``, invalid UTF-8 that Django decoded to U+FFFD)
+    is refused before the constant-time comparison, which compares bytes.
+    """
+    if not sso.has_session_cookie(request) or not nonce or len(nonce) > _MAX_NONCE or not nonce.isascii():
         return None
     pending = request.session.get(sso.PENDING_LOGIN_KEY)
-    if not isinstance(pending, dict) or not secrets.compare_digest(str(pending.get("state", "")), nonce):
+    if not isinstance(pending, dict):
+        return None
+    expected = str(pending.get("state", ""))
+    if not expected.isascii() or not secrets.compare_digest(expected.encode(), nonce.encode()):
         return None
     return pending
 
@@ -80,29 +113,41 @@ def _no_referrer(view):
 @require_GET
 @_no_referrer
 def landing(request: HttpRequest) -> HttpResponse:
-    """SSO2 comes back here with ``?t=<jwt>&r=<return url>``."""
+    """SSO2 comes back here with ``?t=<jwt>&r=<return url>``.
+
+    Refusals of a login this browser started are recorded for the editors (a wrong client secret makes
+    every login fail here); the rest (no login started, a return URL off the site) are only logged, so
+    forged landing URLs write nothing.
+    """
     return_url = sso.safe_next_url(request, request.GET.get("r"), default="")
+    nonce = parse_qs(urlsplit(return_url).query).get("state", [""])[0] if return_url else ""
+    pending = _pending(request, nonce)
+    token = request.GET.get("t", "")
     try:
-        status = sso.read_answer(request.GET.get("t", ""))
+        status = sso.read_answer(token)
     except InvalidSSOToken as err:
         logger.warning("SSO2 landing refused: %s", err)
-        return _error(request)
+        next_url = pending.get("next", "/") if pending else "/"
+        started = pending is not None
+        return _error(request, next_url, cause="sso_token_invalid", detail=str(err), record=started)
     if not return_url:
         logger.warning("SSO2 landing refused: return URL not on this site")
         return _error(request)
-    nonce = parse_qs(urlsplit(return_url).query).get("state", [""])[0]
-    pending = _pending(request, nonce)
     if pending is None:
         logger.warning("SSO2 landing refused: no login was started in this browser")
         return _error(request)
-    if not sso.claim_once(request.GET["t"]):
+    next_url = pending.get("next", "/")
+    if not sso.claim_once(token, status):
         logger.warning("SSO2 landing refused: token replayed")
-        return _error(request, pending.get("next", "/"))
+        return _error(request, next_url, cause="sso_token_replayed", record=True)
     if status.ended:
-        return _error(request, pending.get("next", "/"))
+        return _error(request, next_url, cause="sso_session_ended", record=True)
     sso.remember_session(request, status)
-    if status.logged_in and status.at and not sso.log_in(request, status):
-        return _error(request, pending.get("next", "/"), status=502)
+    if status.logged_in and status.at:
+        try:
+            sso.log_in(request, status)
+        except SSOLoginFailed as err:
+            return _error(request, next_url, 502, cause=f"sso_{err.cause}", detail=err.detail, record=True)
     return HttpResponseRedirect(return_url)
 
 
@@ -119,7 +164,7 @@ def complete(request: HttpRequest) -> HttpResponse:
         request.session.pop(sso.PENDING_LOGIN_KEY, None)
         return HttpResponseRedirect(next_url)
     if not state.get("sid"):
-        return _error(request, next_url)
+        return _error(request, next_url, cause="sso_no_session", record=True)
     if not pending.get("form"):
         pending["form"] = True
         request.session[sso.PENDING_LOGIN_KEY] = pending
@@ -128,10 +173,12 @@ def complete(request: HttpRequest) -> HttpResponse:
     request.session.pop(sso.PENDING_LOGIN_KEY, None)
     status = sso.poll_status(request, state)
     if status is None:
-        return _error(request, next_url, status=502)
+        return _error(request, next_url, status=502, cause="sso_status_failed", record=True)
     if status.logged_in and status.at:
-        if not sso.log_in(request, status):
-            return _error(request, next_url, status=502)
+        try:
+            sso.log_in(request, status)
+        except SSOLoginFailed as err:
+            return _error(request, next_url, 502, cause=f"sso_{err.cause}", detail=err.detail, record=True)
         return HttpResponseRedirect(next_url)
     # The reader left the login form without logging in: back to the article, still anonymous.
     if not status.ended:

@@ -115,6 +115,18 @@ class Sandbox:
     def reset_fake(self) -> None:
         self.control({"reset": True})
 
+    def sso_claims(self, variant: str | None) -> str:
+        """Make the fake SSO2 sign its answers with the ``variant`` aud/iss shape (None: the configured
+        one), in the running server; the variant now in force."""
+        request = urllib.request.Request(
+            f"{self.fake_url}/sso/_control",
+            data=json.dumps({"claims": variant}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["claims"]
+
     def calls(self) -> dict[str, int]:
         """Requests per Payway endpoint, whatever their answer."""
         return self.control()["calls"]

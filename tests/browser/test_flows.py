@@ -274,6 +274,48 @@ def test_logged_in_reader_buys_a_campaign_and_reads_on(page: Page, sandbox: Sand
     assert_clean(watch)
 
 
+@pytest.fixture
+def sso2_claims(sandbox: Sandbox):
+    """Switches the fake SSO2's answer claims for one test, and back to the sandbox's setting after."""
+    yield sandbox.sso_claims
+    sandbox.sso_claims(None)
+
+
+#: A JWT (or its first segment) right after a token-like query parameter in a logged request line.
+LOGGED_TOKEN = re.compile(r"[?&;](?:t|at|ticket|token)=eyJ", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("claims", ["none", "pw-sso-aud", "client-aud"])
+def test_login_and_v1_purchase_under_every_sso2_claim_variant(
+    page: Page, sandbox: Sandbox, watch: Watch, sso2_claims, claims: str
+):
+    """Payway documents no aud/iss for SSO2's answers, so the site must log in whichever shape they have
+    (none; aud "pw-sso" with iss the organisation; aud the client id with iss "pw-sso"), and the logged-in
+    reader then buys a non-trial offer through v1. The landing's token never reaches the server's log."""
+    assert sso2_claims(claims) == claims
+    log_in_through_article(page, sandbox, ARTICLE_CAMPAIGN_DIGITAL, READER)
+    expect(page.get_by_role("button", name="Log out"), f"logged in with {claims} answers").to_be_visible()
+
+    reference = start_buying(page, "demo_digital")
+    expect(page.get_by_label("E-mail address"), "an existing customer fills in nothing").to_have_count(0)
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_digital")
+
+    attempt = sandbox.attempt(reference)
+    assert attempt["state"] == "confirmed"
+    assert attempt["existing_customer"], "a logged-in reader buys through v1 with their identity"
+    orders = sandbox.control()["orders"]
+    assert [(o["code"], o["version"], o["trial"]) for o in orders] == [("demo_digital", 1, False)]
+
+    log = sandbox.log_path.read_text(errors="replace")
+    assert "/klarna-paywall/sso/landing/?t=[redacted]" in log, "the landing's request line was not logged"
+    assert not LOGGED_TOKEN.search(log), f"a token in the server log: {LOGGED_TOKEN.search(log)}"
+    assert f"SSO2 answers carry the aud/iss shape '{claims}'" in log, "the shape seen is logged"
+    assert_flow_headers(watch)
+    assert_clean(watch)
+
+
 def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch):
     """The free trial: direct debit (pay_now) in the widget, place_trial_order (never place_order). S07."""
     open_article(page, ARTICLE_TRIAL_DIGITAL)

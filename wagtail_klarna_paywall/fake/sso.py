@@ -9,9 +9,14 @@ It speaks what the real SSO2 speaks, as far as it is known (docs/payway-contract
 - ``POST sessionstatus`` and ``POST logout`` with ``{"t": "<jwt>"}``, answering ``{"t": "<jwt>"}``.
 
 Every JWT in is verified (HS256 with the client secret, ``aud`` = ``"pw-sso"``, ``iss`` = organisation
-id, ``cid`` = client id); every answer is signed the same way, with ``iss`` = ``"pw-sso"`` and ``aud`` =
-the client id. Tickets come from :func:`wagtail_klarna_paywall.fake.state.issue_ticket`, so the fake
-token endpoint swaps them for identity tokens. Sessions live in this process's memory; nothing is logged.
+id, ``cid`` = client id). Every answer is signed with the client secret too; its ``aud``/``iss`` follow the
+claim variant, since Payway does not document them for answers: ``client-aud`` (``aud`` = the client id,
+``iss`` = ``"pw-sso"``, the default), ``pw-sso-aud`` (``aud`` = ``"pw-sso"``, ``iss`` = the organisation
+id) or ``none`` (neither). The variant comes from ``WAGTAIL_KLARNA_PAYWALL_FAKE["SSO2_CLAIMS"]`` and can be
+switched at run time with ``POST sso/_control {"claims": "<variant>"}`` (``{"reset": true}`` goes back to
+the setting), so a running sandbox exercises every shape. Tickets come from
+:func:`wagtail_klarna_paywall.fake.state.issue_ticket`, so the fake token endpoint swaps them for identity
+tokens. Sessions live in this process's memory; nothing is logged.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import jwt
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -32,7 +39,17 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..conf import paywall_settings as conf
-from ..sso import AUDIENCE, CALL_LIFETIME, RESPONSE_ISSUER, STATUS_ANON, STATUS_LOGGEDIN, STATUS_TERMINATED
+from ..sso import (
+    ANSWER_SHAPES,
+    AUDIENCE,
+    CALL_LIFETIME,
+    RESPONSE_ISSUER,
+    SHAPE_CLIENT_AUD,
+    SHAPE_PW_SSO_AUD,
+    STATUS_ANON,
+    STATUS_LOGGEDIN,
+    STATUS_TERMINATED,
+)
 from . import state
 
 COOKIE_NAME = "fake_payway_sso"
@@ -45,15 +62,50 @@ class SSOSession:
     account_id: str | None = None
 
 
+#: The claim variants the fake answers with (named like the shapes ``sso.read_answer`` logs).
+CLAIM_VARIANTS = ANSWER_SHAPES
+
+
+def configured_claims() -> str:
+    """The variant ``WAGTAIL_KLARNA_PAYWALL_FAKE["SSO2_CLAIMS"]`` names (default ``client-aud``)."""
+    options = getattr(settings, "WAGTAIL_KLARNA_PAYWALL_FAKE", {}) or {}
+    variant = options.get("SSO2_CLAIMS") or SHAPE_CLIENT_AUD
+    if variant not in CLAIM_VARIANTS:
+        raise ImproperlyConfigured(
+            f"WAGTAIL_KLARNA_PAYWALL_FAKE['SSO2_CLAIMS'] must be one of {', '.join(CLAIM_VARIANTS)}"
+        )
+    return variant
+
+
 _lock = threading.Lock()
 _sessions: dict[str, SSOSession] = {}
 _calls: dict[str, int] = {}
+#: The variant in force; None means "what the setting says" (read when an answer is signed).
+_claims: str | None = None
 
 
 def reset() -> None:
+    """Forget sessions and counters, and go back to the configured claim variant."""
+    global _claims
     with _lock:
         _sessions.clear()
         _calls.clear()
+        _claims = None
+
+
+def set_claims(variant: str | None) -> None:
+    """Answer with ``variant`` from now on (None: the configured one). Raises ValueError if unknown."""
+    global _claims
+    if variant is not None and variant not in CLAIM_VARIANTS:
+        raise ValueError(f"claims must be one of {', '.join(CLAIM_VARIANTS)}")
+    with _lock:
+        _claims = variant
+
+
+def claims_variant() -> str:
+    with _lock:
+        variant = _claims
+    return variant or configured_claims()
 
 
 def calls(operation: str) -> int:
@@ -95,7 +147,13 @@ def _count(operation: str) -> None:
 
 def sign_answer(claims: dict, *, lifetime: int = CALL_LIFETIME) -> str:
     now = int(time.time())
-    payload = {"iss": RESPONSE_ISSUER, "aud": conf.CLIENT_ID, "iat": now, "nbf": now, "exp": now + lifetime}
+    payload: dict = {"iat": now, "nbf": now, "exp": now + lifetime}
+    variant = claims_variant()
+    if variant == SHAPE_CLIENT_AUD:
+        payload.update(iss=RESPONSE_ISSUER, aud=conf.CLIENT_ID)
+    elif variant == SHAPE_PW_SSO_AUD:
+        payload.update(iss=conf.ORGANISATION_ID, aud=AUDIENCE)
+    # SHAPE_NONE: neither claim.
     payload.update(claims)
     return jwt.encode(payload, conf.CLIENT_SECRET, algorithm="HS256")
 
@@ -205,3 +263,24 @@ def logout(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"message": "invalid token"}, status=400)
     terminate(claims["sid"])
     return JsonResponse({"t": sign_answer({"sid": claims["sid"], "sts": STATUS_TERMINATED})})
+
+
+@csrf_exempt  # for tests and scripts, like the fake Payway's own control API
+@require_http_methods(["GET", "POST"])
+def control(request: HttpRequest) -> HttpResponse:
+    """``GET``/``POST sso/_control``: the claim variant in force.
+
+    POST ``{"claims": "<variant>"}`` switches it, ``{"reset": true}`` returns to the setting.
+    """
+    if request.method == "POST":
+        try:
+            body = json.loads(request.body or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            if body.get("reset"):
+                reset()
+            if "claims" in body:
+                set_claims(body["claims"])
+        except (TypeError, ValueError) as err:
+            return JsonResponse({"code": "invalid_parameter", "message": str(err)}, status=400)
+    return JsonResponse({"claims": claims_variant(), "variants": list(CLAIM_VARIANTS)})

@@ -46,8 +46,9 @@ urlpatterns = [
     re_path(r"^(?P<path>(?:external|api)/.*)$", views.not_found, name="not-found"),
 ]
 
-# The fake SSO2 (identify, login form, sessionstatus, logout) under <fake-payway>/sso/.
+# The fake SSO2 (identify, login form, sessionstatus, logout, and its controls) under <fake-payway>/sso/.
 urlpatterns += [
+    path("sso/_control", sso.control, name="sso_control"),
     path("sso/identify", sso.identify, name="sso_identify"),
     path("sso/login", sso.login_form, name="sso_login"),
     path("sso/sessionstatus", sso.session_status, name="sso_sessionstatus"),

@@ -121,11 +121,34 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # The identity token lives only in the server-side session (database sessions).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# SSO2's landing URL carries a signed token (with the reader's ticket): the plugin's filter takes tokens
+# out of every logged request line. ``django.server`` is runserver's access log; it is configured again
+# here (Django's own handler and format) because naming a logger replaces its handlers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"wagtail_klarna_paywall": {"handlers": ["console"], "level": "INFO"}},
+    "filters": {"redact_sso2": {"()": "wagtail_klarna_paywall.logfilters.RedactSSO2Tokens"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_sso2"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_sso2"],
+        },
+    },
+    "loggers": {
+        "wagtail_klarna_paywall": {"handlers": ["console"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # Only the filter: its records still go on to Django's own handlers.
+        "django.request": {"filters": ["redact_sso2"]},
+    },
 }
 
 # -- the paywall -------------------------------------------------------------------------------------------
@@ -152,10 +175,17 @@ else:
         "SSO_URL": f"http://localhost:{PORT}/fake-payway/sso",
         "CLIENT_ID": "sandbox",
         "CLIENT_SECRET": "sandbox-secret",
-        "ORGANISATION_ID": "sandbox",
+        "ORGANISATION_ID": "sandbox-org",
         "FAKE_KLARNA": True,
         "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
     }
 
 #: Title code the demo content is built for (the fake's catalogue is "demo").
 PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY else "demo")
+
+# -- the fake Payway ----------------------------------------------------------------------------------------
+
+#: How the fake SSO2 signs its answers' aud/iss (Payway does not document them): client-aud (aud = client
+#: id, iss = "pw-sso"), pw-sso-aud (aud = "pw-sso", iss = organisation id) or none. Also switchable while
+#: the sandbox runs: POST {"claims": "..."} to /fake-payway/sso/_control.
+WAGTAIL_KLARNA_PAYWALL_FAKE = {"SSO2_CLAIMS": os.environ.get("FAKE_SSO2_CLAIMS") or "client-aud"}
