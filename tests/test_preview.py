@@ -112,6 +112,7 @@ def test_preview_modes_do_not_check_access(home, purchase_page, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("access checked during a preview")
 
+    monkeypatch.setattr("wagtail_klarna_paywall.access.reader_access", fail)
     monkeypatch.setattr("wagtail_klarna_paywall.access.reader_has_access", fail)
     page = ArticlePageFactory(
         parent=home,
