@@ -18,8 +18,8 @@ readers: reader-facing texts come from :mod:`wagtail_klarna_paywall.messages`.
             ├── ValidationError             400
             │   └── AccountSyncError        400 from one of the four raise_on_* flags
             ├── AuthenticationExpired       401
-            ├── PaymentMethodFailed         403 on place_order / place_trial_order
-            ├── PermissionDenied            403 elsewhere (missing scope or identity)
+            ├── PaymentMethodFailed         403 on place_order / place_trial_order, documented code or none
+            ├── PermissionDenied            any other 403 (missing scope, identity or permission)
             ├── NotFound                    404
             ├── RateLimited                 429 (``retry_after`` from Retry-After)
             └── ServerError                 5xx
@@ -150,13 +150,15 @@ class AuthenticationExpired(PaywayAPIError):
 
 
 class PaymentMethodFailed(PaywayAPIError):
-    """403 on place_order: Klarna refused the reader; Payway terminated the subscription (contract 6)."""
+    """403 on place_order / place_trial_order with the documented code, or with none: Klarna refused the
+    reader and Payway terminated the subscription (docs/payway-contract.md, "Errors")."""
 
     error_code = "payment_method_failed"
 
 
 class PermissionDenied(PaywayAPIError):
-    """403 outside place_order: the token lacks a scope or an identity."""
+    """Any other 403 (on every path, order paths included): the token lacks a scope, an identity or a
+    permission. A configuration error: editors must see it, readers are told payments cannot be taken."""
 
     error_code = "permission_denied"
     may_have_reached_payway = False

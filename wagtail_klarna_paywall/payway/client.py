@@ -43,6 +43,7 @@ from .tokens import SystemTokenCache
 from .types import (
     ACCOUNT_SYNC_ERROR_CODES,
     IDENTITY_SCOPES,
+    PAYMENT_METHOD_FAILED_CODES,
     PRODUCT_CAMPAIGN,
     PRODUCT_PACKAGE,
     SYSTEM_SCOPES,
@@ -84,8 +85,9 @@ IDENTITY_TRIAL_ORDER_PATH: str | None = None
 #: Connections kept per Payway host (urllib3 opens extra ones beyond this under load, then drops them).
 POOL_MAXSIZE = 50
 
-# Paths where a 403 means "payment method failed" (contract 6) rather than a missing permission
-# (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see _is_order_path).
+# Paths where a 403 with no code, or with a code of PAYMENT_METHOD_FAILED_CODES, means "payment method
+# failed" rather than a missing permission (IDENTITY_TRIAL_ORDER_PATH, when set, is one too: see
+# _is_order_path). See docs/payway-contract.md, "Errors".
 _ORDER_PATHS = frozenset({PLACE_ORDER_IDENTITY_PATH, PLACE_ORDER_NEW_CUSTOMER_PATH, PLACE_TRIAL_ORDER_PATH})
 
 
@@ -93,6 +95,11 @@ def _is_order_path(path: str) -> bool:
     return path in _ORDER_PATHS or (
         IDENTITY_TRIAL_ORDER_PATH is not None and path == IDENTITY_TRIAL_ORDER_PATH
     )
+
+
+def _is_payment_method_failed(path: str, code: str) -> bool:
+    """Whether a 403 at ``path`` with Payway's error ``code`` means Klarna refused the reader."""
+    return _is_order_path(path) and (not code or code.lower() in PAYMENT_METHOD_FAILED_CODES)
 
 
 class _Reply(NamedTuple):
@@ -297,7 +304,8 @@ class PaywayClient:
         browser fields, ``traffic_source`` and ``merchant_reference`` are omitted.
 
         Raises ``ValueError`` (before any HTTP) when a v2 call lacks ``customer``;
-        ``PaymentMethodFailed`` (403: terminal, contract 6); ``AccountSyncError`` (400 from a
+        ``PaymentMethodFailed`` (403 with no code or the documented one: terminal); ``PermissionDenied``
+        (any other 403: a missing scope, identity or permission); ``AccountSyncError`` (400 from a
         ``raise_on_*`` flag); ``ValidationError`` (other 400); ``AuthenticationExpired`` (401 on the
         identity token, or twice on the system token); ``NotFound``; ``RateLimited``;
         ``PaywayConnectError`` (nothing sent, safe to retry); and, when the outcome is unknown and the
@@ -564,8 +572,10 @@ class PaywayClient:
         if status == 401:
             return AuthenticationExpired(body.message, **kwargs)
         if status == 403:
-            if _is_order_path(path):
+            if _is_payment_method_failed(path, body.code):
                 return PaymentMethodFailed(body.message, **kwargs)
+            # A missing scope, identity or permission, on any path: a configuration error for the editors,
+            # never "Klarna refused you" for the reader.
             return PermissionDenied(body.message, **kwargs)
         if status == 404:
             return NotFound(body.message, **kwargs)
