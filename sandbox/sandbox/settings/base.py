@@ -160,5 +160,14 @@ else:
         "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
     }
 
+#: Switches of the fake Payway (wagtail_klarna_paywall/fake/state.py, VARIANTS) from the environment, e.g.
+#: FAKE_PAYWAY_ENVELOPE=flat FAKE_PAYWAY_REDIRECT_FIELD=redirect_url FAKE_PAYWAY_CATEGORIES=direct_debit
+#: FAKE_PAYWAY_ORDER_SCOPE_ERROR=1 sandbox/run. The control page and API flip them at runtime too.
+WAGTAIL_KLARNA_PAYWALL_FAKE = {
+    name: os.environ[f"FAKE_PAYWAY_{name}"]
+    for name in ("ENVELOPE", "REDIRECT_FIELD", "CATEGORIES", "ORDER_SCOPE_ERROR")
+    if os.environ.get(f"FAKE_PAYWAY_{name}")
+}
+
 #: Title code the demo content is built for (the fake's catalogue is "demo").
 PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY else "demo")
