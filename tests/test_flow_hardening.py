@@ -138,6 +138,30 @@ def test_every_flow_status_is_hardened(shop, checkout, monkeypatch):
     assert seen[429]["Retry-After"] == "9"
 
 
+def test_what_wagtail_answers_before_the_flow_view_is_hardened_too(shop, checkout):
+    """A subpath no route matches (404), OPTIONS, and a method Wagtail refuses (405)."""
+    client, _path = checkout
+    purchase, thanks = shop.purchase_page.url, "/thanks/"
+    answers = {
+        "unrouted purchase subpath": (client.get(purchase + "no/such/route/", secure=True), 404),
+        "unrouted confirmation subpath": (client.get(thanks + "nothing-here/", secure=True), 404),
+        "OPTIONS": (client.options(purchase, secure=True), 200),
+        "TRACE": (client.generic("TRACE", purchase, secure=True), 405),
+    }
+    for what, (response, status) in answers.items():
+        assert response.status_code == status, what
+        assert_hardened(response, what)
+    # The page itself still answers as usual.
+    assert client.get(purchase, secure=True).status_code == 200
+    assert client.get(thanks, secure=True).status_code == 200
+
+
+def test_other_pages_keep_their_404(shop, db):
+    response = Client().get("/no-such-page/", secure=True)
+    assert response.status_code == 404
+    assert "Content-Security-Policy" not in response
+
+
 def test_csrf_failures_elsewhere_keep_djangos_page(db):
     response = Client(enforce_csrf_checks=True).post("/klarna-paywall/sso/logout/", secure=True)
     assert response.status_code == 403

@@ -17,6 +17,7 @@ from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
 
 from .blocks import PAYMENT_METHOD_CATEGORY_CHOICES, OfferBlock
+from .security import HardenedPageMixin, is_unrouted, not_found
 
 
 @register_setting(icon="password")
@@ -298,7 +299,7 @@ def record_event(attempt: PurchaseAttempt, kind: str, **fields: Any) -> Purchase
     return PurchaseEvent.objects.create(attempt=attempt, kind=kind, state=attempt.state, **fields)
 
 
-class KlarnaPurchasePage(RoutablePageMixin, Page):
+class KlarnaPurchasePage(HardenedPageMixin, RoutablePageMixin, Page):
     """Hosts the purchase flow: offer choice, the Klarna widget, placing the order.
 
     Routes (all but the landing page are per attempt, keyed by its unguessable reference):
@@ -340,6 +341,11 @@ class KlarnaPurchasePage(RoutablePageMixin, Page):
     class Meta:
         verbose_name = _("Klarna purchase page")
 
+    def serve(self, request, *args, **kwargs):
+        if is_unrouted(request):
+            return not_found(request)
+        return super().serve(request, *args, **kwargs)
+
     @path("")
     def landing(self, request):
         from . import views
@@ -365,7 +371,7 @@ class KlarnaPurchasePage(RoutablePageMixin, Page):
         return views.declined(request, self, reference)
 
 
-class PurchaseConfirmationPage(Page):
+class PurchaseConfirmationPage(HardenedPageMixin, Page):
     """Where Klarna sends the reader after paying (``?ref=<attempt reference>``)."""
 
     body = RichTextField(_("thank-you text"), blank=True)
@@ -380,4 +386,6 @@ class PurchaseConfirmationPage(Page):
     def serve(self, request, *args, **kwargs):
         from . import views
 
+        if is_unrouted(request):
+            return not_found(request)
         return views.confirmation(request, self)

@@ -169,6 +169,44 @@ _CLIENT_ERRORS = (Http404, DjangoPermissionDenied, BadRequest, SuspiciousOperati
 # -- responses made before a flow view runs ----------------------------------------------------------
 
 
+class HardenedPageMixin:
+    """For the flow's page models: what Wagtail answers before the page's view runs is hardened too.
+
+    That is a subpath no route of the page matches (a 404, answered by :func:`not_found` through
+    ``serve``), an ``OPTIONS`` request, and a method the page does not allow (405).
+    """
+
+    def route(self, request: HttpRequest, path_components: list[str]) -> Any:
+        from wagtail.url_routing import RouteResult
+
+        try:
+            return super().route(request, path_components)  # type: ignore[misc]
+        except Http404:
+            if not path_components:
+                raise
+            # Ours to answer: mark the request, and serve() answers the hardened 404.
+            request._wkp_unrouted = True  # type: ignore[attr-defined]
+            return RouteResult(self)
+
+    def check_request_method(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
+        response = super().check_request_method(request, *args, **kwargs)  # type: ignore[misc]
+        return None if response is None else harden(response)
+
+    def handle_options_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return harden(super().handle_options_request(request, *args, **kwargs))  # type: ignore[misc]
+
+
+def is_unrouted(request: HttpRequest) -> bool:
+    """Whether :class:`HardenedPageMixin` routed ``request`` to its page only to answer 404."""
+    return bool(getattr(request, "_wkp_unrouted", False))
+
+
+@flow_page
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """The site's 404 page (handler404), hardened like the flow page it stands for."""
+    raise Http404
+
+
 def is_flow_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for a purchase-flow page (purchase page, any of its routes, confirmation).
 
