@@ -142,3 +142,21 @@ def _trial_period():
 
 def test_kp_paths_are_the_fakes():
     assert KP.format(2).endswith("/external/api/v2/klarna_payments/")
+
+
+def test_the_control_page_flips_the_switches(db):
+    page = Client()
+    html = page.get("/fake-payway/").content.decode()
+    assert 'id="fake-payway-variants"' in html
+    response = page.post(
+        "/fake-payway/",
+        {
+            "action": "variants",
+            "envelope": "flat",
+            "redirect_field": "redirect_url",
+            "order_scope_error": "True",
+        },
+    )
+    assert response.status_code == 302
+    assert state.variants() == state.Variants("flat", "redirect_url", "standard", True)
+    assert page.post("/fake-payway/", {"action": "variants", "envelope": "nested"}).status_code == 400

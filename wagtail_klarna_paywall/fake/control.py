@@ -156,6 +156,10 @@ def index(request: HttpRequest) -> HttpResponse:
                 state.reset()
             elif action == "slow_delay":
                 state.set_slow_delay(float(request.POST.get("slow_delay", "")))
+            elif action == "variants":
+                state.set_variants(
+                    **{name: request.POST[name] for name in state.VARIANTS if name in request.POST}
+                )
             elif action == "arm":
                 preset = PRESETS.get(request.POST.get("preset", ""))
                 if preset is None:
@@ -174,6 +178,10 @@ def index(request: HttpRequest) -> HttpResponse:
         "endpoints": state.ENDPOINTS,
         "presets": [(key, label) for key, (label, _) in PRESETS.items()],
         "scenarios": SCENARIOS.items(),
+        "variants": [
+            (name, choices, help_text, getattr(state.variants(), name))
+            for name, (choices, help_text) in state.VARIANTS.items()
+        ],
         "accounts": state.accounts(),
     }
     return render(request, "wagtail_klarna_paywall/fake/control.html", context, status=400 if error else 200)
