@@ -244,6 +244,21 @@ def test_w011_a_site_csrf_failure_view_that_does_not_harden(settings):
     assert ids(checks.check_flow_hardening()) == ["wagtail_klarna_paywall.W011"]
 
 
+@security.hardens_flow_pages
+def site_csrf_failure(request, reason=""):
+    return HttpResponse("Our own CSRF page", status=403)
+
+
+def test_a_site_csrf_failure_view_decorated_by_the_plugin(shop, settings):
+    settings.CSRF_FAILURE_VIEW = "tests.test_flow_hardening.site_csrf_failure"
+    assert ids(checks.check_flow_hardening()) == []
+    flow = Client(enforce_csrf_checks=True).post(shop.purchase_page.url + "buy/", FORM, secure=True)
+    assert flow.content == b"Our own CSRF page"
+    assert_hardened(flow, "the site's CSRF page on a flow page")
+    other = Client(enforce_csrf_checks=True).post("/klarna-paywall/sso/logout/", secure=True)
+    assert other.content == b"Our own CSRF page" and "Content-Security-Policy" not in other
+
+
 @pytest.mark.parametrize("where", ["missing", "late"])
 def test_w012_unreadable_form_middleware(settings, where):
     middleware = [m for m in settings.MIDDLEWARE if m != checks.UNREADABLE_FORM_MIDDLEWARE]
