@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils import translation
 
 from .conf import DEFAULTS, PAYWAY_PRODUCTION_API_URL, SETTINGS_NAME, paywall_settings
 
@@ -300,7 +301,9 @@ def _headers_after_middleware() -> dict[str, str | None] | None:
                 continue
         hosts = [h for h in settings.ALLOWED_HOSTS if h and not h.startswith(".") and h != "*"]
         request = RequestFactory().get("/", secure=True, HTTP_HOST=hosts[0] if hosts else "localhost")
-        response = handler(request)
+        # LocaleMiddleware activates a language for the thread: give it back afterwards.
+        with translation.override(translation.get_language()):
+            response = handler(request)
     except Exception:  # noqa: BLE001 - a check must never crash startup; it only warns what it can see
         return None
     return {name: response.get(name) for name in GUARDED_HEADERS}
