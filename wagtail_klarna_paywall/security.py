@@ -51,8 +51,8 @@ KLARNA_CSP: dict[str, tuple[str, ...]] = {
     "font-src": ("https://x.klarnacdn.net",),
     "connect-src": ("'self'", "https://*.klarna.com", "https://*.klarnaevt.com", "https://x.klarnacdn.net"),
     "frame-src": ("https://*.klarna.com", "https://x.klarnacdn.net"),
-    # Klarna's own copy of this line was cut short in the copy we could read: its hosts and data: (the
-    # widget's inline images) cover what the SDK loads.
+    # Klarna's img-src line could not be read in full (docs/klarna-browser.md): its two host families
+    # and data: (the widget's inline images) cover what the SDK loads. Compare when updating the table.
     "img-src": ("'self'", "data:", "https://*.klarna.com", "https://x.klarnacdn.net"),
 }
 #: Klarna opens a popup (login, BankID) that must keep its opener; Django's default ``same-origin``
