@@ -49,11 +49,17 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A form POST Django cannot read (a charset other than UTF-8) gets the flow's 400 page; before CSRF,
+    # which reads the form first.
+    "wagtail_klarna_paywall.security.UnreadableFormMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# CSRF failures of the purchase-flow pages keep their hardening (no-store, CSP, no framing).
+CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure"
 
 ROOT_URLCONF = "tests.urls"
 

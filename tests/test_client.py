@@ -802,6 +802,71 @@ def test_403_on_place_order_is_payment_method_failed(client, token, url, kwargs)
     assert len(calls_to(token, url)) == 1
 
 
+#: The 403 classes (docs/payway-contract.md, "Errors"): the error body, and whether it means "payment method
+#: failed" on an order path. Anything but the documented code or no code at all is a configuration error.
+FORBIDDEN_BODIES = {
+    "payment-method-failed": ({"code": "payment_method_failed", "message": "refused"}, True),
+    "payment-method-failed-upper-case": ({"code": "PAYMENT_METHOD_FAILED"}, True),
+    "bare": (None, True),
+    "bare-empty-object": ({}, True),
+    "scope": ({"code": "insufficient_scope", "message": "lacks /external/klarna_payments/w"}, False),
+    "identity": ({"code": "identity_required", "message": "needs an identity"}, False),
+    "permission": ({"code": "forbidden", "message": "not allowed"}, False),
+}
+
+
+@pytest.mark.parametrize("body", list(FORBIDDEN_BODIES))
+@pytest.mark.parametrize(
+    ("url", "kwargs"),
+    [
+        (ORDER_V1, {"identity_token": IDENTITY_TOKEN}),
+        (ORDER_V2, {}),
+        (TRIAL_V2, {"trial": True}),
+    ],
+    ids=["place_order-v1", "place_order-v2", "place_trial_order"],
+)
+def test_403_classes_on_order_paths(client, token, url, kwargs, body):
+    payload, payment_method_failed = FORBIDDEN_BODIES[body]
+    if payload is None:
+        token.post(url, status=403, body="")
+    else:
+        token.post(url, status=403, json=payload)
+
+    with pytest.raises(exc.PaywayAPIError) as raised:
+        place_v2(client, **kwargs)
+
+    expected = exc.PaymentMethodFailed if payment_method_failed else exc.PermissionDenied
+    assert type(raised.value) is expected
+    assert raised.value.status == 403
+    assert raised.value.error_code == (
+        "payment_method_failed" if payment_method_failed else "permission_denied"
+    )
+    assert len(calls_to(token, url)) == 1
+
+
+@pytest.mark.parametrize("body", list(FORBIDDEN_BODIES))
+@pytest.mark.parametrize("identity", [False, True], ids=["v2", "v1"])
+def test_403_classes_on_create_session_are_permission_denied(client, token, body, identity):
+    """Off the order paths no 403 means "payment method failed", not even one with that code."""
+    payload, _ = FORBIDDEN_BODIES[body]
+    url = CREATE_V1 if identity else CREATE_V2
+    if payload is None:
+        token.post(url, status=403, body="")
+    else:
+        token.post(url, status=403, json=payload)
+
+    with pytest.raises(exc.PermissionDenied) as raised:
+        client.create_session(
+            code="c",
+            confirmation_url="https://site.test/thanks/",
+            period_type="recurring",
+            identity_token=IDENTITY_TOKEN if identity else None,
+        )
+
+    assert not isinstance(raised.value, exc.PaymentMethodFailed)
+    assert raised.value.error_code == "permission_denied"
+
+
 def test_403_elsewhere_is_permission_denied(client, token):
     """F09: a missing scope or identity is an operator fault, not a payment failure."""
     token.post(CREATE_V2, status=403, json={"code": "forbidden", "message": "missing scope"})

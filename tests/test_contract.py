@@ -59,6 +59,39 @@ def payway(live_server):
     state.reset()
 
 
+#: The answer shapes the fake can take where Payway's docs are silent (fake/state.py, VARIANTS): the
+#: client must read each. ``each_shape`` runs a test once per shape.
+SHAPES = {
+    "item": {},
+    "flat": {"envelope": "flat"},
+    "redirect_url": {"redirect_field": "redirect_url"},
+    "direct_debit": {"categories": "direct_debit"},
+    "flat-redirect_url-direct_debit": {
+        "envelope": "flat",
+        "redirect_field": "redirect_url",
+        "categories": "direct_debit",
+    },
+}
+
+
+@pytest.fixture
+def shape(request, payway):
+    """Switch the fake to one answer shape (after the ``payway`` fixture's reset)."""
+    state.set_variants(**SHAPES[request.param])
+    return request.param
+
+
+each_shape = pytest.mark.parametrize("shape", list(SHAPES), indirect=True)
+
+
+def expected_categories(trial=False):
+    from wagtail_klarna_paywall.fake import views
+
+    if state.variants().categories == "direct_debit":
+        return list(views.DIRECT_DEBIT_TRIAL_CATEGORIES if trial else views.DIRECT_DEBIT_REGULAR_CATEGORIES)
+    return list(views.TRIAL_CATEGORIES if trial else views.REGULAR_CATEGORIES)
+
+
 def authorization(scenario="ok"):
     """What the fake Klarna widget hands the browser for the outcome the reader picked."""
     return f"fake-auth-{scenario}-{secrets.token_hex(8)}"
@@ -163,21 +196,21 @@ def test_expired_identity_token_is_raised_not_retried(payway):
 # -- create_session -----------------------------------------------------------------------------------
 
 
-def test_create_session_v2(payway):
+@each_shape
+def test_create_session_v2(payway, shape):
     session = new_session(payway)
     assert session.klarna_client_token.count(".") == 2
-    assert [c.identifier for c in session.payment_method_categories] == [
-        "pay_now",
-        "pay_later",
-        "pay_over_time",
-    ]
+    assert [c.identifier for c in session.payment_method_categories] == expected_categories()
+    if shape == "item":
+        assert expected_categories() == ["pay_now", "pay_later", "pay_over_time"]
     assert session.payment_method_categories[0].name == "Betala nu"
     assert session.payment_method_categories[0].standard_asset_url.endswith("fake-klarna.svg")
     stored = state.get_session(session.klarna_payments_session_id)
     assert (stored.version, stored.confirmation_url, stored.account_id) == (2, CONFIRM, None)
 
 
-def test_create_session_v1_with_identity_and_every_optional_parameter(payway):
+@each_shape
+def test_create_session_v1_with_identity_and_every_optional_parameter(payway, shape):
     import datetime as dt
 
     from django.utils import timezone
@@ -195,9 +228,12 @@ def test_create_session_v1_with_identity_and_every_optional_parameter(payway):
     assert stored.disable_account_info_overwrite is True
 
 
-def test_create_trial_session(payway):
+@each_shape
+def test_create_trial_session(payway, shape):
     session = new_session(payway, "demo_trial_14d")
-    assert [c.identifier for c in session.payment_method_categories] == ["pay_now"]
+    assert [c.identifier for c in session.payment_method_categories] == expected_categories(trial=True)
+    if "direct_debit" in shape:
+        assert "direct_debit" in [c.identifier for c in session.payment_method_categories]
 
 
 @pytest.mark.parametrize(
@@ -260,7 +296,8 @@ def test_create_session_unreadable_answer(payway):
 # -- place_order ----------------------------------------------------------------------------------------
 
 
-def test_place_order_v2(payway, live_server):
+@each_shape
+def test_place_order_v2(payway, live_server, shape):
     session = new_session(payway, "demo_digital_weekend")
     order = place(payway, session)
     (stored,) = state.orders()
@@ -272,7 +309,8 @@ def test_place_order_v2(payway, live_server):
     assert state.find_account(CUSTOMER.email).products == {"digital", "paper_weekend"}
 
 
-def test_place_order_v1_grants_the_reader(payway):
+@each_shape
+def test_place_order_v1_grants_the_reader(payway, shape):
     token = identity(payway, state.READER_ACCOUNT_ID)
     assert payway.active_products(token).active_products == ()
     session = new_session(payway, identity_token=token)
@@ -281,7 +319,8 @@ def test_place_order_v1_grants_the_reader(payway):
     assert payway.active_products(token).active_products == ("digital",)
 
 
-def test_place_trial_order(payway):
+@each_shape
+def test_place_trial_order(payway, shape):
     session = new_session(payway, "demo_trial_14d")
     order = place(payway, session, trial=True)
     assert order.redirect_uri
@@ -289,7 +328,8 @@ def test_place_trial_order(payway):
     assert state.calls("place_trial_order") == 1
 
 
-def test_place_trial_order_of_a_logged_in_reader_goes_through_v2(payway):
+@each_shape
+def test_place_trial_order_of_a_logged_in_reader_goes_through_v2(payway, shape):
     """The client sends every trial through v2 (a v1 trial endpoint is undocumented); the fake agrees."""
     session = new_session(payway, "demo_trial_14d")
     place(payway, session, trial=True, identity_token=identity(payway), customer=CUSTOMER)
@@ -303,7 +343,8 @@ def test_regular_order_on_a_trial_session_is_refused(payway):
     assert err.value.field == "klarna_payments_session_id"
 
 
-def test_completed_session_takes_no_second_order(payway):
+@each_shape
+def test_completed_session_takes_no_second_order(payway, shape):
     session = new_session(payway)
     place(payway, session)
     with pytest.raises(ValidationError) as err:
@@ -320,12 +361,64 @@ def test_authorization_token_is_single_use(payway):
     assert err.value.field == "klarna_authorization_token"
 
 
-def test_payment_method_failed(payway):
+@each_shape
+def test_payment_method_failed(payway, shape):
     session = new_session(payway)
     with pytest.raises(PaymentMethodFailed) as err:
         place(payway, session, "payment_method_failed")
     assert (err.value.status, err.value.code) == (403, "payment_method_failed")
     assert state.get_session(session.klarna_payments_session_id).status == state.SESSION_TERMINATED
+
+
+@each_shape
+def test_the_fake_really_answers_in_each_shape(payway, live_server, shape):
+    """The raw JSON the client reads above: so a shape that the fake ignored would fail here."""
+    import requests
+
+    headers = {
+        "Authorization": f"Bearer {payway.system_token().access_token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+    base = live_server.url + "/fake-payway/external/api/v2/klarna_payments"
+    created = requests.post(
+        base + "/create_session",
+        json={"code": "demo_digital", "period_type": PERIOD_RECURRING, "confirmation_url": CONFIRM},
+        headers=headers,
+        timeout=5,
+    ).json()
+    flat = state.variants().envelope == "flat"
+    assert ("item" not in created) is flat
+    session = created if flat else created["item"]
+    placed = requests.post(
+        base + "/place_order",
+        json={
+            "klarna_authorization_token": authorization(),
+            "klarna_payments_session_id": session["klarna_payments_session_id"],
+            "customer_info": {"email": CUSTOMER.email, "first_name": "Nora", "last_name": "Ny"},
+        },
+        headers=headers,
+        timeout=5,
+    ).json()
+    order = placed if flat else placed["item"]
+    field = state.variants().redirect_field
+    assert set(order) == {"order_id", field}
+
+
+@pytest.mark.parametrize("flow", ["v1", "v2", "trial"])
+def test_order_scope_error_is_permission_denied_and_executes_nothing(payway, flow):
+    """The order_scope_error variant: a 403 that is not "payment method failed" (a configuration error)."""
+    state.set_variants(order_scope_error=True)
+    kwargs = {}
+    if flow == "v1":
+        kwargs["identity_token"] = identity(payway)
+    session = new_session(payway, "demo_trial_14d" if flow == "trial" else "demo_digital", **kwargs)
+    with pytest.raises(PermissionDenied) as err:
+        place(payway, session, trial=flow == "trial", **kwargs)
+    assert not isinstance(err.value, PaymentMethodFailed)
+    assert (err.value.status, err.value.code) == (403, "insufficient_scope")
+    assert state.orders() == []
+    assert state.get_session(session.klarna_payments_session_id).status == state.SESSION_OPEN
 
 
 def test_validation_with_field(payway):
@@ -401,7 +494,8 @@ def test_ssn_already_taken(payway, raise_flag):
         assert place(payway, session, "ssn_already_taken", flags=flags).order_id
 
 
-def test_bad_redirect_is_passed_on_untouched(payway):
+@each_shape
+def test_bad_redirect_is_passed_on_untouched(payway, shape):
     """The client reports Payway's redirect as given; the allow-list check is the purchase flow's job."""
     assert place(payway, new_session(payway), "bad_redirect").redirect_uri == "https://evil.example/phish"
 
@@ -492,7 +586,8 @@ def test_catalogue_server_error_and_timeout(payway):
 # -- identity -------------------------------------------------------------------------------------------
 
 
-def test_active_products(payway):
+@each_shape
+def test_active_products(payway, shape):
     products = payway.active_products(identity(payway))
     assert (products.account_id, products.active_products) == (state.SUBSCRIBER_ACCOUNT_ID, ("digital",))
 

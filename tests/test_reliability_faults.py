@@ -71,8 +71,9 @@ PLACE_EXPECTED = {
     "http-200-missing-keys": AttemptState.PLACED,  # a 2xx is an order: we go to our confirmation page
     "http-200-wrong-types": AttemptState.PLACED,
     "http-400-validation": AttemptState.FAILED,
-    # Payway answers place_order's 403 for a payment method that failed (reference), whatever the code.
-    "http-403-forbidden": AttemptState.DECLINED,
+    # Only the documented code (or none) on place_order is "payment method failed"; any other 403 is a
+    # configuration error: failed, not declined (docs/payway-contract.md, "Errors").
+    "http-403-forbidden": AttemptState.FAILED,
     "http-403-payment-method-failed": AttemptState.DECLINED,
     "http-404-unknown-authorization": AttemptState.FAILED,
     "http-400-authorization-expired": AttemptState.FAILED,

@@ -19,6 +19,10 @@ E011                                   cookie-based sessions while SSO2 keeps id
 W001                                   READ_TIMEOUT above 60 seconds
 W002                                   unknown key in WAGTAIL_KLARNA_PAYWALL (a typo is otherwise silent)
 W003                                   ORGANISATION_ID missing while SSO2 is the identity provider
+W010                                   a middleware overwrites the flow pages' Klarna headers (CSP, COOP,
+                                       caching, framing; see docs/klarna-browser.md)
+W011                                   CSRF_FAILURE_VIEW leaves the flow pages' CSRF failures unhardened
+W012                                   UnreadableFormMiddleware missing, or after CsrfViewMiddleware
 =====================================  ===========================================================
 """
 
@@ -32,6 +36,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils import translation
 
 from .conf import DEFAULTS, PAYWAY_PRODUCTION_API_URL, SETTINGS_NAME, paywall_settings
 
@@ -255,3 +260,127 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             )
         )
     return messages
+
+
+# -- W010-W012: the flow pages' browser headers ------------------------------------------------------
+
+UNREADABLE_FORM_MIDDLEWARE = "wagtail_klarna_paywall.security.UnreadableFormMiddleware"
+CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
+#: The headers a flow page must keep, whatever the site's middleware does (security.harden sets them).
+GUARDED_HEADERS = (
+    "Content-Security-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Cache-Control",
+    "X-Frame-Options",
+)
+
+
+def _headers_after_middleware() -> dict[str, str | None] | None:
+    """Send a hardened stub response out through the site's MIDDLEWARE and return the guarded headers as
+    they leave; None when the chain cannot be built or run here (then nothing is claimed).
+
+    Only ``__call__``/``process_request``/``process_response`` run (no URL resolving, no view middleware),
+    which is where a middleware would overwrite a header.
+    """
+    from django.core.exceptions import MiddlewareNotUsed
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+    from django.utils.module_loading import import_string
+
+    from . import security
+
+    def stub(request):
+        return security.harden(HttpResponse("flow page"))
+
+    handler: Any = stub
+    try:
+        for path in reversed(settings.MIDDLEWARE):
+            try:
+                handler = import_string(path)(handler)
+            except MiddlewareNotUsed:
+                continue
+        hosts = [h for h in settings.ALLOWED_HOSTS if h and not h.startswith(".") and h != "*"]
+        request = RequestFactory().get("/", secure=True, HTTP_HOST=hosts[0] if hosts else "localhost")
+        # LocaleMiddleware activates a language for the thread: give it back afterwards.
+        with translation.override(translation.get_language()):
+            response = handler(request)
+    except Exception:  # noqa: BLE001 - a check must never crash startup; it only warns what it can see
+        return None
+    return {name: response.get(name) for name in GUARDED_HEADERS}
+
+
+def _check_flow_headers() -> list[CheckMessage]:
+    from django.http import HttpResponse
+
+    from . import security
+
+    try:
+        expected = security.harden(HttpResponse())
+    except Exception:  # noqa: BLE001 - broken plugin settings: their own checks (E005, ...) report them
+        return []
+    seen = _headers_after_middleware()
+    if seen is None:
+        return []
+    changed = [name for name in GUARDED_HEADERS if seen[name] != expected.get(name)]
+    if not changed:
+        return []
+    return [
+        Warning(
+            f"A middleware in MIDDLEWARE changes the purchase-flow pages' {', '.join(changed)}.",
+            hint="Klarna's widget needs the plugin's Content-Security-Policy and "
+            f"'Cross-Origin-Opener-Policy: {security.KLARNA_COOP}' on the checkout (its popup for login and "
+            "BankID), and flow pages must stay uncacheable and unframeable. Let the middleware keep a "
+            "header that is already set (as Django's SecurityMiddleware and CSP middleware do); see "
+            "docs/klarna-browser.md.",
+            id=_id("W010"),
+        )
+    ]
+
+
+def _check_csrf_failure_view() -> list[CheckMessage]:
+    from django.utils.module_loading import import_string
+
+    path = getattr(settings, "CSRF_FAILURE_VIEW", "django.views.csrf.csrf_failure")
+    try:
+        view = import_string(path) if isinstance(path, str) else path
+    except ImportError:
+        return []  # Django's own check reports an unimportable CSRF_FAILURE_VIEW
+    if getattr(view, "hardens_flow_pages", False):
+        return []
+    return [
+        Warning(
+            f"CSRF_FAILURE_VIEW ({path}) answers the purchase-flow pages' CSRF failures without their "
+            "hardening (no-store, CSP frame-ancestors, no framing).",
+            hint='Set CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure", or decorate your '
+            "own view with wagtail_klarna_paywall.security.hardens_flow_pages.",
+            id=_id("W011"),
+        )
+    ]
+
+
+def _check_unreadable_form_middleware() -> list[CheckMessage]:
+    middleware = list(settings.MIDDLEWARE)
+    missing = UNREADABLE_FORM_MIDDLEWARE not in middleware
+    late = (
+        not missing
+        and CSRF_MIDDLEWARE in middleware
+        and middleware.index(UNREADABLE_FORM_MIDDLEWARE) > middleware.index(CSRF_MIDDLEWARE)
+    )
+    if not (missing or late):
+        return []
+    return [
+        Warning(
+            f"{UNREADABLE_FORM_MIDDLEWARE} is "
+            f"{'not in MIDDLEWARE' if missing else 'after ' + CSRF_MIDDLEWARE}.",
+            hint="A form POST in another charset than UTF-8 then gets Django's bare error page instead of "
+            f"the flow's 400 page. Put it before {CSRF_MIDDLEWARE} (and after LocaleMiddleware, so the page "
+            "speaks the reader's language).",
+            id=_id("W012"),
+        )
+    ]
+
+
+@register(Tags.security, TAG)
+def check_flow_hardening(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The site settings that would take the flow pages' browser headers away (W010-W012)."""
+    return _check_flow_headers() + _check_csrf_failure_view() + _check_unreadable_form_middleware()

@@ -19,8 +19,8 @@ readers: reader-facing texts come from :mod:`wagtail_klarna_paywall.messages`.
             ├── ValidationError             400
             │   └── AccountSyncError        400 from one of the four raise_on_* flags
             ├── AuthenticationExpired       401
-            ├── PaymentMethodFailed         403 on place_order / place_trial_order
-            ├── PermissionDenied            403 elsewhere (missing scope or identity)
+            ├── PaymentMethodFailed         403 on place_order / place_trial_order, documented code or none
+            ├── PermissionDenied            any other 403 (missing scope, identity or permission)
             ├── NotFound                    404
             ├── RateLimited                 429 (``retry_after`` from Retry-After)
             └── ServerError                 5xx
@@ -172,7 +172,8 @@ class PaymentMethodFailed(PaywayAPIError):
 
 
 class PermissionDenied(PaywayAPIError):
-    """403 outside place_order: the token lacks a scope or an identity."""
+    """Any other 403 (on every path, order paths included): the token lacks a scope, an identity or a
+    permission. A configuration error: editors must see it, readers are told payments cannot be taken."""
 
     error_code = "permission_denied"
     may_have_reached_payway = False

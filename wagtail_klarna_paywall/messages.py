@@ -180,9 +180,13 @@ MESSAGES: dict[str, ReaderMessage] = {
         ),
         retry=True,
     ),
+    # A 403 that is not Klarna's refusal: a missing scope, identity or permission (our configuration).
     "permission_denied": ReaderMessage(
-        _("Purchases are not available right now"),
-        _("Nothing has been charged. Please try again later or contact customer service."),
+        _("Payments cannot be taken right now"),
+        _(
+            "We cannot take payments just now because of a problem on our side, not with your payment. "
+            "Nothing has been charged. Please try again later or contact customer service."
+        ),
     ),
     "not_found": ReaderMessage(
         _("This payment has expired"),

@@ -19,6 +19,7 @@ from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
 
 from .blocks import PAYMENT_METHOD_CATEGORY_CHOICES, OfferBlock
+from .security import HardenedPageMixin, is_unrouted, not_found
 
 
 @register_setting(icon="password")
@@ -416,7 +417,7 @@ def record_login_failure(endpoint: str, error_code: str, *, http_status: int, de
     ).delete()
 
 
-class KlarnaPurchasePage(RoutablePageMixin, Page):
+class KlarnaPurchasePage(HardenedPageMixin, RoutablePageMixin, Page):
     """Hosts the purchase flow: offer choice, the Klarna widget, placing the order.
 
     Routes (all but the landing page are per attempt, keyed by its unguessable reference):
@@ -458,6 +459,11 @@ class KlarnaPurchasePage(RoutablePageMixin, Page):
     class Meta:
         verbose_name = _("Klarna purchase page")
 
+    def serve(self, request, *args, **kwargs):
+        if is_unrouted(request):
+            return not_found(request)
+        return super().serve(request, *args, **kwargs)
+
     @path("")
     def landing(self, request):
         from . import views
@@ -483,7 +489,7 @@ class KlarnaPurchasePage(RoutablePageMixin, Page):
         return views.declined(request, self, reference)
 
 
-class PurchaseConfirmationPage(Page):
+class PurchaseConfirmationPage(HardenedPageMixin, Page):
     """Where Klarna sends the reader after paying (``?ref=<attempt reference>``)."""
 
     body = RichTextField(_("thank-you text"), blank=True)
@@ -498,4 +504,6 @@ class PurchaseConfirmationPage(Page):
     def serve(self, request, *args, **kwargs):
         from . import views
 
+        if is_unrouted(request):
+            return not_found(request)
         return views.confirmation(request, self)

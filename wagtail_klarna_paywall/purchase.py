@@ -809,7 +809,20 @@ def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime
 
     if isinstance(exc, PaymentMethodFailed):
         state, outcome = AttemptState.DECLINED, Outcome.DECLINED
-    elif isinstance(exc, (AccountSyncError, ValidationError, NotFound, PermissionDenied)) or (
+    elif isinstance(exc, PermissionDenied):
+        # A 403 with a scope, identity or permission code: our configuration, not Klarna's refusal, so
+        # never DECLINED. Whether Payway rejects such a 403 before executing anything is not documented
+        # (docs/payway-contract.md, "Errors"), so we decide conservatively: the attempt is not put back to
+        # session_ready (its single-use authorization is never re-sent), it ends FAILED with the error
+        # recorded for the editors' error panel, and the reader is told payments cannot be taken just now.
+        # A later try is a new attempt with a new session and a new authorization.
+        logger.error(
+            "place_order refused for attempt %s: configuration error (HTTP 403 %s)",
+            attempt.reference,
+            getattr(exc, "code", "") or "without a code",
+        )
+        state, outcome = AttemptState.FAILED, Outcome.FAILED
+    elif isinstance(exc, (AccountSyncError, ValidationError, NotFound)) or (
         isinstance(exc, PaywayAPIError)
         and not isinstance(exc, (ServerError, RateLimited))
         and exc.status < 500

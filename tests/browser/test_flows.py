@@ -46,6 +46,14 @@ CHECKOUT_PATH = re.compile(r"/kop/checkout/(?P<ref>[0-9a-f-]{36})/")
 FLOW_PATHS = ("/kop/", "/tack/")
 READER = "reader@example.com"
 DEMO_PASSWORD = "demo"
+#: The fake Payway's answer shapes where Payway's docs are silent (wagtail_klarna_paywall/fake/state.py,
+#: VARIANTS), flipped through its control API after the per-test reset.
+SHAPES = {
+    "item": {},
+    "flat": {"envelope": "flat"},
+    "redirect_url": {"redirect_field": "redirect_url"},
+    "direct_debit": {"categories": "direct_debit"},
+}
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -175,9 +183,17 @@ def payway(sandbox: Sandbox, *names: str) -> dict[str, int]:
 # -- flows ---------------------------------------------------------------------------------------------
 
 
-def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch):
+def use_shape(sandbox: Sandbox, shape: str) -> None:
+    variants = sandbox.control({"variants": SHAPES[shape]})["variants"]
+    assert {name: variants[name] for name in SHAPES[shape]} == SHAPES[shape]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch, shape: str):
     """A reader without an account opens an article, buys Digital from the paywall, fills in the customer
-    form, approves in the widget and pays: confirmation with the summary, one order (v2). S07."""
+    form, approves in the widget and pays: confirmation with the summary, one order (v2). S07. Once per
+    answer shape the fake can take (item-wrapped or flat, redirect_uri or redirect_url, direct_debit)."""
+    use_shape(sandbox, shape)
     open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
     save_screenshot(page, "article-paywall")
     reference = start_buying(page, "demo_digital")
@@ -316,12 +332,16 @@ def test_login_and_v1_purchase_under_every_sso2_claim_variant(
     assert_clean(watch)
 
 
-def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch):
+@pytest.mark.parametrize("shape", ["item", "flat", "direct_debit"])
+def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch, shape: str):
     """The free trial: direct debit (pay_now) in the widget, place_trial_order (never place_order). S07."""
+    use_shape(sandbox, shape)
     open_article(page, ARTICLE_TRIAL_DIGITAL)
     reference = start_buying(page, "demo_trial_14d")
+    # Direct debit: "pay_now" (Klarna's group for it), or "direct_debit" where the session lists that.
+    categories = "pay_now|direct_debit" if shape == "direct_debit" else "pay_now"
     expect(page.locator("[data-fake-klarna=widget]")).to_have_attribute(
-        "data-fake-klarna-category", "pay_now"
+        "data-fake-klarna-category", re.compile(f"^({categories})$")
     )
     expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial")
 
@@ -421,6 +441,29 @@ def test_payment_method_failed_explains_and_retry_starts_a_new_attempt(
     assert sandbox.attempt(new_reference)["state"] == "session_ready"
     assert sandbox.attempt(reference)["state"] == attempt["state"], "the failed attempt stays terminal"
     assert payway(sandbox, "sessions", "place_order") == {"sessions": 2, "place_order": 1}
+    assert_clean(watch)
+
+
+def test_a_scope_error_on_the_order_says_payments_cannot_be_taken(page: Page, sandbox: Sandbox, watch: Watch):
+    """A 403 that is not "payment method failed" (the fake's order_scope_error switch): the reader is told
+    payments cannot be taken just now, not that Klarna refused them; the attempt fails, never declined."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    sandbox.control({"variants": {"order_scope_error": True}})
+    fill_new_customer(page)
+    choose_outcome(page, "ok")
+    pay(page)
+
+    message = page.locator("[data-wkp-message]")
+    expect(message).to_contain_text("Payments cannot be taken right now")
+    expect(message).not_to_contain_text("Klarna")
+    save_screenshot(page, "order-scope-error")
+    attempt = sandbox.attempt(reference)
+    assert (attempt["state"], attempt["error_code"]) == ("failed", "permission_denied")
+    assert sandbox.events(reference, "declined") == 0
+    assert sandbox.events(reference, "error") == 1
+    assert payway(sandbox, "place_order", "orders") == {"place_order": 1, "orders": 0}
+    assert_flow_headers(watch)
     assert_clean(watch)
 
 

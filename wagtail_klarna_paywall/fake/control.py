@@ -8,6 +8,9 @@
                                                                         (or a list of such objects)
     {"slow_delay": 0.5}                                                 (seconds for the "slow" scenario)
     {"expire_tokens": true}                                             (every bearer token now answers 401)
+    {"variants": {"envelope": "flat", "redirect_field": "redirect_url",
+                  "categories": "direct_debit", "order_scope_error": true}}
+                                                    (any of the switches of state.VARIANTS, until a reset)
 
 and answers (like ``GET _control/``) with the counters, armed failures, sessions and orders. No token,
 ticket or password is ever part of the answer.
@@ -49,6 +52,7 @@ def snapshot() -> dict[str, Any]:
     return {
         "calls": state.calls(),
         "slow_delay": state.slow_delay(),
+        "variants": state.variants().as_json(),
         "armed": [
             {
                 "endpoint": f.endpoint,
@@ -129,6 +133,10 @@ def control_api(request: HttpRequest) -> HttpResponse:
                 state.set_slow_delay(float(body["slow_delay"]))
             if body.get("expire_tokens"):
                 state.expire_access_tokens()
+            if "variants" in body:
+                if not isinstance(body["variants"], dict):
+                    raise ValueError("variants takes an object")
+                state.set_variants(**body["variants"])
             specs = body.get("fail_next")
             for spec in specs if isinstance(specs, list) else ([specs] if specs is not None else []):
                 _arm(spec)
@@ -148,6 +156,10 @@ def index(request: HttpRequest) -> HttpResponse:
                 state.reset()
             elif action == "slow_delay":
                 state.set_slow_delay(float(request.POST.get("slow_delay", "")))
+            elif action == "variants":
+                state.set_variants(
+                    **{name: request.POST[name] for name in state.VARIANTS if name in request.POST}
+                )
             elif action == "arm":
                 preset = PRESETS.get(request.POST.get("preset", ""))
                 if preset is None:
@@ -166,6 +178,10 @@ def index(request: HttpRequest) -> HttpResponse:
         "endpoints": state.ENDPOINTS,
         "presets": [(key, label) for key, (label, _) in PRESETS.items()],
         "scenarios": SCENARIOS.items(),
+        "variants": [
+            (name, choices, help_text, getattr(state.variants(), name))
+            for name, (choices, help_text) in state.VARIANTS.items()
+        ],
         "accounts": state.accounts(),
     }
     return render(request, "wagtail_klarna_paywall/fake/control.html", context, status=400 if error else 200)

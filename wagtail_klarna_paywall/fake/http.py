@@ -47,6 +47,9 @@ def error_response(status: int, code: str, message: str, field: str = "") -> Jso
 
 
 def item_response(item: dict[str, Any], status: int = 200) -> JsonResponse:
+    """A single object, wrapped in ``item`` or at the top level (the ``envelope`` variant)."""
+    if state.variants().envelope == "flat":
+        return JsonResponse(item, status=status)
     return JsonResponse({"item": item}, status=status)
 
 

@@ -171,6 +171,65 @@ def default_error_code(endpoint: str, status: int) -> str:
     return _DEFAULT_CODES.get(status, "error")
 
 
+# -- variants: how the fake differs where Payway's docs are silent -------------------------------------
+
+#: Each switch, its allowed values (the first is the default) and what it changes. Set them in
+#: ``settings.WAGTAIL_KLARNA_PAYWALL_FAKE`` (upper-case names, e.g. ``{"ENVELOPE": "flat"}``; the sandbox
+#: reads ``FAKE_PAYWAY_<NAME>`` from the environment) or at runtime through the control API
+#: (``{"variants": {"envelope": "flat"}}``). :func:`reset` goes back to the settings.
+VARIANTS: dict[str, tuple[tuple[object, ...], str]] = {
+    "envelope": (("item", "flat"), 'single objects wrapped as {"item": {...}}, or at the top level'),
+    "redirect_field": (
+        ("redirect_uri", "redirect_url"),
+        "the field of place_order's answer that holds the Klarna hop",
+    ),
+    "categories": (
+        ("standard", "direct_debit"),
+        "the sessions' payment_method_categories: Klarna's groups, or those plus direct_debit",
+    ),
+    "order_scope_error": (
+        (False, True),
+        "place_order and place_trial_order answer 403 insufficient_scope (nothing is executed)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Variants:
+    envelope: str = "item"
+    redirect_field: str = "redirect_uri"
+    categories: str = "standard"
+    order_scope_error: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def _checked_variants(values: dict[str, object], base: Variants | None = None) -> Variants:
+    """``base`` with ``values`` applied; ValueError for an unknown switch or value."""
+    changes: dict[str, object] = {}
+    for name, value in values.items():
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; one of {', '.join(VARIANTS)}")
+        allowed = VARIANTS[name][0]
+        if isinstance(allowed[0], bool) and isinstance(value, str):
+            # From the environment: the usual spellings only, so a typo fails instead of meaning "off".
+            value = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}.get(
+                value.strip().lower(), value
+            )
+        if value not in allowed or type(value) is not type(allowed[0]):
+            raise ValueError(f"variant {name} must be one of {', '.join(map(str, allowed))}")
+        changes[name] = value
+    return dataclasses.replace(base or Variants(), **changes)
+
+
+def _configured_variants() -> Variants:
+    options = getattr(settings, "WAGTAIL_KLARNA_PAYWALL_FAKE", {}) or {}
+    return _checked_variants(
+        {name: options[name.upper()] for name in VARIANTS if options.get(name.upper()) not in (None, "")}
+    )
+
+
 class _Store:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {
@@ -188,6 +247,7 @@ class _Store:
         self.calls: Counter[str] = Counter()
         self.failures: dict[str, deque[Failure]] = {}
         self.slow_delay: float = _configured_slow_delay()
+        self.variants: Variants = _configured_variants()
 
 
 def _configured_slow_delay() -> float:
@@ -312,6 +372,18 @@ def set_slow_delay(seconds: float) -> None:
 def slow_delay() -> float:
     with _lock:
         return _s().slow_delay
+
+
+def variants() -> Variants:
+    with _lock:
+        return _s().variants
+
+
+def set_variants(**values: object) -> Variants:
+    """Flip variant switches until the next :func:`reset` (see :data:`VARIANTS`)."""
+    with _lock:
+        _s().variants = _checked_variants(values, _s().variants)
+        return _s().variants
 
 
 # -- accounts, tickets and tokens -------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Behaviour the public docs leave open is decided here, once, the way ``docs/payway-contract.md``
 assumes it: create_session answers ``{"item": {klarna_client_token,
 klarna_payments_session_id, payment_method_categories}}``; place_order answers ``{"item": {order_id,
-redirect_uri}}``; a 403 ``payment_method_failed`` terminates the session.
+redirect_uri}}``; a 403 ``payment_method_failed`` terminates the session. Where the docs are silent the
+fake can answer each plausible way: see the switches in :data:`.state.VARIANTS` (flat answers,
+``redirect_url``, categories with ``direct_debit``, a 403 scope error on orders).
 
 Outcomes of place_order are chosen by the Klarna authorization token, which the fake widget
 (``static/wagtail_klarna_paywall/fake-klarna.js``) builds as ``fake-auth-<scenario>-<random>``; see
@@ -65,10 +67,19 @@ SCENARIOS = {
 AUTHORIZATION_TOKEN = re.compile(r"^fake-auth-(?P<scenario>[a-z_]+)-[A-Za-z0-9]{4,64}$")
 BAD_REDIRECT = "https://evil.example/phish"
 
-CATEGORY_NAMES = {"pay_now": "Betala nu", "pay_later": "Betala senare", "pay_over_time": "Dela upp"}
+CATEGORY_NAMES = {
+    "pay_now": "Betala nu",
+    "pay_later": "Betala senare",
+    "pay_over_time": "Dela upp",
+    "direct_debit": "Autogiro",
+}
 REGULAR_CATEGORIES = ("pay_now", "pay_later", "pay_over_time")
 #: Klarna allows only direct debit (grouped under pay_now) for a 0-amount trial purchase.
 TRIAL_CATEGORIES = ("pay_now",)
+#: The ``categories`` variant "direct_debit": sessions that also list the older direct_debit identifier
+#: (for trials not first, so a plugin that takes the first category gets it wrong).
+DIRECT_DEBIT_REGULAR_CATEGORIES = (*REGULAR_CATEGORIES, "direct_debit")
+DIRECT_DEBIT_TRIAL_CATEGORIES = ("pay_now", "direct_debit")
 
 PERIOD_TYPES = ("limited", "recurring")
 OBJECT_ID = re.compile(r"^[a-f\d]{24}$")
@@ -234,7 +245,10 @@ def create_session(request: HttpRequest, version: str) -> HttpResponse:
         raise invalid("disable_account_info_overwrite", "disable_account_info_overwrite must be a boolean")
 
     session_id = state.new_session_id()
-    categories = TRIAL_CATEGORIES if product.trial else REGULAR_CATEGORIES
+    if state.variants().categories == "direct_debit":
+        categories = DIRECT_DEBIT_TRIAL_CATEGORIES if product.trial else DIRECT_DEBIT_REGULAR_CATEGORIES
+    else:
+        categories = TRIAL_CATEGORIES if product.trial else REGULAR_CATEGORIES
     session = state.Session(
         id=session_id,
         version=v,
@@ -339,6 +353,10 @@ def _place(request: HttpRequest, version: int, *, trial: bool) -> HttpResponse:
     if match is None or match["scenario"] not in SCENARIOS:
         raise invalid("klarna_authorization_token", "Invalid authorization token")
     scenario = match["scenario"]
+    if state.variants().order_scope_error:
+        # The order_scope_error variant: the API client lacks a scope for orders. Refused before anything
+        # is executed, like a missing scope on any endpoint; nothing is consumed.
+        raise ApiError(403, "insufficient_scope", f"The access token lacks the scope {KP_WRITE} for orders")
     if scenario == "expired_token":
         # Rejected before execution, as Payway rejects an expired bearer token: nothing is consumed.
         state.revoke_access_token(token.value)
@@ -367,7 +385,7 @@ def _place(request: HttpRequest, version: int, *, trial: bool) -> HttpResponse:
     if scenario == "garbage":
         return garbage_response()
     redirect_uri = BAD_REDIRECT if scenario == "bad_redirect" else _hop_url(request, session.id)
-    return item_response({"order_id": order.id, "redirect_uri": redirect_uri})
+    return item_response({"order_id": order.id, state.variants().redirect_field: redirect_uri})
 
 
 def _customer_info(value: Any) -> dict[str, str]:

@@ -43,6 +43,7 @@ from .tokens import SystemTokenCache
 from .types import (
     ACCOUNT_SYNC_ERROR_CODES,
     IDENTITY_SCOPES,
+    PAYMENT_METHOD_FAILED_CODES,
     PRODUCT_CAMPAIGN,
     PRODUCT_PACKAGE,
     SYSTEM_SCOPES,
@@ -95,6 +96,11 @@ def _is_order_path(path: str) -> bool:
     return path in _ORDER_PATHS or (
         IDENTITY_TRIAL_ORDER_PATH is not None and path == IDENTITY_TRIAL_ORDER_PATH
     )
+
+
+def _is_payment_method_failed(path: str, code: str) -> bool:
+    """Whether a 403 at ``path`` with Payway's error ``code`` means Klarna refused the reader."""
+    return _is_order_path(path) and (not code or code.lower() in PAYMENT_METHOD_FAILED_CODES)
 
 
 class _Reply(NamedTuple):
@@ -574,8 +580,10 @@ class PaywayClient:
         if status == 401:
             return AuthenticationExpired(body.message, **kwargs)
         if status == 403:
-            if _is_order_path(path):
+            if _is_payment_method_failed(path, body.code):
                 return PaymentMethodFailed(body.message, **kwargs)
+            # A missing scope, identity or permission, on any path: a configuration error for the editors,
+            # never "Klarna refused you" for the reader.
             return PermissionDenied(body.message, **kwargs)
         if status == 404:
             return NotFound(body.message, **kwargs)

@@ -26,6 +26,12 @@ ACCOUNT_SYNC_ERROR_CODES = {
     "delivery_address_error": "delivery_address",
 }
 
+#: Payway ``code`` values of a 403 on place_order / place_trial_order that mean "payment method failed":
+#: Klarna refused the reader (docs/payway-contract.md, "Errors"). A 403 there with no code at all means the
+#: same; any other code (a missing scope, identity or permission) is a configuration error. The one place
+#: to change once Adeprimo confirms Payway's real codes. Compared case-insensitively.
+PAYMENT_METHOD_FAILED_CODES = frozenset({"payment_method_failed"})
+
 PERIOD_LIMITED = "limited"
 PERIOD_RECURRING = "recurring"
 PRODUCT_PACKAGE = "package"

@@ -51,6 +51,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A form POST Django cannot read (a charset other than UTF-8) gets the flow's 400 page; before CSRF,
+    # which reads the form first.
+    "wagtail_klarna_paywall.security.UnreadableFormMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -59,6 +62,9 @@ MIDDLEWARE = [
     # Cache-Control: private / Vary: Cookie on API and feed responses that depended on the reader.
     "wagtail_klarna_paywall.gating.ReaderDependentCacheMiddleware",
 ]
+
+# CSRF failures of the purchase-flow pages keep their hardening (no-store, CSP, no framing).
+CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure"
 
 ROOT_URLCONF = "sandbox.urls"
 WSGI_APPLICATION = "sandbox.wsgi.application"
@@ -179,6 +185,15 @@ else:
         "FAKE_KLARNA": True,
         "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
     }
+
+#: Switches of the fake Payway (wagtail_klarna_paywall/fake/state.py, VARIANTS) from the environment, e.g.
+#: FAKE_PAYWAY_ENVELOPE=flat FAKE_PAYWAY_REDIRECT_FIELD=redirect_url FAKE_PAYWAY_CATEGORIES=direct_debit
+#: FAKE_PAYWAY_ORDER_SCOPE_ERROR=1 sandbox/run. The control page and API flip them at runtime too.
+WAGTAIL_KLARNA_PAYWALL_FAKE = {
+    name: os.environ[f"FAKE_PAYWAY_{name}"]
+    for name in ("ENVELOPE", "REDIRECT_FIELD", "CATEGORIES", "ORDER_SCOPE_ERROR")
+    if os.environ.get(f"FAKE_PAYWAY_{name}")
+}
 
 #: Title code the demo content is built for (the fake's catalogue is "demo").
 PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY else "demo")
