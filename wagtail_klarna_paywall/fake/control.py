@@ -8,6 +8,8 @@
                                                                         (or a list of such objects)
     {"slow_delay": 0.5}                                                 (seconds for the "slow" scenario)
     {"expire_tokens": true}                                             (every bearer token now answers 401)
+    {"session_categories": {"regular": ["pay_now"], "trial": ["pay_now", "direct_debit"]}}
+                                        (what create_session lists as payment_method_categories)
 
 and answers (like ``GET _control/``) with the counters, armed failures, sessions and orders. No token,
 ticket or password is ever part of the answer.
@@ -49,6 +51,9 @@ def snapshot() -> dict[str, Any]:
     return {
         "calls": state.calls(),
         "slow_delay": state.slow_delay(),
+        "session_categories": {
+            kind: state.session_categories(trial=kind == "trial") for kind in ("regular", "trial")
+        },
         "armed": [
             {
                 "endpoint": f.endpoint,
@@ -129,6 +134,11 @@ def control_api(request: HttpRequest) -> HttpResponse:
                 state.set_slow_delay(float(body["slow_delay"]))
             if body.get("expire_tokens"):
                 state.expire_access_tokens()
+            if "session_categories" in body:
+                categories = body["session_categories"]
+                if not isinstance(categories, dict) or set(categories) - {"regular", "trial"}:
+                    raise ValueError("session_categories takes an object with regular and/or trial")
+                state.set_session_categories(**categories)
             specs = body.get("fail_next")
             for spec in specs if isinstance(specs, list) else ([specs] if specs is not None else []):
                 _arm(spec)

@@ -188,6 +188,8 @@ class _Store:
         self.calls: Counter[str] = Counter()
         self.failures: dict[str, deque[Failure]] = {}
         self.slow_delay: float = _configured_slow_delay()
+        #: What create_session lists as ``payment_method_categories``; None: the fake's defaults.
+        self.session_categories: dict[str, tuple[str, ...] | None] = {"regular": None, "trial": None}
 
 
 def _configured_slow_delay() -> float:
@@ -312,6 +314,32 @@ def set_slow_delay(seconds: float) -> None:
 def slow_delay() -> float:
     with _lock:
         return _s().slow_delay
+
+
+#: Category identifiers create_session may list (Klarna's groups, and the older direct_debit).
+KNOWN_CATEGORIES = ("pay_now", "pay_later", "pay_over_time", "klarna", "direct_debit")
+
+
+def set_session_categories(
+    *, regular: tuple[str, ...] | list[str] | None = None, trial: tuple[str, ...] | list[str] | None = None
+) -> None:
+    """Make create_session list these categories for regular and/or trial sessions (None: the default,
+    an empty list: none at all, as a Payway that does not pass Klarna's list through)."""
+    for value in (regular, trial):
+        if value is not None and (
+            isinstance(value, str) or any(category not in KNOWN_CATEGORIES for category in value)
+        ):
+            raise ValueError("categories must be a list of: " + ", ".join(KNOWN_CATEGORIES))
+    with _lock:
+        if regular is not None:
+            _s().session_categories["regular"] = tuple(regular)
+        if trial is not None:
+            _s().session_categories["trial"] = tuple(trial)
+
+
+def session_categories(*, trial: bool) -> tuple[str, ...] | None:
+    with _lock:
+        return _s().session_categories["trial" if trial else "regular"]
 
 
 # -- accounts, tickets and tokens -------------------------------------------------------------------

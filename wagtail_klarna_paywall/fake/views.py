@@ -65,7 +65,13 @@ SCENARIOS = {
 AUTHORIZATION_TOKEN = re.compile(r"^fake-auth-(?P<scenario>[a-z_]+)-[A-Za-z0-9]{4,64}$")
 BAD_REDIRECT = "https://evil.example/phish"
 
-CATEGORY_NAMES = {"pay_now": "Betala nu", "pay_later": "Betala senare", "pay_over_time": "Dela upp"}
+CATEGORY_NAMES = {
+    "pay_now": "Betala nu",
+    "pay_later": "Betala senare",
+    "pay_over_time": "Dela upp",
+    "klarna": "Betala med Klarna",
+    "direct_debit": "Autogiro",
+}
 REGULAR_CATEGORIES = ("pay_now", "pay_later", "pay_over_time")
 #: Klarna allows only direct debit (grouped under pay_now) for a 0-amount trial purchase.
 TRIAL_CATEGORIES = ("pay_now",)
@@ -234,7 +240,9 @@ def create_session(request: HttpRequest, version: str) -> HttpResponse:
         raise invalid("disable_account_info_overwrite", "disable_account_info_overwrite must be a boolean")
 
     session_id = state.new_session_id()
-    categories = TRIAL_CATEGORIES if product.trial else REGULAR_CATEGORIES
+    categories = state.session_categories(trial=product.trial)
+    if categories is None:
+        categories = TRIAL_CATEGORIES if product.trial else REGULAR_CATEGORIES
     session = state.Session(
         id=session_id,
         version=v,
