@@ -447,6 +447,10 @@ def test_search_packages(payway):
     page = payway.search_packages("demo")
     assert [p.product_code for p in page.items] == ["demo_digital", "demo_digital_weekend"]
     assert {p.kind for p in page.items} == {PRODUCT_PACKAGE}
+    assert [p.included_product_codes for p in page.items] == [
+        (catalogue.DIGITAL,),
+        (catalogue.DIGITAL, catalogue.PAPER_WEEKEND),
+    ]
     assert page.more_results_available is False
     assert page.items[0].valid_from is not None
 
@@ -462,9 +466,9 @@ def test_search_packages_pages_and_inactive(payway):
 
 def test_search_campaigns(payway):
     page = payway.search_campaigns("demo")
-    assert [(c.product_code, c.kind) for c in page.items] == [
-        ("demo_campaign_3m99", PRODUCT_CAMPAIGN),
-        ("demo_trial_14d", PRODUCT_CAMPAIGN),
+    assert [(c.product_code, c.kind, c.included_product_codes) for c in page.items] == [
+        ("demo_campaign_3m99", PRODUCT_CAMPAIGN, (catalogue.DIGITAL,)),
+        ("demo_trial_14d", PRODUCT_CAMPAIGN, (catalogue.DIGITAL,)),
     ]
 
 
