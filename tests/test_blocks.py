@@ -335,6 +335,21 @@ def test_editor_codes_override_the_offers_products(payway_down, purchase_page):
     assert paywall_access_codes(block.clean(value)) == ("premium",)
 
 
+def test_a_list_of_the_offered_codes_from_before_is_no_override(payway_down, purchase_page):
+    """Paywalls saved before offers stored their products had the offered codes copied into the list:
+    those are package codes no reader holds, so the offers' products open the article instead."""
+    value = {
+        "offers": [
+            {"product_code": "demo_digital", "included_product_codes": "digital"},
+            {"product_code": "demo_campaign", "included_product_codes": "digital"},
+        ],
+        "access_product_codes": ["demo_campaign", "demo_digital"],
+    }
+    assert paywall_access_codes(value) == ("digital",)
+    value["access_product_codes"] = ["demo_digital"]  # a choice: only buyers of one offer
+    assert paywall_access_codes(value) == ("demo_digital",)
+
+
 def test_purchase_and_confirmation_choosers_are_restricted():
     block = PaywallBlock()
     from wagtail_klarna_paywall.models import KlarnaPurchasePage, PurchaseConfirmationPage

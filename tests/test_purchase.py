@@ -299,7 +299,7 @@ def test_trial_session_names_its_period_and_loads_direct_debit(shop, payway):
     }
     # Klarna allows only direct debit for a 0-amount trial: listed, it wins over the first (pay_now).
     assert attempt.payment_method_category == "direct_debit"
-    assert attempt.is_trial
+    assert attempt.is_trial and attempt.error_code == ""
     assert not attempt.events.filter(error_code="no_payment_method").exists()
 
 
@@ -317,6 +317,7 @@ def test_trial_session_listing_only_pay_later_loads_nothing_and_says_why(shop, p
 
     assert attempt.state == AttemptState.SESSION_READY
     assert attempt.payment_method_category == ""
+    assert attempt.error_code == "no_payment_method"  # the purchase log's error filter finds it
     event = attempt.events.get(error_code="no_payment_method")
     assert event.kind == EventKind.ERROR
     assert event.detail == "trial; session lists: pay_later"

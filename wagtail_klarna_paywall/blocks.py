@@ -104,22 +104,40 @@ def offer_is_held(offer_value: Any, owned: frozenset[str] | set[str]) -> bool:
     return bool(codes) and set(codes) <= set(owned)
 
 
-def paywall_access_codes(paywall_value: Any) -> tuple[str, ...]:
-    """The product codes that open the content after this paywall: the editor's list when there is one,
-    else every product its offers grant."""
+def _offers(paywall_value: Any) -> list[Any]:
+    return [offer for offer in _items(paywall_value.get("offers")) if hasattr(offer, "get")]
+
+
+def editor_access_codes(paywall_value: Any) -> tuple[str, ...]:
+    """The codes the editor listed in the paywall, or ``()`` when the list is not an override.
+
+    Paywalls saved before offers stored their products had the offered package and campaign codes
+    copied into this list on save. Such a list is no choice of the editor's, and no reader's
+    ``active_products`` holds those codes: it counts as empty.
+    """
     if not hasattr(paywall_value, "get"):
         return ()
-    override = tuple(
+    listed = tuple(
         dict.fromkeys(
             code.strip()
             for code in _items(paywall_value.get("access_product_codes"))
             if isinstance(code, str) and code.strip()
         )
     )
+    offered = {offer.get("product_code") for offer in _offers(paywall_value)}
+    return listed if listed and set(listed) != offered else ()
+
+
+def paywall_access_codes(paywall_value: Any) -> tuple[str, ...]:
+    """The product codes that open the content after this paywall: the editor's list when there is one,
+    else every product its offers grant."""
+    if not hasattr(paywall_value, "get"):
+        return ()
+    override = editor_access_codes(paywall_value)
     if override:
         return override
     codes: dict[str, None] = {}
-    for offer in _items(paywall_value.get("offers")):
+    for offer in _offers(paywall_value):
         codes.update(dict.fromkeys(offer_access_codes(offer)))
     return tuple(codes)
 
@@ -327,7 +345,7 @@ class PaywallBlock(blocks.StructBlock):
         value = super().clean(value)
         # The list is the editor's override and is stored as given: left empty, the offers' products
         # open the article (``paywall_access_codes``), so choosing another offer later changes access too.
-        if paywall_access_codes({"access_product_codes": value.get("access_product_codes")}):
+        if editor_access_codes(value):
             # The editor named the codes: no offer falls back to its own code, so no warning about it.
             for offer in value.get("offers") or ():
                 if not split_codes(offer.get("included_product_codes")) and offer.get("product_code"):

@@ -504,7 +504,10 @@ def _prepare_session(
             attempt.save()
             record_event(attempt, EventKind.SESSION_CREATED, endpoint=_session_endpoint(with_identity))
             if not attempt.payment_method_category:
-                # The checkout will show the fallback, not Klarna: say why where editors look.
+                # The checkout will show the fallback, not Klarna: say why where editors look (the
+                # purchase log's error filter and the attempt's timeline).
+                attempt.error_code = NO_PAYMENT_METHOD
+                attempt.save(update_fields=["error_code", "updated_at"])
                 listed = ", ".join(session_category_identifiers(categories))
                 record_event(
                     attempt,
