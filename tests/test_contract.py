@@ -464,6 +464,24 @@ def test_search_packages_pages_and_inactive(payway):
     assert second.more_results_available is False
 
 
+@pytest.mark.parametrize("shape", catalogue.PRODUCTS_SHAPES)
+def test_search_reads_the_included_products_in_every_shape(payway, shape):
+    """Payway's field for the products an item contains is undocumented: the fake lists them in each
+    shape the client accepts, and the client reads the same codes from all of them."""
+    state.set_products_shape(shape)
+    packages = payway.search_packages("demo").items
+    campaigns = payway.search_campaigns("demo").items
+    expected = {
+        "demo_digital": (catalogue.DIGITAL,),
+        "demo_digital_weekend": (catalogue.DIGITAL, catalogue.PAPER_WEEKEND),
+        "demo_campaign_3m99": (catalogue.DIGITAL,),
+        "demo_trial_14d": (catalogue.DIGITAL,),
+    }
+    if shape == catalogue.PRODUCTS_SHAPE_NONE:
+        expected = dict.fromkeys(expected, ())
+    assert {p.product_code: p.included_product_codes for p in packages + campaigns} == expected
+
+
 def test_search_campaigns(payway):
     page = payway.search_campaigns("demo")
     assert [(c.product_code, c.kind, c.included_product_codes) for c in page.items] == [

@@ -255,6 +255,15 @@ def test_session_categories_can_be_switched(api):
     assert len(api.session().json()["item"]["payment_method_categories"]) == 3
 
 
+def test_products_shape_switch(api):
+    url = BASE + "external/api/v2/products/package/search"
+    control(api, {"products_shape": "product_codes"})
+    [first, _second] = api.get(url, {"title_code": "demo"}, api.system_token()).json()["items"]
+    assert first["product_codes"] == ["digital"] and "products" not in first
+    assert control(api, {}).json()["products_shape"] == "product_codes"
+    assert control(api, {"products_shape": "xml"}).status_code == 400
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -33,6 +33,23 @@ TRIAL_PERIOD_ID = "5f0d1c2b3a4e5f6a7b8c9d0e"
 DIGITAL = "digital"
 PAPER_WEEKEND = "paper_weekend"
 
+#: How search items list their products (Payway's field is undocumented; see ``payway/parsing.py``):
+#: objects under ``products`` (the default, shaped like Payway's product search items), plain codes under
+#: ``product_codes``, ``{"code"}`` objects under ``included_products``, on a nested base ``package``, or
+#: not at all. Chosen with ``state.set_products_shape``.
+PRODUCTS_SHAPE_OBJECTS = "products"
+PRODUCTS_SHAPE_CODES = "product_codes"
+PRODUCTS_SHAPE_INCLUDED = "included_products"
+PRODUCTS_SHAPE_PACKAGE = "package"
+PRODUCTS_SHAPE_NONE = "none"
+PRODUCTS_SHAPES = (
+    PRODUCTS_SHAPE_OBJECTS,
+    PRODUCTS_SHAPE_CODES,
+    PRODUCTS_SHAPE_INCLUDED,
+    PRODUCTS_SHAPE_PACKAGE,
+    PRODUCTS_SHAPE_NONE,
+)
+
 #: The products of the catalogue (Payway's "packaged products"), by code.
 INCLUDED_PRODUCTS: dict[str, dict] = {
     DIGITAL: {
@@ -102,7 +119,7 @@ class Product:
     def period(self, period_id: str) -> Period | None:
         return next((p for p in self.periods if p.id == period_id), None)
 
-    def as_json(self) -> dict:
+    def as_json(self, products_shape: str = "products") -> dict:
         return {
             "id": self.id,
             "valid_from": self.valid_from.isoformat(),
@@ -115,8 +132,21 @@ class Product:
             "description": self.description,
             "additional_short_description": None,
             "image_url": None,
-            "products": [dict(INCLUDED_PRODUCTS[code]) for code in self.grants],
+            **self.products_json(products_shape),
         }
+
+    def products_json(self, shape: str) -> dict:
+        """The item's list of the products it contains, in one of the shapes the client accepts."""
+        objects = [dict(INCLUDED_PRODUCTS[code]) for code in self.grants]
+        if shape == PRODUCTS_SHAPE_CODES:
+            return {"product_codes": list(self.grants)}
+        if shape == PRODUCTS_SHAPE_INCLUDED:
+            return {"included_products": [{"code": code} for code in self.grants]}
+        if shape == PRODUCTS_SHAPE_PACKAGE:
+            return {"package": {"product_code": "base_" + self.code, "products": objects}}
+        if shape == PRODUCTS_SHAPE_NONE:
+            return {}
+        return {"products": objects}
 
 
 PACKAGES: tuple[Product, ...] = (

@@ -10,6 +10,7 @@
     {"expire_tokens": true}                                             (every bearer token now answers 401)
     {"session_categories": {"regular": ["pay_now"], "trial": ["pay_now", "direct_debit"]}}
                                         (what create_session lists as payment_method_categories)
+    {"products_shape": "product_codes"}  (how search items list their products; see catalogue.PRODUCTS_SHAPES)
 
 and answers (like ``GET _control/``) with the counters, armed failures, sessions and orders. No token,
 ticket or password is ever part of the answer.
@@ -51,6 +52,7 @@ def snapshot() -> dict[str, Any]:
     return {
         "calls": state.calls(),
         "slow_delay": state.slow_delay(),
+        "products_shape": state.products_shape(),
         "session_categories": {
             kind: state.session_categories(trial=kind == "trial") for kind in ("regular", "trial")
         },
@@ -134,6 +136,8 @@ def control_api(request: HttpRequest) -> HttpResponse:
                 state.set_slow_delay(float(body["slow_delay"]))
             if body.get("expire_tokens"):
                 state.expire_access_tokens()
+            if "products_shape" in body:
+                state.set_products_shape(str(body["products_shape"]))
             if "session_categories" in body:
                 categories = body["session_categories"]
                 if not isinstance(categories, dict) or set(categories) - {"regular", "trial"}:

@@ -190,6 +190,8 @@ class _Store:
         self.slow_delay: float = _configured_slow_delay()
         #: What create_session lists as ``payment_method_categories``; None: the fake's defaults.
         self.session_categories: dict[str, tuple[str, ...] | None] = {"regular": None, "trial": None}
+        #: How package and campaign search items list their products (``catalogue.PRODUCTS_SHAPES``).
+        self.products_shape: str = "products"
 
 
 def _configured_slow_delay() -> float:
@@ -340,6 +342,21 @@ def set_session_categories(
 def session_categories(*, trial: bool) -> tuple[str, ...] | None:
     with _lock:
         return _s().session_categories["trial" if trial else "regular"]
+
+
+def set_products_shape(shape: str) -> None:
+    """How package and campaign search items list their products (``catalogue.PRODUCTS_SHAPES``)."""
+    from .catalogue import PRODUCTS_SHAPES
+
+    if shape not in PRODUCTS_SHAPES:
+        raise ValueError("products_shape must be one of: " + ", ".join(PRODUCTS_SHAPES))
+    with _lock:
+        _s().products_shape = shape
+
+
+def products_shape() -> str:
+    with _lock:
+        return _s().products_shape
 
 
 # -- accounts, tickets and tokens -------------------------------------------------------------------

@@ -537,8 +537,9 @@ def _search(request: HttpRequest, products: tuple[catalogue.Product, ...]) -> Ht
     ]
     start = (page_number - 1) * page_size
     page = matching[start : start + page_size]
+    shape = state.products_shape()
     return items_response(
-        [product.as_json() for product in page],
+        [product.as_json(shape) for product in page],
         {
             "page_size": page_size,
             "page_number": page_number,
