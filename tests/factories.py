@@ -64,6 +64,8 @@ class OfferBlockFactory(wagtail_factories.StructBlockFactory):
     period_id = ""
     price = Decimal("99")
     price_period = "month"
+    #: What the chooser copies from the catalogue: the products the package contains.
+    included_product_codes = "digital"
     label = "Digital subscription"
     selling_points = factory.LazyFunction(lambda: ["Every article"])
     payment_method_category = ""
@@ -80,7 +82,7 @@ class OfferBlockFactory(wagtail_factories.StructBlockFactory):
             period_id="5e4bbd0e09c04c1f6498c581",
             price=Decimal("0"),
             label="Try a month for free",
-            payment_method_category="pay_now",
+            payment_method_category="direct_debit",
         )
 
 
@@ -91,8 +93,9 @@ class PaywallBlockFactory(wagtail_factories.StructBlockFactory):
     purchase_page = None
     confirmation_page = None
     login_text = "Already a subscriber? Log in"
+    # Empty: the offers' products open the article, as for a paywall whose editor lists no codes.
     access_product_codes = factory.LazyFunction(
-        lambda: blocks.list_block.ListValue(blocks.ListBlock(blocks.CharBlock()), values=["digital"])
+        lambda: blocks.list_block.ListValue(blocks.ListBlock(blocks.CharBlock()), values=[])
     )
 
     class Meta:

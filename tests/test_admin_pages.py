@@ -11,8 +11,9 @@ from wagtail.models import Page, Site
 from wagtail.test.utils.form_data import nested_form_data, rich_text, streamfield
 
 from tests.factories import KlarnaPurchasePageFactory, PurchaseConfirmationPageFactory
-from tests.test_catalogue import MONTH_PERIOD, TRIAL_PERIOD, mock_catalogue
+from tests.test_catalogue import MONTH_PERIOD, TRIAL_PERIOD, WEB_PRODUCT, mock_catalogue
 from tests.testapp.models import ArticlePage
+from wagtail_klarna_paywall import gating
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 from wagtail_klarna_paywall.offers import resolve_offer
 
@@ -132,10 +133,15 @@ def test_editor_creates_a_paywalled_article_through_the_admin(editor, home, purc
     assert paywall.block.name == "paywall"
     items = list(paywall.value["offers"].bound_blocks)
     assert [item.value["product_code"] for item in items] == ["dagbladet_digital", "dagbladet_trial"]
-    # Left empty, the access codes default to the offered products.
-    assert list(paywall.value["access_product_codes"]) == ["dagbladet_digital", "dagbladet_trial"]
+    # Each offer stores the products its package or campaign contains, read from the catalogue ...
+    assert [item.value["included_product_codes"] for item in items] == [WEB_PRODUCT, WEB_PRODUCT]
+    # ... and with the paywall's own list left empty (no override), those products open the article,
+    # not the package or campaign codes (which no reader's active_products lists).
+    assert list(paywall.value["access_product_codes"]) == []
+    assert gating.access_codes(paywall) == (WEB_PRODUCT,)
     trial = resolve_offer(page, f"{paywall.id}:{items[1].id}")
     assert trial.is_trial and trial.period_id == TRIAL_PERIOD and trial.payment_method_category == "pay_now"
+    assert trial.access_product_codes == (WEB_PRODUCT,)
     assert trial.purchase_page_id == purchase_page.pk
 
 

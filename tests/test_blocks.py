@@ -16,7 +16,7 @@ from wagtail.models import Site
 from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory, OfferBlockFactory
 from tests.test_catalogue import CAMPAIGNS_URL, TRIAL_PERIOD, mock_catalogue
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock, split_at_paywall
+from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock, paywall_access_codes, split_at_paywall
 from wagtail_klarna_paywall.offers import resolve_offer
 
 pytestmark = pytest.mark.django_db
@@ -237,6 +237,14 @@ def test_trial_must_use_direct_debit(payway_down):
     assert "direct debit" in errors["payment_method_category"]
 
 
+@pytest.mark.parametrize("category", ["", "direct_debit", "pay_now"])
+def test_trial_may_use_direct_debit_or_pay_now(payway_down, category):
+    value = offer_value(
+        product_kind="campaign", is_trial=True, period_id=TRIAL_PERIOD, payment_method_category=category
+    )
+    assert OfferBlock().clean(value)["payment_method_category"] == category
+
+
 def test_trial_must_be_a_campaign(payway_down):
     errors = errors_of(offer_value(product_kind="package", is_trial=True, period_id=TRIAL_PERIOD))
     assert "campaign" in errors["is_trial"]
@@ -278,7 +286,9 @@ def test_payway_5xx_accepts_the_offer():
         )
 
 
-def test_empty_access_codes_default_to_the_offered_products(payway_down, purchase_page):
+def test_empty_access_codes_mean_the_offers_products(payway_down, purchase_page):
+    """Left empty, the paywall opens for the products its offers grant (each offer's included codes, or
+    its own code when the catalogue listed none); the empty list is kept, as the override it is."""
     block = PaywallBlock()
     value = block.to_python(
         {
@@ -287,8 +297,21 @@ def test_empty_access_codes_default_to_the_offered_products(payway_down, purchas
                 {"type": "item", "value": {**dict(OfferBlockFactory()), "price": "99"}, "id": "a"},
                 {
                     "type": "item",
-                    "value": {**dict(OfferBlockFactory(product_code="other")), "price": "9"},
+                    "value": {
+                        **dict(
+                            OfferBlockFactory(product_code="weekend", included_product_codes="digital, paper")
+                        ),
+                        "price": "9",
+                    },
                     "id": "b",
+                },
+                {
+                    "type": "item",
+                    "value": {
+                        **dict(OfferBlockFactory(product_code="other", included_product_codes="")),
+                        "price": "9",
+                    },
+                    "id": "c",
                 },
             ],
             "purchase_page": purchase_page.pk,
@@ -296,7 +319,38 @@ def test_empty_access_codes_default_to_the_offered_products(payway_down, purchas
         }
     )
     cleaned = block.clean(value)
-    assert list(cleaned["access_product_codes"]) == ["digital", "other"]
+    assert list(cleaned["access_product_codes"]) == []
+    assert paywall_access_codes(cleaned) == ("digital", "paper", "other")
+    # The stored (raw) form gives the same answer, for the render path that never converts it.
+    assert paywall_access_codes(block.get_prep_value(cleaned)) == ("digital", "paper", "other")
+
+
+def test_editor_codes_override_the_offers_products(payway_down, purchase_page):
+    block = PaywallBlock()
+    value = block.to_python(
+        {
+            "heading": "Read on",
+            "offers": [{"type": "item", "value": dict(OfferBlockFactory()), "id": "a"}],
+            "purchase_page": purchase_page.pk,
+            "access_product_codes": [{"type": "item", "value": "premium", "id": "x"}],
+        }
+    )
+    assert paywall_access_codes(block.clean(value)) == ("premium",)
+
+
+def test_a_list_of_the_offered_codes_from_before_is_no_override(payway_down, purchase_page):
+    """Paywalls saved before offers stored their products had the offered codes copied into the list:
+    those are package codes no reader holds, so the offers' products open the article instead."""
+    value = {
+        "offers": [
+            {"product_code": "demo_digital", "included_product_codes": "digital"},
+            {"product_code": "demo_campaign", "included_product_codes": "digital"},
+        ],
+        "access_product_codes": ["demo_campaign", "demo_digital"],
+    }
+    assert paywall_access_codes(value) == ("digital",)
+    value["access_product_codes"] = ["demo_digital"]  # a choice: only buyers of one offer
+    assert paywall_access_codes(value) == ("demo_digital",)
 
 
 def test_purchase_and_confirmation_choosers_are_restricted():
@@ -311,8 +365,19 @@ def test_offer_values_still_read_into_offers():
     from wagtail_klarna_paywall.blocks import offer_from_value
 
     offer = offer_from_value(
-        "pw:o1", offer_value(product_kind="campaign", period_type="limited", is_trial=True)
+        "pw:o1",
+        offer_value(
+            product_kind="campaign",
+            period_type="limited",
+            is_trial=True,
+            payment_method_category="direct_debit",
+        ),
     )
-    assert offer.period_type == "recurring" and offer.payment_method_category == "pay_now"
+    assert offer.period_type == "recurring" and offer.payment_method_category == "direct_debit"
+    # A trial stored with a category it cannot be paid with keeps no preference (the session decides).
+    legacy = offer_from_value(
+        "pw:o1", offer_value(product_kind="campaign", is_trial=True, payment_method_category="pay_later")
+    )
+    assert legacy.payment_method_category == ""
     with pytest.raises(ValidationError):
         OfferBlock().clean(offer_value(product_code=""))

@@ -29,12 +29,26 @@ def product(code: str, name: str, **extra) -> dict:
     return {"id": f"id-{code}", "product_code": code, "title_code": "dagbladet", "name": name, **extra}
 
 
+#: The product (Payway's "packaged product") that the Digital package and both campaigns contain: what a
+#: buyer's ``active_products`` lists, unlike any package or campaign code.
+WEB_PRODUCT = "dagbladet_web"
+
 PACKAGES = [
-    product("dagbladet_digital", "Digital", valid_from="2020-05-27T09:40:26+02:00", valid_to=None),
+    product(
+        "dagbladet_digital",
+        "Digital",
+        valid_from="2020-05-27T09:40:26+02:00",
+        valid_to=None,
+        products=[{"id": "id-web", "product_code": WEB_PRODUCT, "type": "product", "name": "Web"}],
+    ),
     product("dagbladet_paper", "Paper", expired=True),
     product("dagbladet_old", "Old weekend", valid_to="2021-01-01T00:00:00Z"),
 ]
-CAMPAIGNS = [product("dagbladet_trial", "Free month"), product("dagbladet_summer", "Summer offer")]
+# Each campaign lists its products in another of the shapes the client accepts.
+CAMPAIGNS = [
+    product("dagbladet_trial", "Free month", product_codes=[WEB_PRODUCT]),
+    product("dagbladet_summer", "Summer offer", package={"products": [{"code": WEB_PRODUCT}]}),
+]
 PERIODS = json.loads((FIXTURES / "payment_periods.json").read_text())["items"]
 
 

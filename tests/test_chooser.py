@@ -16,6 +16,7 @@ from tests.test_catalogue import (
     PACKAGES_URL,
     PERIODS_URL,
     TRIAL_PERIOD,
+    WEB_PRODUCT,
     calls_to,
     mock_catalogue,
     product,
@@ -135,7 +136,20 @@ def test_choosing_returns_everything_the_offer_block_stores(editor, rsps, site_t
         "price": "210",
         "price_period": "month",
         "is_trial": False,
+        # The products the package contains (what a buyer's active_products lists), not its own code.
+        "included_product_codes": WEB_PRODUCT,
     }
+
+
+def test_choosing_a_product_the_catalogue_lists_no_products_for_stores_none(editor, rsps, site_title):
+    mock_catalogue(rsps, packages=[product("dagbladet_digital", "Digital")])
+    result = modal(
+        editor.get(
+            reverse(f"{NS}:chosen"),
+            {"code": "dagbladet_digital", "title": "dagbladet", "period": MONTH_PERIOD},
+        )
+    )["result"]
+    assert result["included_product_codes"] == ""
 
 
 def test_choosing_a_free_campaign_period_makes_a_trial(editor, rsps, site_title):
@@ -147,6 +161,7 @@ def test_choosing_a_free_campaign_period_makes_a_trial(editor, rsps, site_title)
     )["result"]
     assert result["product_kind"] == "campaign" and result["is_trial"] is True
     assert result["period_id"] == TRIAL_PERIOD and result["price_period"] == "3 months"
+    assert result["included_product_codes"] == WEB_PRODUCT
 
 
 def test_choosing_an_unknown_period_is_404(editor, rsps, site_title):

@@ -544,6 +544,10 @@ def test_search_packages(payway):
     page = payway.search_packages("demo")
     assert [p.product_code for p in page.items] == ["demo_digital", "demo_digital_weekend"]
     assert {p.kind for p in page.items} == {PRODUCT_PACKAGE}
+    assert [p.included_product_codes for p in page.items] == [
+        (catalogue.DIGITAL,),
+        (catalogue.DIGITAL, catalogue.PAPER_WEEKEND),
+    ]
     assert page.more_results_available is False
     assert page.items[0].valid_from is not None
 
@@ -557,11 +561,29 @@ def test_search_packages_pages_and_inactive(payway):
     assert second.more_results_available is False
 
 
+@pytest.mark.parametrize("shape", catalogue.PRODUCTS_SHAPES)
+def test_search_reads_the_included_products_in_every_shape(payway, shape):
+    """Payway's field for the products an item contains is undocumented: the fake lists them in each
+    shape the client accepts, and the client reads the same codes from all of them."""
+    state.set_products_shape(shape)
+    packages = payway.search_packages("demo").items
+    campaigns = payway.search_campaigns("demo").items
+    expected = {
+        "demo_digital": (catalogue.DIGITAL,),
+        "demo_digital_weekend": (catalogue.DIGITAL, catalogue.PAPER_WEEKEND),
+        "demo_campaign_3m99": (catalogue.DIGITAL,),
+        "demo_trial_14d": (catalogue.DIGITAL,),
+    }
+    if shape == catalogue.PRODUCTS_SHAPE_NONE:
+        expected = dict.fromkeys(expected, ())
+    assert {p.product_code: p.included_product_codes for p in packages + campaigns} == expected
+
+
 def test_search_campaigns(payway):
     page = payway.search_campaigns("demo")
-    assert [(c.product_code, c.kind) for c in page.items] == [
-        ("demo_campaign_3m99", PRODUCT_CAMPAIGN),
-        ("demo_trial_14d", PRODUCT_CAMPAIGN),
+    assert [(c.product_code, c.kind, c.included_product_codes) for c in page.items] == [
+        ("demo_campaign_3m99", PRODUCT_CAMPAIGN, (catalogue.DIGITAL,)),
+        ("demo_trial_14d", PRODUCT_CAMPAIGN, (catalogue.DIGITAL,)),
     ]
 
 

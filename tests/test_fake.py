@@ -237,6 +237,46 @@ def test_trial_session_offers_only_pay_now(api):
     assert state.get_session(item["klarna_payments_session_id"]).trial
 
 
+def test_session_categories_can_be_switched(api):
+    """Payway passes Klarna's categories through; which ones depends on the merchant's Klarna setup."""
+    state.set_session_categories(trial=["pay_now", "direct_debit"], regular=["klarna"])
+    trial = api.session(code="demo_trial_14d", period_type=None, period_id=catalogue.TRIAL_PERIOD_ID)
+    item = trial.json()["item"]
+    assert [c["identifier"] for c in item["payment_method_categories"]] == ["pay_now", "direct_debit"]
+    assert item["payment_method_categories"][1]["name"] == "Autogiro"
+    regular = api.session().json()["item"]
+    assert [c["identifier"] for c in regular["payment_method_categories"]] == ["klarna"]
+    # An empty list: a session that lists no categories at all.
+    control(api, {"session_categories": {"regular": []}})
+    assert api.session().json()["item"]["payment_method_categories"] == []
+    snapshot = control(api, {}).json()
+    assert snapshot["session_categories"] == {"regular": [], "trial": ["pay_now", "direct_debit"]}
+    state.reset()
+    assert len(api.session().json()["item"]["payment_method_categories"]) == 3
+
+
+def test_products_shape_switch(api):
+    url = BASE + "external/api/v2/products/package/search"
+    control(api, {"products_shape": "product_codes"})
+    [first, _second] = api.get(url, {"title_code": "demo"}, api.system_token()).json()["items"]
+    assert first["product_codes"] == ["digital"] and "products" not in first
+    assert control(api, {}).json()["products_shape"] == "product_codes"
+    assert control(api, {"products_shape": "xml"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"session_categories": ["pay_now"]},
+        {"session_categories": {"weekly": ["pay_now"]}},
+        {"session_categories": {"trial": ["bitcoin"]}},
+        {"session_categories": {"trial": "pay_now"}},
+    ],
+)
+def test_session_categories_control_rejects_nonsense(api, body):
+    assert control(api, body).status_code == 400
+
+
 def test_start_date_today_is_accepted(api):
     with freeze_time("2030-06-01 10:00:00"):
         assert api.session(start_date="2030-06-01").status_code == 200
@@ -652,6 +692,32 @@ def test_campaign_search(api, version):
         ("demo_campaign_3m99", "3 månader för 99 kr"),
         ("demo_trial_14d", "Prova gratis i 14 dagar"),
     ]
+    # Each campaign lists the products it contains: the same product as the Digital package.
+    assert [[p["product_code"] for p in c["products"]] for c in items] == [["digital"], ["digital"]]
+
+
+def test_search_items_list_products_unlike_their_package_codes(api):
+    url = BASE + "external/api/v2/products/package/search"
+    items = api.get(url, {"title_code": "demo"}, api.system_token()).json()["items"]
+    products = {p["product_code"]: [i["product_code"] for i in p["products"]] for p in items}
+    assert products == {"demo_digital": ["digital"], "demo_digital_weekend": ["digital", "paper_weekend"]}
+    assert items[1]["products"][1] == {
+        "id": "64a0c0ffee0000000000c002",
+        "product_code": "paper_weekend",
+        "type": "product",
+        "name": "Papperstidningen lördag och söndag",
+        "description": "Papperstidningen i brevlådan på helgen.",
+        "image_url": None,
+        "print_product": True,
+    }
+
+
+def test_active_products_list_the_products_bought_not_the_package(api):
+    session_id = api.session_id(code="demo_digital_weekend")
+    assert api.place(session_id).status_code == 200
+    account = state.find_account(CUSTOMER["email"])
+    item = api.get(BASE + "external/api/v1/me/active_products", token=api.identity_token(account.id)).json()
+    assert item["item"]["active_products"] == ["digital", "paper_weekend"]
 
 
 def test_active_products(api):

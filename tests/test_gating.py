@@ -9,6 +9,8 @@ import responses
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from wagtail.blocks import CharBlock, ListBlock
+from wagtail.blocks.list_block import ListValue
 from wagtail.models import Page, Site
 from wagtail.rich_text import RichText
 
@@ -37,8 +39,11 @@ def article():
         body__1__paywall__teaser=RichText(f"<p>{TEASER} for subscribers.</p>"),
         body__1__paywall__purchase_page=purchase_page,
         body__1__paywall__offers__0__label=DIGITAL_OFFER,
-        body__1__paywall__offers__1__product_code="paper",
+        body__1__paywall__offers__1__product_code="paper_package",
+        body__1__paywall__offers__1__included_product_codes="paper",
         body__1__paywall__offers__1__label=PAPER_OFFER,
+        # The editor's override: only the digital product opens this article, not the paper one sold here.
+        body__1__paywall__access_product_codes=ListValue(ListBlock(CharBlock()), values=["digital"]),
         body__2__heading__value=GATED_HEADING,
         body__3__paragraph__value=f"<p>{GATED} is the scoop.</p>",
     )
@@ -118,7 +123,8 @@ def test_logged_in_reader_without_access_gets_no_gated_text(client, article):
 
 
 def test_offer_the_reader_already_owns_is_hidden(client, article):
-    """A logged-in reader holding "paper" (which does not open this article) is not offered "paper" again."""
+    """A logged-in reader holding the "paper" product (which does not open this article) is not offered
+    the package that grants it again: offers are compared by the products they grant, not their code."""
     with as_reader(client, ["paper"]):
         html = client.get(article.url).content.decode()
     assert GATED not in html

@@ -287,7 +287,7 @@ def test_start_creates_a_v2_session_with_the_exact_body(shop, payway, signal_log
 
 
 def test_trial_session_names_its_period_and_loads_direct_debit(shop, payway):
-    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_later",)))
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_now", "direct_debit")))
 
     attempt = start(shop, Shop.trial_ref).attempt
 
@@ -297,9 +297,64 @@ def test_trial_session_names_its_period_and_loads_direct_debit(shop, payway):
         "period_id": TRIAL_PERIOD_ID,
         "disable_account_info_overwrite": False,
     }
-    # The editor chose pay_later, the session offers pay_later: a 0-amount trial still loads pay_now.
-    assert attempt.payment_method_category == "pay_now"
-    assert attempt.is_trial
+    # Klarna allows only direct debit for a 0-amount trial: listed, it wins over the first (pay_now).
+    assert attempt.payment_method_category == "direct_debit"
+    assert attempt.is_trial and attempt.error_code == ""
+    assert not attempt.events.filter(error_code="no_payment_method").exists()
+
+
+def test_trial_session_without_direct_debit_loads_pay_now(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_later", "pay_now")))
+    assert start(shop, Shop.trial_ref).attempt.payment_method_category == "pay_now"
+
+
+def test_trial_session_listing_only_pay_later_loads_nothing_and_says_why(shop, payway):
+    """The editor's stored pay_later and the session's only category do not count for a trial: nothing
+    is loaded (the checkout shows the fallback), and the attempt's events tell the editor why."""
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_later",)))
+
+    attempt = start(shop, Shop.trial_ref).attempt
+
+    assert attempt.state == AttemptState.SESSION_READY
+    assert attempt.payment_method_category == ""
+    assert attempt.error_code == "no_payment_method"  # the purchase log's error filter finds it
+    event = attempt.events.get(error_code="no_payment_method")
+    assert event.kind == EventKind.ERROR
+    assert event.detail == "trial; session lists: pay_later"
+
+
+@pytest.mark.parametrize(
+    ("is_trial", "editor", "listed", "site_default", "expected"),
+    [
+        (True, "", ["pay_now", "direct_debit"], "pay_later", "direct_debit"),
+        (True, "pay_now", ["direct_debit", "pay_now"], "pay_now", "direct_debit"),
+        (True, "", ["klarna", "pay_now"], "pay_now", "pay_now"),
+        (True, "", ["pay_later", "pay_over_time"], "pay_now", ""),
+        (False, "pay_later", ["pay_now", "pay_later"], "pay_now", "pay_later"),
+        (False, "pay_over_time", ["pay_now", "pay_later"], "pay_over_time", "pay_now"),
+        (False, "", ["klarna"], "pay_now", "klarna"),
+        (False, "direct_debit", ["pay_now", "direct_debit"], "pay_now", "direct_debit"),
+        # No categories at all (Payway did not pass Klarna's list through): the site's default.
+        (False, "pay_later", [], "pay_now", "pay_now"),
+        (True, "", [], "pay_now", "pay_now"),
+    ],
+)
+def test_choose_payment_method_category(is_trial, editor, listed, site_default, expected):
+    # An offer or an attempt: anything with is_trial and payment_method_category.
+    chooser = type("Choice", (), {"is_trial": is_trial, "payment_method_category": editor})()
+    # Parsed categories, their stored form and bare identifiers are all read the same way.
+    for categories in (
+        [{"identifier": c, "name": c} for c in listed],
+        listed,
+        [type("Category", (), {"identifier": c})() for c in listed],
+    ):
+        assert purchase.choose_payment_method_category(chooser, categories, site_default) == expected
+
+
+def test_choose_payment_method_category_never_loads_junk():
+    chooser = type("Choice", (), {"is_trial": False, "payment_method_category": ""})()
+    junk = [{"identifier": "<script>"}, {"name": "no identifier"}, 42, {"identifier": "pay_now"}]
+    assert purchase.choose_payment_method_category(chooser, junk, "pay_later") == "pay_now"
 
 
 def test_trial_goes_through_v2_even_for_a_logged_in_reader(shop, payway):

@@ -27,6 +27,7 @@ from wagtail.models import Page, Site
 from demo.models import ArticlePage
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 from django.contrib.auth import get_user_model
+from wagtail_klarna_paywall import gating
 
 client = Client(HTTP_HOST="localhost")
 site = Site.objects.get(is_default_site=True)
@@ -45,6 +46,7 @@ print(json.dumps({
     "offers": [item.value["product_code"] for item in paywall.value["offers"].bound_blocks],
     "offer_ids": [item.id for item in paywall.value["offers"].bound_blocks],
     "access": list(paywall.value["access_product_codes"]),
+    "grants": list(gating.access_codes(paywall)),
     "purchase_offers": [child.value["product_code"] for child in KlarnaPurchasePage.objects.get().offers],
     "confirmation": PurchaseConfirmationPage.objects.get().title,
     "status": {url: r.status_code for url, r in responses.items()},
@@ -113,7 +115,11 @@ def test_demo_offers_are_the_fake_catalogue(built):
     from wagtail_klarna_paywall.fake import catalogue
 
     assert first["offers"] == ["demo_campaign_3m99", "demo_digital"]
-    assert first["access"] == ["digital"]
+    # No override: the products the offers contain open the article, as the fake catalogue lists them.
+    assert first["access"] == []
+    assert first["grants"] == ["digital"]
+    for code in first["offers"]:
+        assert set(catalogue.find_product(code).grants) <= set(first["grants"]), code
     assert set(first["purchase_offers"]) == {
         "demo_digital",
         "demo_digital_weekend",

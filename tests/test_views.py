@@ -277,11 +277,38 @@ def test_each_offer_kind_new_customer(shop, payway, reader, ref, create_url, pla
     assert len(payway.calls) == 3  # token, create_session, place_order
 
 
+def klarna_config(html):
+    import json
+
+    found = re.search(r'<script id="wkp-klarna-config" type="application/json">(.*?)</script>', html, re.S)
+    assert found, "no Klarna config in the page"
+    return json.loads(found.group(1))
+
+
 def test_trial_checkout_loads_direct_debit(shop, payway, reader):
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_now", "direct_debit")))
+    attempt = start_checkout(reader, shop, ref=Shop.trial_ref)
+    html = text(reader.get(checkout_path(attempt), secure=True))
+    assert klarna_config(html)["paymentMethodCategory"] == "direct_debit"
+    assert "data-wkp-fallback hidden" in html  # Klarna is loaded; the fallback waits hidden
+
+
+def test_trial_checkout_without_a_fitting_category_shows_the_fallback(shop, payway, reader):
+    """A trial session listing only pay_later: no category Klarna lists can pay a trial, so the page loads
+    no Klarna (nothing to authorize with) and shows why; nothing reaches place_order."""
     payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_later",)))
     attempt = start_checkout(reader, shop, ref=Shop.trial_ref)
     html = text(reader.get(checkout_path(attempt), secure=True))
-    assert '"paymentMethodCategory": "pay_now"' in html
+
+    config = klarna_config(html)
+    assert config["paymentMethodCategory"] == ""  # purchase.js shows the fallback and never calls Klarna
+    assert config["messages"]["noPaymentMethod"]
+    assert 'data-wkp-fallback-reason="no_payment_method"' in html
+    assert "Klarna cannot be used for this offer" in html
+    assert "fake-klarna.js" not in html and "klarnacdn" not in html  # the SDK is not even loaded
+    assert re.search(r"<button[^>]*data-wkp-pay[^>]*disabled", html)
+    assert len(calls_to(payway, PLACE_TRIAL)) == 0
+    assert attempt.events.filter(kind=EventKind.ERROR, error_code="no_payment_method").count() == 1
 
 
 def test_existing_customer_v1_flow(shop, payway, reader, logged_in):

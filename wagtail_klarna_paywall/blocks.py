@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 from wagtail.blocks.struct_block import StructBlockValidationError
 
-from .offers import TRIAL_PAYMENT_METHOD_CATEGORY, Offer
+from .offers import TRIAL_PAYMENT_METHOD_CATEGORIES, Offer
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,14 @@ logger = logging.getLogger(__name__)
 _unchecked_codes: ContextVar[tuple[str, ...]] = ContextVar("wagtail_klarna_paywall_unchecked", default=())
 
 
+#: Offered codes that grant access themselves during the current admin request, because Payway's catalogue
+#: lists no products for them and the paywall names none (see ``chooser.warn_about_unchecked_offers``).
+_fallback_codes: ContextVar[tuple[str, ...]] = ContextVar("wagtail_klarna_paywall_fallback", default=())
+
+
 def reset_unchecked_offer_codes() -> None:
     _unchecked_codes.set(())
+    _fallback_codes.set(())
 
 
 def pop_unchecked_offer_codes() -> tuple[str, ...]:
@@ -33,8 +39,112 @@ def pop_unchecked_offer_codes() -> tuple[str, ...]:
     return codes
 
 
+def pop_fallback_offer_codes() -> tuple[str, ...]:
+    codes = tuple(dict.fromkeys(_fallback_codes.get()))
+    _fallback_codes.set(())
+    return codes
+
+
+def _record_fallback(code: str) -> None:
+    _fallback_codes.set((*_fallback_codes.get(), code))
+
+
+def _forget_fallback(code: str) -> None:
+    codes = list(_fallback_codes.get())
+    if code in codes:
+        codes.remove(code)
+        _fallback_codes.set(tuple(codes))
+
+
+# -- which product codes open an article ---------------------------------------------------------------
+#
+# Payway's ``me/active_products`` lists the codes of the *products* a reader's packages and campaigns
+# contain, never the package or campaign code. So an offer stores the product codes its package or
+# campaign includes (copied from the catalogue when the editor chooses it), and a paywall opens for any of
+# its offers' products unless the editor lists the codes that grant access. These functions are the one
+# place that decides, for block values and for their raw stored form alike (the page render reads the
+# raw form so that a cached paywall is never converted to Python).
+
+
+def _items(value: Any) -> list[Any]:
+    """The entries of a ListBlock value: a ListValue, a plain list, or the stored ``[{type: item}]``."""
+    if value is None or isinstance(value, (str, bytes)):
+        return []
+    entries = []
+    for entry in value:
+        # Block format as ``ListBlock._item_is_in_block_format`` tells it apart; else a bare value.
+        if isinstance(entry, dict) and entry.get("type") == "item" and "id" in entry and "value" in entry:
+            entry = entry["value"]
+        entries.append(entry)
+    return entries
+
+
+def split_codes(text: Any) -> tuple[str, ...]:
+    """``"digital, paper_weekend"`` as ``("digital", "paper_weekend")`` (the offer's stored form)."""
+    if not isinstance(text, str):
+        return ()
+    return tuple(dict.fromkeys(code.strip() for code in text.split(",") if code.strip()))
+
+
+def offer_access_codes(offer_value: Any) -> tuple[str, ...]:
+    """The product codes buying this offer grants: those its package or campaign includes, or, when the
+    catalogue listed none, the offered code itself (the editor was warned when saving)."""
+    if not hasattr(offer_value, "get"):
+        return ()
+    included = split_codes(offer_value.get("included_product_codes"))
+    if included:
+        return included
+    code = offer_value.get("product_code")
+    return (code,) if isinstance(code, str) and code else ()
+
+
+def offer_is_held(offer_value: Any, owned: frozenset[str] | set[str]) -> bool:
+    """True when the reader already holds every product this offer grants: buying it adds nothing."""
+    codes = offer_access_codes(offer_value)
+    return bool(codes) and set(codes) <= set(owned)
+
+
+def _offers(paywall_value: Any) -> list[Any]:
+    return [offer for offer in _items(paywall_value.get("offers")) if hasattr(offer, "get")]
+
+
+def editor_access_codes(paywall_value: Any) -> tuple[str, ...]:
+    """The codes the editor listed in the paywall, or ``()`` when the list is not an override.
+
+    Paywalls saved before offers stored their products had the offered package and campaign codes
+    copied into this list on save. Such a list is no choice of the editor's, and no reader's
+    ``active_products`` holds those codes: it counts as empty.
+    """
+    if not hasattr(paywall_value, "get"):
+        return ()
+    listed = tuple(
+        dict.fromkeys(
+            code.strip()
+            for code in _items(paywall_value.get("access_product_codes"))
+            if isinstance(code, str) and code.strip()
+        )
+    )
+    offered = {offer.get("product_code") for offer in _offers(paywall_value)}
+    return listed if listed and set(listed) != offered else ()
+
+
+def paywall_access_codes(paywall_value: Any) -> tuple[str, ...]:
+    """The product codes that open the content after this paywall: the editor's list when there is one,
+    else every product its offers grant."""
+    if not hasattr(paywall_value, "get"):
+        return ()
+    override = editor_access_codes(paywall_value)
+    if override:
+        return override
+    codes: dict[str, None] = {}
+    for offer in _offers(paywall_value):
+        codes.update(dict.fromkeys(offer_access_codes(offer)))
+    return tuple(codes)
+
+
 PAYMENT_METHOD_CATEGORY_CHOICES = [
     ("", _("Site default")),
+    ("direct_debit", _("Direct debit")),
     ("pay_now", _("Pay now (direct debit, card, bank transfer)")),
     ("pay_later", _("Pay later (invoice)")),
     ("pay_over_time", _("Pay over time")),
@@ -75,7 +185,7 @@ class ProductChooserBlock(blocks.FieldBlock):
 
 
 class OfferBlock(blocks.StructBlock):
-    """One thing a reader can buy. Choosing the product fills the fields up to ``price_period``."""
+    """One thing a reader can buy. Choosing the product fills the fields up to ``included_product_codes``."""
 
     product_code = ProductChooserBlock(label=_("Payway product code"), max_length=1024)
     product_kind = blocks.ChoiceBlock(
@@ -96,13 +206,25 @@ class OfferBlock(blocks.StructBlock):
     )
     price = blocks.DecimalBlock(label=_("price per period"), required=False, decimal_places=2)
     price_period = blocks.CharBlock(label=_("period"), required=False, help_text=_("e.g. “month”"))
+    included_product_codes = blocks.CharBlock(
+        label=_("product codes it includes"),
+        required=False,
+        max_length=4096,
+        help_text=_(
+            "Filled in from Payway when you choose the product: the products this package or campaign "
+            "contains, separated by commas. Readers who hold one of them read on."
+        ),
+    )
     label = blocks.CharBlock(label=_("label"))
     selling_points = blocks.ListBlock(blocks.CharBlock(label=_("selling point")), required=False, default=[])
     payment_method_category = blocks.ChoiceBlock(
         label=_("Klarna payment method"),
         choices=PAYMENT_METHOD_CATEGORY_CHOICES,
         required=False,
-        help_text=_("Trials always use direct debit (pay now)."),
+        help_text=_(
+            "Used when Klarna offers it for the purchase. Trials are paid by direct debit, or “Pay now” "
+            "when Klarna offers no direct debit."
+        ),
     )
 
     class Meta:
@@ -129,20 +251,26 @@ class OfferBlock(blocks.StructBlock):
                     _("A free trial needs a Klarna payment period: choose the product again, then a period."),
                     code="trial_without_period",
                 )
-            if (
-                value.get("payment_method_category") or TRIAL_PAYMENT_METHOD_CATEGORY
-            ) != TRIAL_PAYMENT_METHOD_CATEGORY:
+            if (value.get("payment_method_category") or "") not in ("", *TRIAL_PAYMENT_METHOD_CATEGORIES):
                 errors["payment_method_category"] = ValidationError(
-                    _("Free trials can only be paid by direct debit: choose “Pay now”."),
+                    _("Free trials can only be paid by direct debit: choose “Direct debit” or “Pay now”."),
                     code="trial_category",
                 )
-        if "product_code" not in errors and value.get("product_code"):
-            catalogue_errors = check_against_catalogue(
-                value.get("product_code"), value.get("period_id") or ""
-            )
+        code = value.get("product_code")
+        product = None
+        if "product_code" not in errors and code:
+            catalogue_errors, product = _check_against_catalogue(code, value.get("period_id") or "")
             errors.update(catalogue_errors)
+            if product is not None and not split_codes(value.get("included_product_codes")):
+                # Chosen without the chooser's script (an API, a copied block), or chosen before offers
+                # stored their products: take them from the catalogue now.
+                value["included_product_codes"] = ", ".join(product.included_product_codes)
         if errors:
             raise StructBlockValidationError(block_errors=errors)
+        if product is not None and not split_codes(value.get("included_product_codes")):
+            # Payway answered and lists no products: the offered code stands in (and the editor is told).
+            # Unreached, the "unchecked" warning already asks the editor to check the offer later.
+            _record_fallback(code)
         return value
 
 
@@ -169,7 +297,10 @@ class PaywallBlock(blocks.StructBlock):
         label=_("product codes that grant access"),
         required=False,
         default=[],
-        help_text=_("Readers holding any of these Payway product codes read on without the paywall."),
+        help_text=_(
+            "Leave empty to let the products of the offers open the article. Readers holding any of "
+            "these Payway product codes read on without the paywall."
+        ),
     )
 
     class Meta:
@@ -212,15 +343,13 @@ class PaywallBlock(blocks.StructBlock):
 
     def clean(self, value: Any) -> Any:
         value = super().clean(value)
-        if not value.get("access_product_codes"):
-            # Nothing listed: holding any of the offered products grants access, so that buying an offer
-            # always opens the article. Filled in on save so the API, search and feeds agree with the page.
-            codes: list[str] = []
+        # The list is the editor's override and is stored as given: left empty, the offers' products
+        # open the article (``paywall_access_codes``), so choosing another offer later changes access too.
+        if editor_access_codes(value):
+            # The editor named the codes: no offer falls back to its own code, so no warning about it.
             for offer in value.get("offers") or ():
-                code = offer.get("product_code")
-                if code and code not in codes:
-                    codes.append(code)
-            value["access_product_codes"] = self.child_blocks["access_product_codes"].normalize(codes)
+                if not split_codes(offer.get("included_product_codes")) and offer.get("product_code"):
+                    _forget_fallback(offer.get("product_code"))
         return value
 
     def get_context(self, value: Any, parent_context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -266,6 +395,11 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
     When Payway cannot be reached the offer is accepted (and logged): an outage must not stop editors
     from saving, and the purchase flow checks the offer with Payway again anyway.
     """
+    return _check_against_catalogue(code, period_id)[0]
+
+
+def _check_against_catalogue(code: str, period_id: str = "") -> tuple[dict[str, ValidationError], Any]:
+    """``check_against_catalogue``'s errors, and the catalogue's product when Payway was reached."""
     from . import catalogue
     from .exceptions import PaywallError
     from .models import PaywallSettings
@@ -282,7 +416,7 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
                     code="unknown_product",
                     params={"code": code},
                 )
-            }
+            }, None
         if catalogue.is_expired(product):
             return {
                 "product_code": ValidationError(
@@ -290,7 +424,7 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
                     code="expired_product",
                     params={"code": code},
                 )
-            }
+            }, product
         if period_id and period_id not in {period.id for period in catalogue.payment_periods(code)}:
             return {
                 "period_id": ValidationError(
@@ -298,12 +432,13 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
                     code="unknown_period",
                     params={"code": code},
                 )
-            }
+            }, product
     except PaywallError as err:
         logger.warning("Payway catalogue unreachable; offer %s saved unchecked: %s", code, err)
         if code not in _unchecked_codes.get():
             _unchecked_codes.set((*_unchecked_codes.get(), code))
-    return {}
+        return {}, None
+    return {}, product
 
 
 def split_at_paywall(stream: Any) -> tuple[list[Any], Any | None, list[Any]]:
@@ -326,6 +461,9 @@ def offer_from_value(ref: str, value: Any, *, paywall: Any = None) -> Offer:
     except (InvalidOperation, TypeError):
         price = None
     category = value.get("payment_method_category") or ""
+    if is_trial and category not in TRIAL_PAYMENT_METHOD_CATEGORIES:
+        # Stored before the trial rule was checked: a trial is paid by direct debit whatever it says.
+        category = ""
     return Offer(
         ref=ref,
         product_code=value.get("product_code") or "",
@@ -335,13 +473,13 @@ def offer_from_value(ref: str, value: Any, *, paywall: Any = None) -> Offer:
         product_name=value.get("product_name") or "",
         period_id=value.get("period_id") or "",
         is_trial=is_trial,
-        payment_method_category=TRIAL_PAYMENT_METHOD_CATEGORY if is_trial else category,
+        payment_method_category=category,
         selling_points=tuple(value.get("selling_points") or ()),
         price=price,
         price_period=value.get("price_period") or "",
         purchase_page_id=_page_id(paywall.get("purchase_page")) if paywall else None,
         confirmation_page_id=_page_id(paywall.get("confirmation_page")) if paywall else None,
-        access_product_codes=tuple(paywall.get("access_product_codes") or ()) if paywall else (),
+        access_product_codes=paywall_access_codes(paywall) if paywall else offer_access_codes(value),
     )
 
 

@@ -318,8 +318,11 @@ def chosen_data(product: Product, period: PaymentPeriod) -> dict[str, Any]:
         "period_type": "recurring" if product.kind == PRODUCT_CAMPAIGN else (period.type or "recurring"),
         "price": "" if price is None else str(price),
         "price_period": period_text(period),
-        # A free campaign is a trial: it needs the period id and Klarna's direct debit (pay now).
+        # A free campaign is a trial: it needs the period id and Klarna's direct debit.
         "is_trial": free_campaign,
+        # What a buyer holds afterwards (Payway's active_products), so what opens articles. Empty when the
+        # catalogue lists no products: the offered code stands in, and the editor is warned on saving.
+        "included_product_codes": ", ".join(product.included_product_codes),
     }
 
 
@@ -359,17 +362,19 @@ def refresh(request: HttpRequest) -> HttpResponse:
 
 
 def forget_unchecked_offers(request: HttpRequest, *args: Any) -> None:
-    """``before_create_page`` / ``before_edit_page``: start the request with no unchecked offers."""
+    """``before_create_page`` / ``before_edit_page``: start the request with no unchecked offers (nor
+    offers whose own code stands in for products the catalogue did not list)."""
     from .blocks import reset_unchecked_offer_codes
 
     reset_unchecked_offer_codes()
 
 
 def warn_about_unchecked_offers(request: HttpRequest, page: Any) -> None:
-    """``after_create_page`` / ``after_edit_page``: tell the editor which offers Payway could not confirm."""
+    """``after_create_page`` / ``after_edit_page``: tell the editor which offers Payway could not confirm,
+    and which ones open articles on their own code because the catalogue listed no products."""
     from django.contrib import messages
 
-    from .blocks import pop_unchecked_offer_codes
+    from .blocks import pop_fallback_offer_codes, pop_unchecked_offer_codes
 
     codes = pop_unchecked_offer_codes()
     if codes:
@@ -380,6 +385,17 @@ def warn_about_unchecked_offers(request: HttpRequest, page: Any) -> None:
                 "its catalogue: %(codes)s. Open the page again later to check them."
             )
             % {"codes": ", ".join(codes)},
+        )
+    fallback = pop_fallback_offer_codes()
+    if fallback:
+        messages.warning(
+            request,
+            _(
+                "Payway's catalogue lists no products for these offers, so readers holding the offered "
+                "code itself read on: %(codes)s. Check the offers' product codes, or list the product "
+                "codes that grant access in the paywall."
+            )
+            % {"codes": ", ".join(fallback)},
         )
 
 

@@ -1,7 +1,9 @@
 """Keep paywalled text away from readers without access: in the page, the API, search and feeds.
 
 A paywall block is a cut point: everything after the first paywall block of a stream is for readers
-holding one of the block's ``access_product_codes``. Editors previewing a page always see everything.
+holding one of the product codes the block opens for (``blocks.paywall_access_codes``: the editor's
+``access_product_codes``, else the products its offers grant). Editors previewing a page always see
+everything.
 
 Where each channel is gated:
 
@@ -89,8 +91,9 @@ def split_at_paywall(stream: Iterable[Any]) -> tuple[list[Any], Any | None, list
 
 
 def access_codes(paywall_child: Any) -> tuple[str, ...]:
-    value = getattr(paywall_child, "value", None) or {}
-    return tuple(code for code in (value.get("access_product_codes") or ()) if code)
+    from .blocks import paywall_access_codes
+
+    return paywall_access_codes(getattr(paywall_child, "value", None) or {})
 
 
 def is_preview(request: HttpRequest | None) -> bool:

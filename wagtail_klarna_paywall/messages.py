@@ -36,6 +36,7 @@ IN_PROGRESS = "in_progress"
 ALREADY_BOUGHT = "already_bought"
 LOGIN_REQUIRED = "login_required"
 WIDGET_UNAVAILABLE = "widget_unavailable"
+NO_PAYMENT_METHOD = "no_payment_method"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
 GENERIC = "error"
 
@@ -101,6 +102,13 @@ MESSAGES: dict[str, ReaderMessage] = {
         _("The payment could not be loaded"),
         _("Klarna's payment form did not load. Check your connection and try again in a few seconds."),
         retry=True,
+    ),
+    NO_PAYMENT_METHOD: ReaderMessage(
+        _("Klarna cannot be used for this offer"),
+        _(
+            "Klarna offers no way to pay for this offer just now. Nothing has been charged. Go back to the "
+            "article and choose another offer."
+        ),
     ),
     # Our own limit on new purchases (docs/reliability.md S13), not Payway's "rate_limited" further down.
     TOO_MANY_ATTEMPTS: ReaderMessage(

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from wagtail.models import Page
 
-#: Klarna payment method category that Direct Debit sits under; forced for trials (0-amount).
-TRIAL_PAYMENT_METHOD_CATEGORY = "pay_now"
+#: Klarna payment method categories a trial (a 0-amount purchase) can be paid with, in order of preference:
+#: Klarna allows only direct debit for trials, listed as ``direct_debit`` or grouped under ``pay_now``.
+TRIAL_PAYMENT_METHOD_CATEGORIES = ("direct_debit", "pay_now")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class Offer:
     product_name: str = ""
     period_id: str = ""
     is_trial: bool = False
-    #: Empty means "use the site's default category".
+    #: The editor's choice; empty means "no preference". Loaded only when Payway's session lists it
+    #: (see ``purchase.choose_payment_method_category``).
     payment_method_category: str = ""
     selling_points: tuple[str, ...] = ()
     price: Decimal | None = None
@@ -39,6 +41,8 @@ class Offer:
     #: The paywall (or purchase page) this offer belongs to.
     purchase_page_id: int | None = None
     confirmation_page_id: int | None = None
+    #: The product codes that open its paywall's article (``blocks.paywall_access_codes``), or for an offer
+    #: of a purchase page's own, the products it grants (``blocks.offer_access_codes``).
     access_product_codes: tuple[str, ...] = field(default=())
 
 

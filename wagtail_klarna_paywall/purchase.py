@@ -53,7 +53,7 @@ from .exceptions import (
     ServerError,
     ValidationError,
 )
-from .messages import DECLINED_IN_WIDGET, SESSION_EXPIRED, UNKNOWN_OUTCOME
+from .messages import DECLINED_IN_WIDGET, NO_PAYMENT_METHOD, SESSION_EXPIRED, UNKNOWN_OUTCOME
 from .models import (
     OPEN_STATES,
     AttemptState,
@@ -62,6 +62,7 @@ from .models import (
     PurchaseAttempt,
     record_event,
 )
+from .offers import TRIAL_PAYMENT_METHOD_CATEGORIES
 from .payway import client as payway_client_module
 from .payway import get_client
 from .payway.types import AccountSyncFlags, BrowserInfo, CustomerInfo
@@ -287,6 +288,49 @@ class BuyResult:
     error_code: str = ""
 
 
+# -- Klarna payment method category -------------------------------------------------------------------
+
+_CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+
+
+def session_category_identifiers(session_categories: Any) -> list[str]:
+    """The identifiers of a session's ``payment_method_categories``, in Payway's order.
+
+    Takes the parsed categories (objects with ``identifier``), their stored form (``{"identifier": ...}``)
+    or plain identifiers; anything that is not a plain identifier is skipped.
+    """
+    identifiers: list[str] = []
+    for category in session_categories or ():
+        if isinstance(category, dict):
+            category = category.get("identifier")
+        elif not isinstance(category, str):
+            category = getattr(category, "identifier", None)
+        if isinstance(category, str) and _CATEGORY_RE.match(category) and category not in identifiers:
+            identifiers.append(category)
+    return identifiers
+
+
+def choose_payment_method_category(offer_or_attempt: Any, session_categories: Any, site_default: str) -> str:
+    """The one Klarna payment method category to load for this purchase, or ``""`` when none fits.
+
+    Only a category that Payway's session lists is ever loaded (Klarna rejects any other): for a trial
+    ``direct_debit``, else ``pay_now`` (Klarna allows only direct debit for a 0-amount purchase, and
+    groups it under "pay now"); for any other offer the editor's choice, else the session's first.
+    A session that lists no categories at all gets the site's default. ``""`` means the checkout shows
+    the widget's fallback instead of Klarna, and no authorization can start.
+
+    Takes an :class:`~.offers.Offer` (when the session is created) or the attempt (when its checkout is
+    rendered): both carry ``is_trial`` and ``payment_method_category``.
+    """
+    listed = session_category_identifiers(session_categories)
+    if not listed:
+        return site_default or ""
+    if getattr(offer_or_attempt, "is_trial", False):
+        return next((category for category in TRIAL_PAYMENT_METHOD_CATEGORIES if category in listed), "")
+    chosen = getattr(offer_or_attempt, "payment_method_category", "") or ""
+    return chosen if chosen in listed else listed[0]
+
+
 def _offer_fields(offer: Offer) -> dict[str, Any]:
     return {
         "product_code": offer.product_code,
@@ -471,10 +515,8 @@ def _prepare_session(
             attempt.payway_session_id = session.klarna_payments_session_id[:255]
             attempt.klarna_client_token = session.klarna_client_token
             attempt.payment_method_categories = categories
-            attempt.payment_method_category = (
-                offer.payment_method_category
-                or (categories[0]["identifier"] if categories else "")
-                or settings_obj.default_payment_method_category
+            attempt.payment_method_category = choose_payment_method_category(
+                offer, categories, settings_obj.default_payment_method_category
             )[:50]
             attempt.session_created_at = now
             attempt.session_expires_at = now + SESSION_LIFETIME
@@ -483,6 +525,23 @@ def _prepare_session(
             attempt.error_code = ""
             attempt.save()
             record_event(attempt, EventKind.SESSION_CREATED, endpoint=_session_endpoint(with_identity))
+            if not attempt.payment_method_category:
+                # The checkout will show the fallback, not Klarna: say why where editors look (the
+                # purchase log's error filter and the attempt's timeline).
+                attempt.error_code = NO_PAYMENT_METHOD
+                attempt.save(update_fields=["error_code", "updated_at"])
+                listed = ", ".join(session_category_identifiers(categories))
+                record_event(
+                    attempt,
+                    EventKind.ERROR,
+                    error_code=NO_PAYMENT_METHOD,
+                    detail=f"{'trial' if offer.is_trial else 'offer'}; session lists: {listed}"[:255],
+                )
+                logger.warning(
+                    "No Klarna payment method category fits attempt %s (session lists: %s)",
+                    attempt.reference,
+                    listed,
+                )
 
     if error is not None:
         logger.warning(

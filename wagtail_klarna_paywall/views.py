@@ -287,7 +287,12 @@ def _render_checkout(
     if state == AttemptState.SESSION_READY and purchase.is_session_reusable(attempt):
         mode = "widget"
         settings_obj = purchase.site_settings(attempt.site)
-        category = attempt.payment_method_category or settings_obj.default_payment_method_category
+        category = purchase.choose_payment_method_category(
+            attempt, attempt.payment_method_categories, settings_obj.default_payment_method_category
+        )
+        # No category the session lists fits (why is in the attempt's events): the widget's fallback,
+        # without loading Klarna, so no authorization can start.
+        unavailable = None if category else messages.reader_message(messages.NO_PAYMENT_METHOD)
         extra.update(
             # The ONLY per-session value in the page: Klarna's client token, made for the browser.
             klarna_config={
@@ -301,8 +306,10 @@ def _render_checkout(
                     "declined": str(messages.reader_message(messages.DECLINED_IN_WIDGET).body),
                     "aborted": str(_("The payment was not completed. You can try again.")),
                     "invalidFields": str(_("Please check the details you entered in Klarna.")),
+                    "noPaymentMethod": str(messages.reader_message(messages.NO_PAYMENT_METHOD).body),
                 },
             },
+            payment_unavailable=unavailable,
             klarna_sdk_url=(
                 static("wagtail_klarna_paywall/fake-klarna.js")
                 if paywall_settings.FAKE_KLARNA

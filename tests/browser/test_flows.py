@@ -359,6 +359,53 @@ def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch
     assert_clean(watch)
 
 
+def test_trial_loads_direct_debit_when_the_session_lists_it(page: Page, sandbox: Sandbox, watch: Watch):
+    """A trial session listing pay_now and direct_debit: the widget loads direct_debit, and pays with it."""
+    sandbox.control({"session_categories": {"trial": ["pay_now", "direct_debit"]}})
+    open_article(page, ARTICLE_TRIAL_DIGITAL)
+    start_buying(page, "demo_trial_14d")
+    expect(page.locator("[data-fake-klarna=widget]")).to_have_attribute(
+        "data-fake-klarna-category", "direct_debit"
+    )
+    fill_new_customer(page, "autogiro@example.com")
+    choose_outcome(page, "ok")
+    pay(page)
+    expect_confirmation(page, sandbox, "demo_trial_14d")
+    assert payway(sandbox, "place_order", "place_trial_order") == {"place_order": 0, "place_trial_order": 1}
+    assert_clean(watch)
+
+
+def test_trial_session_without_a_trial_category_shows_the_fallback(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """A trial session listing only pay_later: Klarna is never loaded (so nothing can be authorized), the
+    reader is told why, and no order is attempted."""
+    sandbox.control({"session_categories": {"trial": ["pay_later"]}})
+    open_article(page, ARTICLE_TRIAL_DIGITAL)
+    with page.expect_navigation():
+        buy_button(page, "demo_trial_14d").click()
+    with page.expect_navigation(url=CHECKOUT_PATH):
+        buy_button(page, "demo_trial_14d").click()
+    reference = checkout_reference(page)
+
+    fallback = page.locator("[data-wkp-fallback-reason=no_payment_method]")
+    expect(fallback).to_be_visible()
+    expect(fallback).to_contain_text("Klarna cannot be used for this offer")
+    expect(page.locator("[data-wkp-pay]"), "nothing to pay with").to_be_disabled()
+    expect(page.locator("[data-fake-klarna=widget]"), "no widget").to_have_count(0)
+    assert page.evaluate("typeof window.Klarna") == "undefined", "Klarna's SDK was loaded"
+
+    attempt = sandbox.attempt(reference)
+    assert attempt["state"] == "session_ready" and attempt["payment_method_category"] == ""
+    [event] = sandbox.query(
+        "SELECT kind FROM wagtail_klarna_paywall_purchaseevent WHERE attempt_id = ? AND error_code = ?",
+        (attempt["id"], "no_payment_method"),
+    )
+    assert event["kind"] == "error"  # what an editor finds in the purchase log
+    assert payway(sandbox, "place_order", "place_trial_order") == {"place_order": 0, "place_trial_order": 0}
+    assert_clean(watch)
+
+
 def test_decline_in_the_widget(page: Page, sandbox: Sandbox, watch: Watch):
     """F14: authorize answers approved:false, show_form:false. The reader is told Klarna cannot be offered,
     the attempt is declined, and no order is placed. S07."""

@@ -170,7 +170,13 @@ def shop(transactional_db) -> Shop:
     site.save()
     home = site.root_page.specific
     confirmation = home.add_child(instance=PurchaseConfirmationPage(title="Thank you", slug="thanks"))
-    digital = {"product_code": "demo_digital", "product_name": "Digital", "price": "139.00"}
+    # The products each offer contains, as the chooser copies them from the fake catalogue.
+    digital = {
+        "product_code": "demo_digital",
+        "product_name": "Digital",
+        "price": "139.00",
+        "included_product_codes": catalogue.DIGITAL,
+    }
     purchase_page = home.add_child(
         instance=KlarnaPurchasePage(
             title="Subscribe",
@@ -187,6 +193,7 @@ def shop(transactional_db) -> Shop:
                         product_name="3 months for 99 kr",
                         label="3 months for 99 kr",
                         price="99.00",
+                        included_product_codes=catalogue.DIGITAL,
                     ),
                 },
                 {
@@ -200,6 +207,7 @@ def shop(transactional_db) -> Shop:
                         is_trial=True,
                         period_id=catalogue.TRIAL_PERIOD_ID,
                         price="0",
+                        included_product_codes=catalogue.DIGITAL,
                     ),
                 },
             ],
@@ -221,7 +229,8 @@ def shop(transactional_db) -> Shop:
                         "purchase_page": purchase_page.pk,
                         "confirmation_page": None,
                         "login_text": "",
-                        "access_product_codes": [catalogue.DIGITAL],
+                        # No override: the digital offer's products open the article.
+                        "access_product_codes": [],
                     },
                 },
                 {"type": "paragraph", "id": "p2", "value": "<p>Subscriber part.</p>"},

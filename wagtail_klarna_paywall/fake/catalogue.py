@@ -2,6 +2,12 @@
 
 Codes and ids are stable: the sandbox's demo content, the editor tests and the purchase tests all refer to
 them. Every payment period has its own 24-hex id (the real docs' examples repeat one, which is a typo).
+
+As in Payway, a package or campaign code is not what a buyer holds: each one contains products
+(``grants``), and ``me/active_products`` lists those product codes. No product code here equals a package
+or campaign code, and the campaigns grant the same product as the "Digital" package, so an access check
+on package codes fails against this fake as it would against Payway. Search items list their products
+under ``products`` as objects shaped like Payway's product search items.
 """
 
 from __future__ import annotations
@@ -26,6 +32,45 @@ TRIAL_PERIOD_ID = "5f0d1c2b3a4e5f6a7b8c9d0e"
 #: Product codes every purchase grants (Payway's access checks are on product codes, not package codes).
 DIGITAL = "digital"
 PAPER_WEEKEND = "paper_weekend"
+
+#: How search items list their products (Payway's field is undocumented; see ``payway/parsing.py``):
+#: objects under ``products`` (the default, shaped like Payway's product search items), plain codes under
+#: ``product_codes``, ``{"code"}`` objects under ``included_products``, on a nested base ``package``, or
+#: not at all. Chosen with ``state.set_products_shape``.
+PRODUCTS_SHAPE_OBJECTS = "products"
+PRODUCTS_SHAPE_CODES = "product_codes"
+PRODUCTS_SHAPE_INCLUDED = "included_products"
+PRODUCTS_SHAPE_PACKAGE = "package"
+PRODUCTS_SHAPE_NONE = "none"
+PRODUCTS_SHAPES = (
+    PRODUCTS_SHAPE_OBJECTS,
+    PRODUCTS_SHAPE_CODES,
+    PRODUCTS_SHAPE_INCLUDED,
+    PRODUCTS_SHAPE_PACKAGE,
+    PRODUCTS_SHAPE_NONE,
+)
+
+#: The products of the catalogue (Payway's "packaged products"), by code.
+INCLUDED_PRODUCTS: dict[str, dict] = {
+    DIGITAL: {
+        "id": "64a0c0ffee0000000000c001",
+        "product_code": DIGITAL,
+        "type": "product",
+        "name": "Digitalt innehåll",
+        "description": "Alla artiklar på sajten och i appen.",
+        "image_url": None,
+        "print_product": False,
+    },
+    PAPER_WEEKEND: {
+        "id": "64a0c0ffee0000000000c002",
+        "product_code": PAPER_WEEKEND,
+        "type": "product",
+        "name": "Papperstidningen lördag och söndag",
+        "description": "Papperstidningen i brevlådan på helgen.",
+        "image_url": None,
+        "print_product": True,
+    },
+}
 
 _TZ = dt.timezone(dt.timedelta(hours=1))
 
@@ -74,7 +119,7 @@ class Product:
     def period(self, period_id: str) -> Period | None:
         return next((p for p in self.periods if p.id == period_id), None)
 
-    def as_json(self) -> dict:
+    def as_json(self, products_shape: str = "products") -> dict:
         return {
             "id": self.id,
             "valid_from": self.valid_from.isoformat(),
@@ -87,7 +132,21 @@ class Product:
             "description": self.description,
             "additional_short_description": None,
             "image_url": None,
+            **self.products_json(products_shape),
         }
+
+    def products_json(self, shape: str) -> dict:
+        """The item's list of the products it contains, in one of the shapes the client accepts."""
+        objects = [dict(INCLUDED_PRODUCTS[code]) for code in self.grants]
+        if shape == PRODUCTS_SHAPE_CODES:
+            return {"product_codes": list(self.grants)}
+        if shape == PRODUCTS_SHAPE_INCLUDED:
+            return {"included_products": [{"code": code} for code in self.grants]}
+        if shape == PRODUCTS_SHAPE_PACKAGE:
+            return {"package": {"product_code": "base_" + self.code, "products": objects}}
+        if shape == PRODUCTS_SHAPE_NONE:
+            return {}
+        return {"products": objects}
 
 
 PACKAGES: tuple[Product, ...] = (

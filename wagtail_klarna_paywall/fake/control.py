@@ -11,6 +11,9 @@
     {"variants": {"envelope": "flat", "redirect_field": "redirect_url",
                   "categories": "direct_debit", "order_scope_error": true}}
                                                     (any of the switches of state.VARIANTS, until a reset)
+    {"session_categories": {"regular": ["pay_now"], "trial": ["pay_now", "direct_debit"]}}
+                                        (what create_session lists as payment_method_categories)
+    {"products_shape": "product_codes"}  (how search items list their products; see catalogue.PRODUCTS_SHAPES)
 
 and answers (like ``GET _control/``) with the counters, armed failures, sessions and orders. No token,
 ticket or password is ever part of the answer.
@@ -53,6 +56,10 @@ def snapshot() -> dict[str, Any]:
         "calls": state.calls(),
         "slow_delay": state.slow_delay(),
         "variants": state.variants().as_json(),
+        "products_shape": state.products_shape(),
+        "session_categories": {
+            kind: state.session_categories(trial=kind == "trial") for kind in ("regular", "trial")
+        },
         "armed": [
             {
                 "endpoint": f.endpoint,
@@ -137,6 +144,13 @@ def control_api(request: HttpRequest) -> HttpResponse:
                 if not isinstance(body["variants"], dict):
                     raise ValueError("variants takes an object")
                 state.set_variants(**body["variants"])
+            if "products_shape" in body:
+                state.set_products_shape(str(body["products_shape"]))
+            if "session_categories" in body:
+                categories = body["session_categories"]
+                if not isinstance(categories, dict) or set(categories) - {"regular", "trial"}:
+                    raise ValueError("session_categories takes an object with regular and/or trial")
+                state.set_session_categories(**categories)
             specs = body.get("fail_next")
             for spec in specs if isinstance(specs, list) else ([specs] if specs is not None else []):
                 _arm(spec)

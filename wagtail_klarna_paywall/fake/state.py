@@ -248,6 +248,10 @@ class _Store:
         self.failures: dict[str, deque[Failure]] = {}
         self.slow_delay: float = _configured_slow_delay()
         self.variants: Variants = _configured_variants()
+        #: What create_session lists as ``payment_method_categories``; None: the fake's defaults.
+        self.session_categories: dict[str, tuple[str, ...] | None] = {"regular": None, "trial": None}
+        #: How package and campaign search items list their products (``catalogue.PRODUCTS_SHAPES``).
+        self.products_shape: str = "products"
 
 
 def _configured_slow_delay() -> float:
@@ -384,6 +388,47 @@ def set_variants(**values: object) -> Variants:
     with _lock:
         _s().variants = _checked_variants(values, _s().variants)
         return _s().variants
+
+
+#: Category identifiers create_session may list (Klarna's groups, and the older direct_debit).
+KNOWN_CATEGORIES = ("pay_now", "pay_later", "pay_over_time", "klarna", "direct_debit")
+
+
+def set_session_categories(
+    *, regular: tuple[str, ...] | list[str] | None = None, trial: tuple[str, ...] | list[str] | None = None
+) -> None:
+    """Make create_session list these categories for regular and/or trial sessions (None: the default,
+    an empty list: none at all, as a Payway that does not pass Klarna's list through)."""
+    for value in (regular, trial):
+        if value is not None and (
+            isinstance(value, str) or any(category not in KNOWN_CATEGORIES for category in value)
+        ):
+            raise ValueError("categories must be a list of: " + ", ".join(KNOWN_CATEGORIES))
+    with _lock:
+        if regular is not None:
+            _s().session_categories["regular"] = tuple(regular)
+        if trial is not None:
+            _s().session_categories["trial"] = tuple(trial)
+
+
+def session_categories(*, trial: bool) -> tuple[str, ...] | None:
+    with _lock:
+        return _s().session_categories["trial" if trial else "regular"]
+
+
+def set_products_shape(shape: str) -> None:
+    """How package and campaign search items list their products (``catalogue.PRODUCTS_SHAPES``)."""
+    from .catalogue import PRODUCTS_SHAPES
+
+    if shape not in PRODUCTS_SHAPES:
+        raise ValueError("products_shape must be one of: " + ", ".join(PRODUCTS_SHAPES))
+    with _lock:
+        _s().products_shape = shape
+
+
+def products_shape() -> str:
+    with _lock:
+        return _s().products_shape
 
 
 # -- accounts, tickets and tokens -------------------------------------------------------------------

@@ -71,6 +71,7 @@ CATEGORY_NAMES = {
     "pay_now": "Betala nu",
     "pay_later": "Betala senare",
     "pay_over_time": "Dela upp",
+    "klarna": "Betala med Klarna",
     "direct_debit": "Autogiro",
 }
 REGULAR_CATEGORIES = ("pay_now", "pay_later", "pay_over_time")
@@ -245,9 +246,11 @@ def create_session(request: HttpRequest, version: str) -> HttpResponse:
         raise invalid("disable_account_info_overwrite", "disable_account_info_overwrite must be a boolean")
 
     session_id = state.new_session_id()
-    if state.variants().categories == "direct_debit":
+    # An explicit list (control key session_categories) wins over the direct_debit variant's lists.
+    categories = state.session_categories(trial=product.trial)
+    if categories is None and state.variants().categories == "direct_debit":
         categories = DIRECT_DEBIT_TRIAL_CATEGORIES if product.trial else DIRECT_DEBIT_REGULAR_CATEGORIES
-    else:
+    if categories is None:
         categories = TRIAL_CATEGORIES if product.trial else REGULAR_CATEGORIES
     session = state.Session(
         id=session_id,
@@ -547,8 +550,9 @@ def _search(request: HttpRequest, products: tuple[catalogue.Product, ...]) -> Ht
     ]
     start = (page_number - 1) * page_size
     page = matching[start : start + page_size]
+    shape = state.products_shape()
     return items_response(
-        [product.as_json() for product in page],
+        [product.as_json(shape) for product in page],
         {
             "page_size": page_size,
             "page_number": page_number,

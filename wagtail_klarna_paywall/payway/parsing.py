@@ -39,6 +39,15 @@ DEFAULT_TOKEN_LIFETIME = 3600
 REDIRECT_FIELDS = ("redirect_uri", "redirect_url")
 ORDER_ID_FIELDS = ("order_id", "id")
 
+# Where a package or campaign search item lists the products it contains. Payway documents that a package
+# consists of products and that access is checked on their codes, but the readable part of the search
+# pages stops before any such field: every plausible name is read, each holding codes or objects.
+INCLUDED_PRODUCTS_FIELDS = ("products", "included_products", "packaged_products", "product_codes")
+# Inside one entry of those lists, when it is an object (v3 product search names it ``product_code``).
+INCLUDED_PRODUCT_CODE_FIELDS = ("product_code", "code")
+# A campaign is always based on a package; its products may be listed on that nested package instead.
+BASE_PACKAGE_FIELDS = ("package", "base_package")
+
 
 @dataclass(frozen=True)
 class ErrorBody:
@@ -248,6 +257,32 @@ def parse_titles(data: Any) -> list[Title]:
     ]
 
 
+def included_product_codes(obj: dict[str, Any]) -> tuple[str, ...]:
+    """The product codes a package or campaign search item says it contains, in order, without repeats.
+
+    Reads every name in :data:`INCLUDED_PRODUCTS_FIELDS` (entries are code strings, or objects with a
+    code under :data:`INCLUDED_PRODUCT_CODE_FIELDS`) and, for campaigns, the same on a nested package.
+    Anything else is skipped: an unreadable list must not hide the codes a readable one gives.
+    """
+    codes: list[str] = []
+    sources = [obj, *(obj[name] for name in BASE_PACKAGE_FIELDS if isinstance(obj.get(name), dict))]
+    for source in sources:
+        for name in INCLUDED_PRODUCTS_FIELDS:
+            entries = source.get(name)
+            if not isinstance(entries, list):
+                continue
+            for entry in entries:
+                if isinstance(entry, dict):
+                    code = _str(entry, *INCLUDED_PRODUCT_CODE_FIELDS)
+                elif isinstance(entry, (str, int)) and not isinstance(entry, bool):
+                    code = str(entry).strip()
+                else:
+                    code = ""
+                if code and code not in codes:
+                    codes.append(code)
+    return tuple(codes)
+
+
 def parse_product_page(data: Any, *, kind: str, page_number: int, page_size: int) -> ProductPage:
     """Package or campaign search: ``product_code`` required per item; ``page_info`` optional."""
     assert kind in (PRODUCT_PACKAGE, PRODUCT_CAMPAIGN)
@@ -263,6 +298,7 @@ def parse_product_page(data: Any, *, kind: str, page_number: int, page_size: int
             valid_to=_datetime(obj.get("valid_to")),
             expired=_bool(obj.get("expired"), False),
             image_url=_str(obj, "image_url"),
+            included_product_codes=included_product_codes(obj),
         )
         for obj in unwrap_items(data)
     )

@@ -143,6 +143,9 @@ class Product:
     valid_to: dt.datetime | None = None
     expired: bool = False
     image_url: str = ""
+    #: Codes of the products the package or campaign contains: what ``me/active_products`` lists for a
+    #: buyer, so what access checks compare. Empty when the catalogue lists none (see ``parsing.py``).
+    included_product_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

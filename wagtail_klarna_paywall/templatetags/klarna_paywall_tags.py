@@ -96,10 +96,11 @@ def _without_owned_offers(value: Any, request: Any) -> Any:
     from wagtail.blocks.struct_block import StructValue
 
     from .. import access
+    from ..blocks import offer_is_held
 
     owned = access.owned_product_codes(request)
     offers = value["offers"]
-    kept = [item for item in offers.bound_blocks if item.value.get("product_code") not in owned]
+    kept = [item for item in offers.bound_blocks if not offer_is_held(item.value, owned)]
     if not owned or len(kept) == len(offers.bound_blocks):
         return value
     kept_offers = ListValue(offers.list_block, bound_blocks=kept)
@@ -118,6 +119,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     page as those readers see it. Outside previews the paywall's HTML comes from :mod:`..render_cache`.
     """
     from .. import gating
+    from ..blocks import offer_is_held, paywall_access_codes
 
     flat = context.flatten()
     request = flat.get("request")
@@ -138,9 +140,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     # A reader: decide from the stored value, so a cached paywall is never converted to Python.
     raw = stream.raw_data[index]
     raw_value = raw.get("value") or {}
-    codes = tuple(
-        code for code in _raw_items(raw_value, "access_product_codes") if isinstance(code, str) and code
-    )
+    codes = paywall_access_codes(raw_value)
     state, can_read = _reader_state(request, codes)
     if can_read:
         return _render_read(
@@ -150,10 +150,11 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         from .. import access
 
         owned = access.owned_product_codes(request)
-        offered = {
-            offer.get("product_code") for offer in _raw_items(raw_value, "offers") if isinstance(offer, dict)
-        }
-        if owned and owned & offered:
+        if owned and any(
+            offer_is_held(offer, owned)
+            for offer in _raw_items(raw_value, "offers")
+            if isinstance(offer, dict)
+        ):
             # Some offers are hidden from this reader: markup about their holdings is never cached.
             return _render_cut(request, flat, free, stream[index], [], state=state)
     login_url = _login_url(request, page) if state == ANONYMOUS else ""

@@ -3,13 +3,22 @@
  *
  * It is Wagtail's own Chooser widget (window.Chooser, from wagtailadmin/js/chooser-widget.js); the only
  * addition is that choosing a product also fills the sibling fields of the same offer block (kind, name,
- * period id, period type, price, period, trial), so the editor never types what Payway already knows.
+ * period id, period type, price, period, the product codes it includes, trial), so the editor never types
+ * what Payway already knows.
  * Siblings are found by name: the widget's input is "<prefix>-product_code", theirs "<prefix>-<field>".
  */
 (function () {
   'use strict';
 
-  var FIELDS = ['product_kind', 'product_name', 'period_id', 'period_type', 'price', 'price_period'];
+  var FIELDS = [
+    'product_kind',
+    'product_name',
+    'period_id',
+    'period_type',
+    'price',
+    'price_period',
+    'included_product_codes',
+  ];
 
   function fillSiblings(input, data) {
     var prefix = input.name.replace(/product_code$/, '');
@@ -30,8 +39,8 @@
     // A free campaign period is a trial; anything else is not (the editor may still untick it).
     setField('is_trial', Boolean(data.is_trial));
     if (data.is_trial) {
-      // Trials need Klarna's direct debit, which sits under "pay now".
-      setField('payment_method_category', 'pay_now');
+      // Trials need Klarna's direct debit (loaded as "pay now" when the session lists no direct debit).
+      setField('payment_method_category', 'direct_debit');
     }
   }
 

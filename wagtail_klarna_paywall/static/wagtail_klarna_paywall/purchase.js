@@ -102,6 +102,11 @@
   }
 
   function start() {
+    if (!category()) {
+      // No payment method category of the session fits this offer: never init, load or authorize.
+      showFallback(messages.noPaymentMethod);
+      return;
+    }
     if (started || !window.Klarna || !window.Klarna.Payments) {
       return;
     }
@@ -202,6 +207,11 @@
       // A GET of this page never creates a Payway session; it renders the same client token again.
       window.location.reload();
     });
+  }
+
+  if (!category()) {
+    start(); // the fallback, and nothing else: the page does not load Klarna's SDK either
+    return;
   }
 
   // The SDK calls klarnaAsyncCallback once it has loaded (it is included after this file, async).

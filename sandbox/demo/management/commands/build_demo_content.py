@@ -28,6 +28,8 @@ from demo.models import ArticleIndexPage, ArticlePage, HomePage
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 
 #: The fake Payway's free-trial period (``wagtail_klarna_paywall.fake.catalogue.TRIAL_PERIOD_ID``).
+#: Each fake offer's ``included_product_codes`` are the products its package or campaign contains in the
+#: fake catalogue (``grants``), as the offer chooser stores them: what opens the demo articles.
 FAKE_TRIAL_PERIOD_ID = "5f0d1c2b3a4e5f6a7b8c9d0e"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"
@@ -38,6 +40,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "product_code": "demo_digital",
         "product_kind": "package",
         "product_name": "Digital",
+        "included_product_codes": "digital",
         "period_type": "recurring",
         "price": "139",
         "price_period": "månad",
@@ -52,6 +55,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "product_code": "demo_digital_weekend",
         "product_kind": "package",
         "product_name": "Digital + helg",
+        "included_product_codes": "digital, paper_weekend",
         "period_type": "recurring",
         "price": "249",
         "price_period": "månad",
@@ -62,6 +66,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "product_code": "demo_campaign_3m99",
         "product_kind": "campaign",
         "product_name": "3 månader för 99 kr",
+        "included_product_codes": "digital",
         "period_type": "recurring",
         "price": "99",
         "price_period": "månad",
@@ -72,6 +77,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "product_code": "demo_trial_14d",
         "product_kind": "campaign",
         "product_name": "Prova gratis i 14 dagar",
+        "included_product_codes": "digital",
         "period_type": "recurring",
         "is_trial": True,
         "period_id": FAKE_TRIAL_PERIOD_ID,
@@ -79,7 +85,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "price_period": "14 dagar",
         "label": "Prova gratis i 14 dagar",
         "selling_points": ["Läs allt gratis i två veckor", "Sedan Digital för 139 kr/mån"],
-        "payment_method_category": "pay_now",
+        "payment_method_category": "direct_debit",
     },
 }
 
@@ -199,6 +205,7 @@ OFFER_DEFAULTS: dict[str, Any] = {
     "period_id": "",
     "price": None,
     "price_period": "",
+    "included_product_codes": "",
     "selling_points": [],
     "payment_method_category": "",
 }
@@ -227,9 +234,10 @@ class Command(BaseCommand):
         self.title_code = settings.PAYWAY_TITLE_CODE
         real = getattr(settings, "USE_REAL_PAYWAY", False)
         offers = self._live_offers() if real else FAKE_OFFERS
+        # An override only: left unset, the products the offers contain open the articles.
         access_codes = [
             code.strip()
-            for code in os.environ.get("PAYWAY_ACCESS_PRODUCT_CODES", "digital").split(",")
+            for code in os.environ.get("PAYWAY_ACCESS_PRODUCT_CODES", "").split(",")
             if code.strip()
         ]
 
@@ -465,7 +473,9 @@ def _offer(product, period, *, is_trial: bool = False) -> dict[str, Any]:
         "price_period": per,
         "label": product.name if is_trial else f"{product.name} – {price:g} kr/{per}",
         "selling_points": [product.description] if product.description else [],
+        # What the catalogue says the package or campaign contains (empty: its own code stands in).
+        "included_product_codes": ", ".join(product.included_product_codes),
     }
     if is_trial:
-        offer.update(is_trial=True, period_id=period.id, payment_method_category="pay_now")
+        offer.update(is_trial=True, period_id=period.id, payment_method_category="direct_debit")
     return offer
