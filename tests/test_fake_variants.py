@@ -117,6 +117,7 @@ def test_the_sandbox_reads_the_switches_from_the_environment():
         "DJANGO_SETTINGS_MODULE": "sandbox.settings.dev",
         "FAKE_PAYWAY_ENVELOPE": "flat",
         "FAKE_PAYWAY_ORDER_SCOPE_ERROR": "1",
+        "FAKE_SSO2_CLAIMS": "pw-sso-aud",
     }
     env.pop("PAYWAY_CLIENT_ID", None)
     out = subprocess.run(
@@ -131,7 +132,8 @@ def test_the_sandbox_reads_the_switches_from_the_environment():
         timeout=60,
         check=True,
     ).stdout
-    assert out.strip() == str({"ENVELOPE": "flat", "ORDER_SCOPE_ERROR": "1"})
+    # The response-shape switches and the SSO2 claims switch live side by side in one dict.
+    assert out.strip() == str({"ENVELOPE": "flat", "ORDER_SCOPE_ERROR": "1", "SSO2_CLAIMS": "pw-sso-aud"})
 
 
 def _trial_period():

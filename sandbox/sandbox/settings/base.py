@@ -203,4 +203,4 @@ PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY el
 #: How the fake SSO2 signs its answers' aud/iss (Payway does not document them): client-aud (aud = client
 #: id, iss = "pw-sso"), pw-sso-aud (aud = "pw-sso", iss = organisation id) or none. Also switchable while
 #: the sandbox runs: POST {"claims": "..."} to /fake-payway/sso/_control.
-WAGTAIL_KLARNA_PAYWALL_FAKE = {"SSO2_CLAIMS": os.environ.get("FAKE_SSO2_CLAIMS") or "client-aud"}
+WAGTAIL_KLARNA_PAYWALL_FAKE["SSO2_CLAIMS"] = os.environ.get("FAKE_SSO2_CLAIMS") or "client-aud"
