@@ -196,12 +196,23 @@ def test_offer_without_product_is_refused(editor, home, purchase_page, rsps):
 
 def test_purchase_page_must_be_a_klarna_purchase_page(editor, home, purchase_page, rsps):
     mock_catalogue(rsps)
+    KlarnaPurchasePageFactory(parent=home, slug="subscribe-too")  # no single obvious purchase page
     form = article_form(purchase_page, [offer()])
     form["body-1-value-purchase_page"] = str(home.pk)  # a page, but not a purchase page
     form["action-publish"] = "publish"
     response = editor.post(add_url(home), form)
     assert response.status_code == 200
     assert not ArticlePage.objects.filter(slug="paywalled-story").exists()
+
+
+def test_a_paywall_left_without_purchase_page_gets_the_only_one(editor, home, purchase_page, rsps):
+    mock_catalogue(rsps)
+    form = article_form(purchase_page, [offer()])
+    form["body-1-value-purchase_page"] = ""
+    form["action-publish"] = "publish"
+    editor.post(add_url(home), form)
+    page = ArticlePage.objects.get(slug="paywalled-story")
+    assert page.body[1].value["purchase_page"].pk == purchase_page.pk
 
 
 def test_payway_unreachable_does_not_stop_the_save_and_warns(editor, home, purchase_page, rsps):

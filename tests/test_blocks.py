@@ -381,3 +381,89 @@ def test_offer_values_still_read_into_offers():
     assert legacy.payment_method_category == ""
     with pytest.raises(ValidationError):
         OfferBlock().clean(offer_value(product_code=""))
+
+
+# -- reader texts are rendered in the reader's language, never stored in the editor's -----------------
+
+
+@pytest.mark.parametrize(
+    ("stored", "language", "shown"),
+    [
+        ("month", "sv", "månad"),
+        ("3 month", "sv", "3 månader"),
+        ("3 months", "sv", "3 månader"),
+        ("month", "en", "month"),
+        ("14 day", "en", "14 days"),
+        ("varje kvartal", "en", "varje kvartal"),  # an editor's own words stay as typed
+        ("", "sv", ""),
+    ],
+)
+def test_periods_are_stored_as_data_and_shown_in_the_readers_language(stored, language, shown):
+    from django.utils import translation
+
+    from wagtail_klarna_paywall.blocks import period_label
+
+    with translation.override(language):
+        assert period_label(stored) == shown
+
+
+def test_the_chooser_stores_periods_in_no_ones_language():
+    from django.utils import translation
+
+    from wagtail_klarna_paywall.blocks import period_code
+
+    with translation.override("en"):
+        english = period_code("month", 3)
+    with translation.override("sv"):
+        swedish = period_code("month", 3)
+    assert english == swedish == "3 month"
+
+
+@pytest.mark.parametrize("stored", ["", "Already a subscriber? Log in", "Redan prenumerant? Logga in"])
+def test_the_login_link_speaks_the_readers_language_unless_the_editor_wrote_their_own(stored):
+    from django.utils import translation
+
+    from wagtail_klarna_paywall.blocks import login_text
+
+    with translation.override("sv"):
+        assert login_text(stored) == "Redan prenumerant? Logga in"
+    with translation.override("en"):
+        assert login_text(stored) == "Already a subscriber? Log in"
+        assert login_text("Har du redan ett konto? Logga in här") == "Har du redan ett konto? Logga in här"
+
+
+def test_a_swedish_reader_gets_no_english_after_an_english_editor_saved_the_defaults(client, article):
+    """The block's defaults used to be stored in the editor's admin language and shown to every reader."""
+    html = client.get(article.url, HTTP_ACCEPT_LANGUAGE="sv").content.decode()
+    assert "Already a subscriber" not in html and "/ month" not in html
+    assert "Redan prenumerant? Logga in" in html
+
+
+def test_a_paywall_without_a_purchase_page_gets_the_sites_only_one(purchase_page):
+    block = PaywallBlock()
+    value = block.to_python(
+        {
+            "heading": "Read on",
+            "offers": [{"product_code": "digital", "label": "Digital"}],
+            "purchase_page": None,
+        }
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, re.compile(".*"), status=503)
+        cleaned = block.clean(value)
+    assert cleaned["purchase_page"].pk == purchase_page.pk
+
+
+def test_a_paywall_without_a_purchase_page_must_choose_among_several(purchase_page, root):
+    KlarnaPurchasePageFactory(parent=root, slug="subscribe-too")
+    block = PaywallBlock()
+    value = block.to_python(
+        {
+            "heading": "Read on",
+            "offers": [{"product_code": "digital", "label": "Digital"}],
+            "purchase_page": None,
+        }
+    )
+    with pytest.raises(StructBlockValidationError) as error:
+        block.clean(value)
+    assert "purchase_page" in error.value.block_errors

@@ -160,7 +160,7 @@ def test_choosing_a_free_campaign_period_makes_a_trial(editor, rsps, site_title)
         )
     )["result"]
     assert result["product_kind"] == "campaign" and result["is_trial"] is True
-    assert result["period_id"] == TRIAL_PERIOD and result["price_period"] == "3 months"
+    assert result["period_id"] == TRIAL_PERIOD and result["price_period"] == "3 month"
     assert result["included_product_codes"] == WEB_PRODUCT
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
@@ -205,7 +209,9 @@ class OfferBlock(blocks.StructBlock):
         label=_("Klarna payment period"), required=False, max_length=24, help_text=_("Required for trials.")
     )
     price = blocks.DecimalBlock(label=_("price per period"), required=False, decimal_places=2)
-    price_period = blocks.CharBlock(label=_("period"), required=False, help_text=_("e.g. “month”"))
+    price_period = blocks.CharBlock(
+        label=_("period"), required=False, help_text=_("Filled by the chooser, e.g. “month” or “3 month”.")
+    )
     included_product_codes = blocks.CharBlock(
         label=_("product codes it includes"),
         required=False,
@@ -281,7 +287,10 @@ class PaywallBlock(blocks.StructBlock):
     teaser = blocks.RichTextBlock(label=_("teaser"), required=False)
     offers = blocks.ListBlock(OfferBlock(), label=_("offers"), min_num=1)
     purchase_page = blocks.PageChooserBlock(
-        label=_("purchase page"), page_type="wagtail_klarna_paywall.KlarnaPurchasePage"
+        label=_("purchase page"),
+        page_type="wagtail_klarna_paywall.KlarnaPurchasePage",
+        required=False,
+        help_text=_("Left empty, the site's only live purchase page is used."),
     )
     confirmation_page = blocks.PageChooserBlock(
         label=_("confirmation page"),
@@ -289,8 +298,12 @@ class PaywallBlock(blocks.StructBlock):
         required=False,
         help_text=_("Defaults to the site's confirmation page."),
     )
+    # No default text: a default would be stored in the editor's admin language and shown to every reader
+    # in it. Empty means DEFAULT_LOGIN_TEXT, rendered in the reader's language.
     login_text = blocks.CharBlock(
-        label=_("log-in text"), required=False, default=_("Already a subscriber? Log in")
+        label=_("log-in text"),
+        required=False,
+        help_text=_("Leave empty for “Already a subscriber? Log in” in the reader's language."),
     )
     access_product_codes = blocks.ListBlock(
         blocks.CharBlock(label=_("product code")),
@@ -322,7 +335,7 @@ class PaywallBlock(blocks.StructBlock):
                     "product_name": _("Digital"),
                     "period_type": "recurring",
                     "price": "99",
-                    "price_period": _("month"),
+                    "price_period": "month",
                     "label": _("Digital subscription"),
                     "selling_points": [_("Every article"), _("Cancel any time")],
                 },
@@ -334,7 +347,7 @@ class PaywallBlock(blocks.StructBlock):
                     "is_trial": True,
                     "period_id": "000000000000000000000000",
                     "price": "0",
-                    "price_period": _("month"),
+                    "price_period": "month",
                     "label": _("Try a month for free"),
                     "payment_method_category": "pay_now",
                 },
@@ -342,6 +355,19 @@ class PaywallBlock(blocks.StructBlock):
         }
 
     def clean(self, value: Any) -> Any:
+        if not value.get("purchase_page"):
+            # One obvious choice: most sites have a single purchase page, and an editor should not have to
+            # find it for every paywall. With none or several, the editor must choose.
+            value["purchase_page"] = _only_purchase_page()
+            if value["purchase_page"] is None:
+                raise StructBlockValidationError(
+                    block_errors={
+                        "purchase_page": ValidationError(
+                            _("Choose the purchase page where readers buy these offers."),
+                            code="purchase_page_required",
+                        )
+                    }
+                )
         value = super().clean(value)
         # The list is the editor's override and is stored as given: left empty, the offers' products
         # open the article (``paywall_access_codes``), so choosing another offer later changes access too.
@@ -371,9 +397,71 @@ class PaywallBlock(blocks.StructBlock):
         context["buy_method"] = "post" if one_click else "get"
         context["buy_url"] = _buy_url(value.get("purchase_page"), request, route=one_click)
         context.setdefault("login_url", "")
+        context["login_text"] = login_text(value.get("login_text"))
         article = context.get("page")
         context["buy_page_id"] = getattr(article, "pk", "") or ""
         return context
+
+
+def _only_purchase_page() -> Any:
+    """The one live Klarna purchase page, or None when there are none or several."""
+    from django.apps import apps
+
+    pages = list(apps.get_model("wagtail_klarna_paywall", "KlarnaPurchasePage").objects.live()[:2])
+    return pages[0] if len(pages) == 1 else None
+
+
+#: What the paywall's log-in link says when the editor wrote nothing (translated per reader).
+DEFAULT_LOGIN_TEXT = _("Already a subscriber? Log in")
+
+
+def login_text(stored: Any) -> str:
+    """The log-in link's text for this reader: the editor's own, or the default in the reader's language.
+
+    Blocks saved before the default stopped being stored hold it in the editor's language; those are
+    treated as empty too, so a Swedish site does not show English because its editor's admin was English.
+    """
+    text = (stored or "").strip() if isinstance(stored, str) else ""
+    if not text or text in _stored_default_login_texts():
+        return str(DEFAULT_LOGIN_TEXT)
+    return text
+
+
+@functools.cache
+def _stored_default_login_texts() -> frozenset[str]:
+    texts = set()
+    for code, _name in django_settings.LANGUAGES:
+        with translation.override(code):
+            texts.add(str(DEFAULT_LOGIN_TEXT))
+    return frozenset(texts)
+
+
+#: Period units the chooser stores (Payway's ``iteration_type``), in words for readers and editors.
+PERIOD_UNITS: dict[str, tuple[Any, Any]] = {
+    "day": (_("day"), _("days")),
+    "week": (_("week"), _("weeks")),
+    "month": (_("month"), _("months")),
+    "year": (_("year"), _("years")),
+}
+_PERIOD_RE = re.compile(r"^(?:(\d{1,4}) )?(day|week|month|year)s?$")
+
+
+def period_code(iteration_type: str, iteration_length: int) -> str:
+    """What an offer stores as its period: ``"month"`` or ``"3 month"``, data in no one's language."""
+    unit = (iteration_type or "").strip().lower()
+    return unit if iteration_length == 1 else f"{iteration_length} {unit}"
+
+
+def period_label(value: Any) -> str:
+    """A stored period in the reader's (or editor's) language: ``"month"`` -> "månad", ``"3 month"`` ->
+    "3 månader". Anything else (text an editor typed) is shown as it is."""
+    text = (value or "").strip() if isinstance(value, str) else ""
+    match = _PERIOD_RE.match(text)
+    if not match:
+        return text
+    length, unit = int(match.group(1) or 1), match.group(2)
+    singular, plural = PERIOD_UNITS[unit]
+    return str(singular) if length == 1 else f"{length} {plural}"
 
 
 def _buy_url(purchase_page: Any, request: Any, *, route: bool = True) -> str:

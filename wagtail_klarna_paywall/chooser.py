@@ -33,6 +33,7 @@ from wagtail.admin.viewsets.base import ViewSet
 from wagtail.admin.widgets.chooser import BaseChooser, BaseChooserAdapter
 
 from . import catalogue
+from .blocks import period_code, period_label
 from .exceptions import PaywallError
 from .payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product
 
@@ -41,20 +42,10 @@ logger = logging.getLogger(__name__)
 VIEWSET_NAME = "wagtail_klarna_paywall_offer_chooser"
 PER_PAGE = 10
 
-PERIOD_UNITS = {
-    "day": (_("day"), _("days")),
-    "week": (_("week"), _("weeks")),
-    "month": (_("month"), _("months")),
-    "year": (_("year"), _("years")),
-}
-
 
 def period_text(period: PaymentPeriod) -> str:
-    """ "month", "3 months": the period a price is paid for, as editors and readers read it."""
-    singular, plural = PERIOD_UNITS.get(period.iteration_type, (period.iteration_type, period.iteration_type))
-    if period.iteration_length == 1:
-        return str(singular)
-    return f"{period.iteration_length} {plural}"
+    """ "month", "3 months": the period a price is paid for, in the editor's language (the listing)."""
+    return period_label(period_code(period.iteration_type, period.iteration_length))
 
 
 def product_display_title(name: str, code: str) -> str:
@@ -317,7 +308,8 @@ def chosen_data(product: Product, period: PaymentPeriod) -> dict[str, Any]:
         # Campaign periods are always recurring for Payway, whatever the listing says.
         "period_type": "recurring" if product.kind == PRODUCT_CAMPAIGN else (period.type or "recurring"),
         "price": "" if price is None else str(price),
-        "price_period": period_text(period),
+        # Data, not words: rendered in each reader's language (blocks.period_label).
+        "price_period": period_code(period.iteration_type, period.iteration_length),
         # A free campaign is a trial: it needs the period id and Klarna's direct debit.
         "is_trial": free_campaign,
         # What a buyer holds afterwards (Payway's active_products), so what opens articles. Empty when the

@@ -109,6 +109,14 @@ def _without_owned_offers(value: Any, request: Any) -> Any:
     )
 
 
+@register.filter
+def paywall_period(value: Any) -> str:
+    """An offer's stored period ("month", "3 month") in the reader's language."""
+    from ..blocks import period_label
+
+    return period_label(value)
+
+
 @register.simple_tag(takes_context=True)
 def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     """Render a StreamField up to its first paywall block, and the rest only for readers with access.

@@ -36,6 +36,11 @@
     FIELDS.forEach(function (field) {
       setField(field, data[field]);
     });
+    // The label readers see is the editor's; until they write one, Payway's product name stands in.
+    var label = form.querySelector('[name="' + prefix + 'label"]');
+    if (label && !label.value && data.product_name) {
+      setField('label', data.product_name);
+    }
     // A free campaign period is a trial; anything else is not (the editor may still untick it).
     setField('is_trial', Boolean(data.is_trial));
     if (data.is_trial) {

@@ -25,6 +25,7 @@ from django.utils import timezone
 from wagtail.models import Page, Site
 
 from demo.models import ArticleIndexPage, ArticlePage, HomePage
+from wagtail_klarna_paywall.blocks import period_code
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 
 #: The fake Payway's free-trial period (``wagtail_klarna_paywall.fake.catalogue.TRIAL_PERIOD_ID``).
@@ -43,7 +44,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "included_product_codes": "digital",
         "period_type": "recurring",
         "price": "139",
-        "price_period": "månad",
+        "price_period": "month",
         "label": "Digital – 139 kr/mån",
         "selling_points": [
             "Alla artiklar på sajten och i appen",
@@ -58,7 +59,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "included_product_codes": "digital, paper_weekend",
         "period_type": "recurring",
         "price": "249",
-        "price_period": "månad",
+        "price_period": "month",
         "label": "Digital + helg – 249 kr/mån",
         "selling_points": ["Allt digitalt", "Papperstidningen i brevlådan lördag och söndag"],
     },
@@ -69,7 +70,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "included_product_codes": "digital",
         "period_type": "recurring",
         "price": "99",
-        "price_period": "månad",
+        "price_period": "month",
         "label": "Kampanj: 99 kr/mån i tre månader",
         "selling_points": ["Allt digitalt i tre månader", "Sedan ordinarie pris, säg upp när du vill"],
     },
@@ -82,7 +83,7 @@ FAKE_OFFERS: dict[str, dict[str, Any]] = {
         "is_trial": True,
         "period_id": FAKE_TRIAL_PERIOD_ID,
         "price": "0",
-        "price_period": "14 dagar",
+        "price_period": "14 day",
         "label": "Prova gratis i 14 dagar",
         "selling_points": ["Läs allt gratis i två veckor", "Sedan Digital för 139 kr/mån"],
         "payment_method_category": "direct_debit",
@@ -361,7 +362,7 @@ class Command(BaseCommand):
                         ],
                         "purchase_page": purchase.pk,
                         "confirmation_page": confirmation.pk,
-                        "login_text": "Redan prenumerant? Logga in",
+                        "login_text": "",
                         "access_product_codes": [
                             {"type": "item", "value": code, "id": _id(slug, "access", code)}
                             for code in access_codes
@@ -470,7 +471,8 @@ def _offer(product, period, *, is_trial: bool = False) -> dict[str, Any]:
         "product_name": product.name,
         "period_type": "recurring" if product.kind == "campaign" else period.type,
         "price": str(price),
-        "price_period": per,
+        # Stored as data; each reader reads it in their language.
+        "price_period": period_code(period.iteration_type, period.iteration_length),
         "label": product.name if is_trial else f"{product.name} – {price:g} kr/{per}",
         "selling_points": [product.description] if product.description else [],
         # What the catalogue says the package or campaign contains (empty: its own code stands in).
