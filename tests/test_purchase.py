@@ -37,6 +37,8 @@ CREATE_V2 = f"{API}/external/api/v2/klarna_payments/create_session"
 PLACE_V1 = f"{API}/external/api/v1/klarna_payments/place_order"
 PLACE_V2 = f"{API}/external/api/v2/klarna_payments/place_order"
 PLACE_TRIAL = f"{API}/external/api/v2/klarna_payments/place_trial_order"
+ME_URL = f"{API}/external/api/v3/me"
+ACCOUNT_ID = "5e1f00000000000000000abc"
 
 SYSTEM_TOKEN = "system-token-SENTINEL-1"
 IDENTITY_TOKEN = "identity-token-SENTINEL-2"
@@ -181,6 +183,8 @@ def payway():
     """Fake Payway: a system token and happy create_session/place_order answers (tests add errors)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add(responses.POST, TOKEN_URL, json={"access_token": SYSTEM_TOKEN, "expires_in": 3600})
+        # Whose identity token it is (the one-order-per-reader guard keys logged-in readers on it).
+        rsps.add(responses.GET, ME_URL, json={"item": {"id": ACCOUNT_ID, "email": "acc@example.com"}})
         yield rsps
 
 

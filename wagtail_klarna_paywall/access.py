@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.utils.crypto import salted_hmac
@@ -41,6 +41,26 @@ def reader_has_access(request: HttpRequest, product_codes: Iterable[str]) -> boo
     if not wanted:
         return False
     return bool(wanted & owned_product_codes(request))
+
+
+def offer_access_codes(offer: Any) -> frozenset[str]:
+    """The product codes that mean a reader already has what ``offer`` sells: its access codes, else
+    (none listed) its own product code. The product code always counts too, for the catalogues whose
+    ``active_products`` list package codes."""
+    codes = {code for code in (getattr(offer, "access_product_codes", None) or ()) if isinstance(code, str)}
+    codes.add(getattr(offer, "product_code", "") or "")
+    return frozenset(code for code in codes if code)
+
+
+def offer_is_owned(request: HttpRequest | None, offer: Any) -> bool:
+    """THE decision "this logged-in reader already holds what ``offer`` sells": the paywall hides such an
+    offer, and the purchase page, its ``?page=&offer=`` landing and buy refuse to sell it. Never True for
+    anonymous readers (no I/O for them); False on a Payway failure (the database guard on placing an
+    order still stops a second order of the same product)."""
+    if request is None:
+        return False
+    wanted = offer_access_codes(offer)
+    return bool(wanted) and bool(wanted & owned_product_codes(request))
 
 
 def owned_product_codes(request: HttpRequest) -> frozenset[str]:

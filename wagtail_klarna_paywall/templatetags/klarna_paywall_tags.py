@@ -69,11 +69,15 @@ def _without_owned_offers(value: Any, request: Any) -> Any:
     from wagtail.blocks.struct_block import StructValue
 
     from .. import access
+    from ..blocks import offer_from_value
 
-    owned = access.owned_product_codes(request)
     offers = value["offers"]
-    kept = [item for item in offers.bound_blocks if item.value.get("product_code") not in owned]
-    if not owned or len(kept) == len(offers.bound_blocks):
+    kept = [
+        item
+        for item in offers.bound_blocks
+        if not access.offer_is_owned(request, offer_from_value("", item.value, paywall=value))
+    ]
+    if len(kept) == len(offers.bound_blocks):
         return value
     kept_offers = ListValue(offers.list_block, bound_blocks=kept)
     return StructValue(
@@ -119,12 +123,15 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         return mark_safe(_render(free + [stream[i] for i in range(index + 1, len(stream))], flat))  # noqa: S308
     if state == READER:
         from .. import access
+        from ..blocks import offer_from_value
 
-        owned = access.owned_product_codes(request)
-        offered = {
-            offer.get("product_code") for offer in _raw_items(raw_value, "offers") if isinstance(offer, dict)
-        }
-        if owned and owned & offered:
+        # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
+        stored = {"access_product_codes": codes}
+        if any(
+            access.offer_is_owned(request, offer_from_value("", offer, paywall=stored))
+            for offer in _raw_items(raw_value, "offers")
+            if isinstance(offer, dict)
+        ):
             # Some offers are hidden from this reader: markup about their holdings is never cached.
             return _render_cut(request, flat, free, stream[index], [], state=state)
     login_url = _login_url(request, page) if state == ANONYMOUS else ""
