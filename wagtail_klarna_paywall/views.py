@@ -454,6 +454,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
 
     if access.offer_is_owned(request, offer):
         # The reader's account holds what this offer sells: nothing to buy, no Payway session.
+        logger.info("Buy of offer %s on page %s refused: the reader already holds it", ref, holder.pk)
         return _render_landing(
             request, page, message_code=messages.ALREADY_SUBSCRIBED, back_url=_back_url(holder, page, request)
         )
