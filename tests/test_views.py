@@ -1046,3 +1046,27 @@ def test_an_anonymous_reader_is_offered_everything_without_asking_payway(shop, p
     response = reader.get(url, secure=True)
     assert 'name="offer" value="paywall-1:offer-digital"' in text(response)
     assert calls_to(payway, ACTIVE_PRODUCTS) == []
+
+
+def test_a_logged_in_reader_on_another_device_is_the_same_reader(shop, payway, logged_in):
+    """Two browsers logged in to one Payway account (the account comes from /v3/me): the second device's
+    submit is refused with a link to the first device's purchase, and its next buy shows that purchase."""
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, CREATE_V1, json=session_json(session_id="device-b"))
+    payway.add(responses.POST, PLACE_V1, json=order_json())
+    device_a, device_b = Client(), Client()
+    first = start_checkout(device_a, shop)
+    second = start_checkout(device_b, shop, page=shop.article, ref=Shop.article_offer_ref)
+    assert first.reader_key != second.reader_key and first.account_key == second.account_key != ""
+    assert pay(device_a, first, customer=None).status_code == 303
+
+    refused = pay(device_b, second, token="c5bd3423-24e3-4c4e-8d9c-3bcb4b7b0aab", customer=None)
+
+    assert "You have already bought this" in text(refused)
+    assert f'href="/thanks/?ref={first.reference}"' in text(refused)
+    assert len(calls_to(payway, PLACE_V1)) == 1
+    again = buy(device_b, shop)
+    assert again.status_code == 303 and again["Location"] == checkout_path(first)
+    page = device_b.get(again["Location"], secure=True)
+    assert page.status_code == 200 and "You have already bought this" in text(page)
+    assert len(calls_to(payway, CREATE_V1)) == 2
