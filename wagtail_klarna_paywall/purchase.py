@@ -9,6 +9,9 @@ The steps (project contract and ``docs``):
    ``session_ready`` to ``placing`` by a conditional UPDATE committed BEFORE Payway is called, so whatever
    the number of submits, tabs or workers, exactly one request calls Payway. Its outcome is committed
    before the reader gets an answer; every later request gets that stored outcome (:func:`stored_outcome`).
+   The same step claims the product (:func:`product_key`: title, kind, code) for every identity of the
+   buyer (browser reader, Payway account, typed e-mail): while another attempt of theirs holds it, this
+   one ends FAILED "already_bought" and nothing is sent (one order per reader and product).
 3. :func:`confirm`: the reader is back on the confirmation page; ``placed`` becomes ``confirmed`` once.
 
 Rules held here: a POST that may have reached Payway is never re-sent (its outcome is "unknown" and
