@@ -27,6 +27,7 @@ from wagtail_klarna_paywall.payway.types import (
     PRODUCT_CAMPAIGN,
     PRODUCT_PACKAGE,
     SYSTEM_SCOPES,
+    Account,
     AccountSyncFlags,
     BrowserInfo,
     CustomerInfo,
@@ -1228,3 +1229,79 @@ def test_process_wide_client_is_built_once_under_concurrency_and_closed_on_reset
     assert len(built) == 1 and all(g is built[0] for g in got)
     shared.reset()
     assert closed == built and shared.get() is not built[0]
+
+
+# -- /v3/me ------------------------------------------------------------------------------------------
+
+ME = BASE + "/external/api/v3/me"
+ME_ITEM = {
+    "id": "5e4bbd0e09c04c1f6498c700",
+    "email": "anna@example.com",
+    "first_name": "Anna",
+    "last_name": "Andersson",
+    "social_security_number": "191212121212",
+    "address": {"street": "Storgatan 1"},
+    "user_products": [{"product_code": "digital"}],
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"item": ME_ITEM},
+        ME_ITEM,
+        {"item": {**{k: v for k, v in ME_ITEM.items() if k != "id"}, "account_id": ME_ITEM["id"]}},
+        {"item": {"account": ME_ITEM}},
+    ],
+    ids=["item", "bare", "account_id", "nested-account"],
+)
+def test_current_account_reads_every_plausible_shape(client, rsps, body):
+    rsps.get(ME, json=body)
+
+    account = client.current_account(IDENTITY_TOKEN)
+
+    assert account == Account(
+        id="5e4bbd0e09c04c1f6498c700", email="anna@example.com", first_name="Anna", last_name="Andersson"
+    )
+    [call] = rsps.calls
+    assert_api_request(call, IDENTITY_TOKEN)
+    assert call.request.method == "GET"
+    # Personal data stays out of the object's repr (and so out of logs and error reports).
+    assert "anna@example.com" not in repr(account) and "Anna" not in repr(account)
+    assert not hasattr(account, "social_security_number")
+
+
+def test_current_account_tolerates_missing_names(client, rsps):
+    rsps.get(ME, json={"item": {"id": 42}})
+    assert client.current_account(IDENTITY_TOKEN) == Account(id="42")
+
+
+def test_current_account_without_an_id_is_malformed(client, rsps):
+    rsps.get(ME, json={"item": {"email": "anna@example.com"}})
+    with pytest.raises(exc.MalformedResponse) as raised:
+        client.current_account(IDENTITY_TOKEN)
+    assert raised.value.endpoint == "/external/api/v3/me"
+    assert "anna" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, exc.AuthenticationExpired),
+        (404, exc.NotFound),
+        (403, exc.PermissionDenied),
+        (500, exc.ServerError),
+    ],
+)
+def test_current_account_errors_are_typed(client, rsps, status, error):
+    rsps.get(ME, status=status, json={"code": "x", "message": "anna@example.com"})
+    with pytest.raises(error) as raised:
+        client.current_account(IDENTITY_TOKEN)
+    assert "anna@example.com" not in str(raised.value)
+    assert calls_to(rsps, TOKEN_URL) == []  # an identity call never swaps in the system token
+
+
+def test_current_account_timeout_is_typed(client, rsps):
+    rsps.get(ME, body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(exc.PaywayTimeout):
+        client.current_account(IDENTITY_TOKEN)

@@ -997,3 +997,27 @@ def test_fake_widget_under_a_strict_csp(live_server):
             assert unavailable.evaluate(LOAD) == {"show_form": False}
         finally:
             browser.close()
+
+
+def test_me_answers_the_account_of_an_identity_token_in_every_plausible_shape(api):
+    """``GET v3/me``: the account behind the token, answered in turn as ``{"item": ...}``, as a bare
+    object, and with ``account_id`` instead of ``id``; the real client reads them all."""
+    from wagtail_klarna_paywall.payway.parsing import parse_account
+
+    url = BASE + "external/api/v3/me"
+    token = api.identity_token(state.READER_ACCOUNT_ID)
+    bodies = [api.get(url, token=token).json() for _ in range(3)]
+    assert "item" in bodies[0] and "item" not in bodies[1] and "account_id" in bodies[2]["item"]
+    for body in bodies:
+        account = parse_account(body)
+        assert (account.id, account.email, account.first_name) == (
+            state.READER_ACCOUNT_ID,
+            "reader@example.com",
+            "Rolf",
+        )
+    assert state.calls("me") == 3
+
+
+def test_me_needs_an_identity_token(api):
+    url = BASE + "external/api/v3/me"
+    assert_error(api.get(url, token=api.system_token()), 403, "identity_required")

@@ -249,3 +249,22 @@ def test_reader_cache_headers_only_when_marked(rf):
     gating.mark_reader_dependent(request)
     response = gating.apply_reader_cache_headers(request, HttpResponse("x"))
     assert response["Vary"] == "Cookie" and response["Cache-Control"] == "private"
+
+
+def test_the_paywall_hides_offers_through_the_same_decision_as_buy(client, article, monkeypatch):
+    """One function decides "the reader holds what this offer sells" for the paywall and the purchase
+    views (access.offer_is_owned); replacing it changes what the paywall shows."""
+    from wagtail_klarna_paywall import access
+
+    asked = []
+
+    def decide(request, offer):
+        asked.append(offer.product_code)
+        return offer.label == DIGITAL_OFFER
+
+    monkeypatch.setattr(access, "offer_is_owned", decide)
+    with as_reader(client, ["other"]):
+        html = client.get(article.url).content.decode()
+    assert GATED not in html
+    assert DIGITAL_OFFER not in html and PAPER_OFFER in html
+    assert "paper" in asked

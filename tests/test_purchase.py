@@ -18,12 +18,13 @@ from freezegun import freeze_time
 from wagtail.models import Page, Site
 
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import purchase, signals
+from wagtail_klarna_paywall import accounts, purchase, signals
 from wagtail_klarna_paywall.models import (
     AttemptState,
     EventKind,
     KlarnaPurchasePage,
     PaywallSettings,
+    ProductClaim,
     PurchaseAttempt,
     PurchaseConfirmationPage,
 )
@@ -37,6 +38,8 @@ CREATE_V2 = f"{API}/external/api/v2/klarna_payments/create_session"
 PLACE_V1 = f"{API}/external/api/v1/klarna_payments/place_order"
 PLACE_V2 = f"{API}/external/api/v2/klarna_payments/place_order"
 PLACE_TRIAL = f"{API}/external/api/v2/klarna_payments/place_trial_order"
+ME_URL = f"{API}/external/api/v3/me"
+ACCOUNT_ID = "5e1f00000000000000000abc"
 
 SYSTEM_TOKEN = "system-token-SENTINEL-1"
 IDENTITY_TOKEN = "identity-token-SENTINEL-2"
@@ -181,6 +184,8 @@ def payway():
     """Fake Payway: a system token and happy create_session/place_order answers (tests add errors)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add(responses.POST, TOKEN_URL, json={"access_token": SYSTEM_TOKEN, "expires_in": 3600})
+        # Whose identity token it is (the one-order-per-reader guard keys logged-in readers on it).
+        rsps.add(responses.GET, ME_URL, json={"item": {"id": ACCOUNT_ID, "email": "acc@example.com"}})
         yield rsps
 
 
@@ -947,3 +952,208 @@ def test_traffic_source_is_cleaned():
     assert purchase.clean_traffic_source("<script>") == ""
     assert purchase.clean_traffic_source("x" * 101) == ""
     assert purchase.clean_traffic_source(None) == ""
+
+
+# -- one order per reader and product ---------------------------------------------------------------------
+
+
+def two_offers_of_one_product(shop, payway, reader=READER):
+    """The purchase page's "Digital" and the article paywall's "Digital", both with a session ready."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="second-session"))
+    first = start(shop, reader=reader).attempt
+    second = start(shop, Shop.article_offer_ref, reader=reader, page=shop.article).attempt
+    assert first.pk != second.pk and first.offer_key != second.offer_key
+    assert first.product_key == second.product_key
+    return first, second
+
+
+def test_product_key_names_what_is_bought_not_where(shop):
+    settings_obj = PaywallSettings.for_site(shop.site)
+    settings_obj.title_code = "news"
+    settings_obj.save()
+    package = shop.offer(shop.purchase_page, Shop.package_ref)
+    article = shop.offer(shop.article, Shop.article_offer_ref)
+    campaign = shop.offer(shop.purchase_page, Shop.campaign_ref)
+    assert purchase.offer_product_key(package, shop.site) == "news:package:digital"
+    assert purchase.offer_product_key(article, shop.site) == "news:package:digital"
+    assert purchase.offer_product_key(campaign, shop.site) == "news:campaign:spring-campaign"
+    long_key = purchase.product_key("news", "package", "x" * 1000)
+    assert len(long_key) <= 255 and long_key != purchase.product_key("news", "package", "x" * 999)
+
+
+def test_second_offer_of_a_placed_product_is_refused_before_payway(shop, payway, signal_log):
+    """One reader, two offers of one product (purchase page and article): the second submit places
+    nothing; its attempt ends FAILED "already_bought", pointing at the first, with an event to find."""
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    first, second = two_offers_of_one_product(shop, payway)
+    assert place(first).outcome == purchase.Outcome.REDIRECT
+
+    result = place(second, token="auth-token-2")
+
+    assert result.outcome == purchase.Outcome.ALREADY_BOUGHT and result.error_code == "already_bought"
+    assert result.called_payway is False
+    assert len(calls_to(payway, PLACE_V2)) == 1
+    second.refresh_from_db()
+    assert second.state == AttemptState.FAILED and second.error_code == "already_bought"
+    assert second.duplicate_of_id == first.pk and second.placing_at is None
+    event = second.events.get(kind=EventKind.ERROR, error_code="already_bought")
+    assert str(first.reference) in event.detail
+    assert ("failed", second.reference, AttemptState.FAILED) in signal_log
+    # Its stored outcome says the same on every later submit, still without a call.
+    assert purchase.stored_outcome(second).outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert place(second, token="auth-token-3").outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert len(calls_to(payway, PLACE_V2)) == 1
+
+
+@pytest.mark.parametrize("first_state", ["placing", "unknown", "confirmed"])
+def test_an_order_being_placed_or_settled_also_holds_the_product(shop, payway, first_state):
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    first, second = two_offers_of_one_product(shop, payway)
+    place(first)
+    PurchaseAttempt.objects.filter(pk=first.pk).update(state=first_state)
+
+    assert place(second).outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert len(calls_to(payway, PLACE_V2)) == 1
+
+
+@pytest.mark.parametrize("first_end", ["declined", "failed", "expired"])
+def test_a_first_attempt_that_ended_without_an_order_frees_the_product(shop, payway, first_end):
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json(order_id="second-order"))
+    first, second = two_offers_of_one_product(shop, payway)
+    place(first)
+    PurchaseAttempt.objects.filter(pk=first.pk).update(state=first_end)
+
+    assert place(second).outcome == purchase.Outcome.REDIRECT
+    assert len(calls_to(payway, PLACE_V2)) == 2
+
+
+def test_nothing_reached_payway_frees_the_product_for_the_other_offer(shop, payway):
+    """A connect failure returns the first attempt to session_ready: it holds nothing any more."""
+    payway.add(responses.POST, PLACE_V2, body=requests.ConnectionError("refused"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    first, second = two_offers_of_one_product(shop, payway)
+    assert place(first).outcome == purchase.Outcome.RETRY
+
+    assert place(second).outcome == purchase.Outcome.REDIRECT
+    # The first attempt, placed again afterwards, is the one refused now.
+    assert place(first, token="auth-token-9").outcome == purchase.Outcome.ALREADY_BOUGHT
+
+
+def test_after_the_rebuy_window_the_product_can_be_bought_again(shop, payway):
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json(order_id="later-order"))
+    t0 = timezone.now()
+    with freeze_time(t0):
+        first, _second = two_offers_of_one_product(shop, payway)
+        place(first)
+    with freeze_time(t0 + purchase.REBUY_GUARD + dt.timedelta(minutes=1)):
+        payway.add(responses.POST, CREATE_V2, json=session_json(session_id="third-session"))
+        later = start(shop, Shop.article_offer_ref, page=shop.article)
+        assert later.status == purchase.BuyStatus.READY
+        assert place(later.attempt).outcome == purchase.Outcome.REDIRECT
+    assert len(calls_to(payway, PLACE_V2)) == 2
+
+
+def test_other_products_are_not_held(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="campaign-session"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json(order_id="campaign-order"))
+    package = start(shop).attempt
+    campaign = start(shop, Shop.campaign_ref).attempt
+    assert place(package).outcome == purchase.Outcome.REDIRECT
+    assert place(campaign).outcome == purchase.Outcome.REDIRECT
+    assert len(calls_to(payway, PLACE_V2)) == 2
+
+
+def test_the_typed_email_counts_as_the_reader(shop, payway):
+    """Two browsers (two readers) of one new customer: the address typed at checkout makes them one."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="other-browser"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    browser_a = purchase.Reader(key="anon:" + "a" * 64)
+    browser_b = purchase.Reader(key="anon:" + "b" * 64)
+    first = start(shop, reader=browser_a).attempt
+    second = start(shop, Shop.article_offer_ref, reader=browser_b, page=shop.article).attempt
+    assert place(first, reader=browser_a).outcome == purchase.Outcome.REDIRECT
+
+    same_person = CustomerInfo(email="  Reader@Example.COM ", first_name="R", last_name="D")
+    result = place(second, reader=browser_b, customer=same_person)
+
+    assert result.outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert len(calls_to(payway, PLACE_V2)) == 1
+    # Only keyed hashes of the address are stored, never the address.
+    keys = list(ProductClaim.objects.values_list("reader_key", flat=True))
+    assert accounts.email_key("reader@example.com") in keys
+    assert not any("example" in key.lower() for key in keys)
+    assert "reader@example.com" not in json.dumps(list(PurchaseAttempt.objects.values()), default=str).lower()
+
+
+def test_another_email_in_another_browser_is_another_reader(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="other-browser"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json(order_id="other-order"))
+    browser_a = purchase.Reader(key="anon:" + "a" * 64)
+    browser_b = purchase.Reader(key="anon:" + "b" * 64)
+    first = start(shop, reader=browser_a).attempt
+    second = start(shop, reader=browser_b).attempt
+    assert place(first, reader=browser_a).outcome == purchase.Outcome.REDIRECT
+    other = CustomerInfo(email="someone.else@example.com", first_name="S", last_name="E")
+    assert place(second, reader=browser_b, customer=other).outcome == purchase.Outcome.REDIRECT
+
+
+def test_a_logged_in_reader_is_their_payway_account_on_every_device(shop, payway):
+    """Two Django sessions of one Payway account: the second device's order is refused; its buy shows
+    the first device's purchase before any Payway session is made."""
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, CREATE_V1, json=session_json(session_id="second-device"))
+    payway.add(responses.POST, PLACE_V1, json=order_json())
+    account = accounts.key_for_account_id(ACCOUNT_ID)
+    device_a = purchase.Reader(key="anon:" + "c" * 64, identity_token=IDENTITY_TOKEN, account_key=account)
+    device_b = purchase.Reader(key="anon:" + "d" * 64, identity_token=IDENTITY_TOKEN, account_key=account)
+    first = start(shop, reader=device_a).attempt
+    second = start(shop, Shop.article_offer_ref, reader=device_b, page=shop.article).attempt
+    assert first.account_key == second.account_key == account
+    assert first.existing_customer and second.existing_customer
+
+    assert place(first, reader=device_a, customer=None).outcome == purchase.Outcome.REDIRECT
+    assert place(second, reader=device_b, customer=None).outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert len(calls_to(payway, PLACE_V1)) == 1
+
+    again = start(shop, reader=purchase.Reader(key="anon:" + "e" * 64, account_key=account))
+    assert again.status == purchase.BuyStatus.EXISTING and again.attempt.pk == first.pk
+    assert len(calls_to(payway, CREATE_V1)) == 2
+    # The account's attempts are the reader's own on any device.
+    assert purchase.find_attempt(first.reference, device_b) == first
+    assert purchase.find_attempt(first.reference, purchase.Reader(key="anon:" + "e" * 64)) is None
+
+
+def test_the_account_is_read_from_payway_when_the_caller_did_not(shop, payway):
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, CREATE_V1, json=session_json(session_id="second-device"))
+    payway.add(responses.POST, PLACE_V1, json=order_json())
+    device_a = purchase.Reader(key="anon:" + "c" * 64, identity_token=IDENTITY_TOKEN)
+    device_b = purchase.Reader(key="anon:" + "d" * 64, identity_token=IDENTITY_TOKEN)
+    first = start(shop, reader=device_a).attempt
+    second = start(shop, reader=device_b, page=shop.article, ref=Shop.article_offer_ref).attempt
+    assert place(first, reader=device_a, customer=None).outcome == purchase.Outcome.REDIRECT
+    assert place(second, reader=device_b, customer=None).outcome == purchase.Outcome.ALREADY_BOUGHT
+    [me] = calls_to(payway, ME_URL)[:1]
+    assert me.request.headers["Authorization"] == f"Bearer {IDENTITY_TOKEN}"
+    assert len(calls_to(payway, PLACE_V1)) == 1
+
+
+def test_an_unknown_account_stops_a_logged_in_order_before_payway(shop, payway):
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.replace(responses.GET, ME_URL, status=503, json={"code": "unavailable"})
+    reader = purchase.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
+    attempt = start(shop, reader=reader).attempt
+
+    result = place(attempt, reader=reader, customer=None)
+
+    assert result.outcome == purchase.Outcome.RETRY and result.error_code == "unavailable"
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
+    assert len(calls_to(payway, PLACE_V1)) == 0

@@ -30,6 +30,7 @@ from django.views.debug import ExceptionReporter
 from tests.test_purchase import (
     CREATE_V1,
     CREATE_V2,
+    ME_URL,
     PLACE_V1,
     PLACE_V2,
     TOKEN_URL,
@@ -39,7 +40,13 @@ from tests.test_purchase import (
     session_json,
 )
 from wagtail_klarna_paywall import purchase, views
-from wagtail_klarna_paywall.models import AttemptState, PaywallSettings, PurchaseAttempt, PurchaseEvent
+from wagtail_klarna_paywall.models import (
+    AttemptState,
+    PaywallSettings,
+    ProductClaim,
+    PurchaseAttempt,
+    PurchaseEvent,
+)
 
 SYSTEM_TOKEN = "SENTINEL-SYSTEM-ACCESS-TOKEN-5d1c"
 IDENTITY_TOKEN = "SENTINEL-IDENTITY-TOKEN-77ab"
@@ -156,7 +163,7 @@ class Scan:
             self.texts.append((f"log {record.name}", text))
 
     def database(self):
-        for model in (PurchaseAttempt, PurchaseEvent, PaywallSettings):
+        for model in (PurchaseAttempt, PurchaseEvent, PaywallSettings, ProductClaim):
             for row in model.objects.all():
                 self.texts.append((f"db {model.__name__}", serializers.serialize("json", [row])))
 
@@ -183,6 +190,8 @@ def _flow(scan: Scan, shop: Shop, place_answer: dict, *, create=CREATE_V2, place
         payway.add(responses.POST, TOKEN_URL, json={"access_token": SYSTEM_TOKEN, "expires_in": 3600})
         payway.add(responses.POST, create, json={**session_json(), "customer": PII})
         payway.add(responses.POST, place, **place_answer)
+        # Whose identity token it is: the account's id, e-mail, names and personnummer come back.
+        payway.add(responses.GET, ME_URL, json={"item": {"id": "5e1f0000000000000000beef", **PII}})
         scan.response("landing", client.get(shop.purchase_page.url, secure=True))
         buy = scan.response(
             "buy",
@@ -250,6 +259,7 @@ def test_existing_customer_flow_leaks_nothing(shop, logs, answer):
     scan = Scan()
     attempt = _flow(scan, shop, place_answer, create=CREATE_V1, place=PLACE_V1, customer=False)
     assert attempt.existing_customer
+    assert attempt.account_key.startswith("account:")  # /v3/me was read (its PII was in the scan)
     assert attempt.state == state
     scan.logs(logs)
     scan.database()

@@ -988,3 +988,116 @@ def test_get_buy_form_leads_to_the_landing_page_without_a_cookie(shop, payway, r
     response = buy(reader, shop, page=shop.article, ref=Shop.article_offer_ref, utm_source="twitter")
     assert response.status_code == 303
     assert PurchaseAttempt.objects.get().traffic_source == "twitter"
+
+
+# -- one order per reader and product -------------------------------------------------------------------
+
+ACTIVE_PRODUCTS = "https://payway.test/external/api/v1/me/active_products"
+
+
+def test_the_second_offer_of_a_bought_product_says_already_bought_and_links_to_the_purchase(
+    shop, payway, reader
+):
+    """The purchase page's "Digital" and the article's "Digital" in two tabs: the second submit shows
+    "already bought" with the first purchase's confirmation, and reaches nothing at Payway."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="tab-2"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    first = start_checkout(reader, shop)
+    second = start_checkout(reader, shop, page=shop.article, ref=Shop.article_offer_ref)
+    assert pay(reader, first).status_code == 303
+
+    response = pay(reader, second, token="c5bd3423-24e3-4c4e-8d9c-3bcb4b7b0aab")
+
+    html = text(response)
+    assert response.status_code == 200
+    assert "You have already bought this" in html
+    assert f'href="/thanks/?ref={first.reference}"' in html
+    assert 'href="/big-story/"' in html
+    assert len(calls_to(payway, PLACE_V2)) == 1
+    second.refresh_from_db()
+    assert second.state == AttemptState.FAILED and second.duplicate_of_id == first.pk
+    # Reloading the tab says the same.
+    assert f'href="/thanks/?ref={first.reference}"' in text(reader.get(checkout_path(second), secure=True))
+
+
+def test_two_browsers_of_one_new_customer_place_one_order(shop, payway):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="browser-2"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    browser_a, browser_b = Client(), Client()
+    first = start_checkout(browser_a, shop)
+    second = start_checkout(browser_b, shop)
+    assert first.reader_key != second.reader_key
+    assert pay(browser_a, first).status_code == 303
+
+    response = pay(browser_b, second, token="c5bd3423-24e3-4c4e-8d9c-3bcb4b7b0aab")
+
+    html = text(response)
+    assert "You have already bought this" in html and "e-mail address you entered" in html
+    # The first purchase is another browser's: no link to its confirmation, and no e-mail address shown.
+    assert str(first.reference) not in html and "reader@example.com" not in html
+    assert len(calls_to(payway, PLACE_V2)) == 1
+
+
+# -- never sell what the reader holds -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("holding", ["digital", "digital-access"])
+def test_a_subscriber_is_sold_nothing_through_any_entry_point(shop, payway, reader, logged_in, holding):
+    """A logged-in reader holding the product (or one of the article offer's access codes) tries the
+    paywall's landing URL, the purchase page, and buy: 0 create_session, 0 place_order."""
+    payway.add(responses.GET, ACTIVE_PRODUCTS, json={"item": {"id": "acc", "active_products": [holding]}})
+    article_landing = f"{landing_url(shop)}?page={shop.article.pk}&offer={Shop.article_offer_ref}"
+
+    landing = reader.get(article_landing, secure=True)
+    bought = buy(reader, shop, page=shop.article, ref=Shop.article_offer_ref)
+
+    for response in (landing, bought):
+        html = text(response)
+        assert response.status_code == 200
+        assert "You already have this subscription" in html
+        assert 'href="/big-story/"' in html  # back to the article
+        assert 'name="offer" value="paywall-1:offer-digital"' not in html
+    if holding == "digital":
+        # The purchase page's own "Digital" (no access codes: its product code decides).
+        own = reader.get(f"{landing_url(shop)}?offer={Shop.package_ref}", secure=True)
+        assert "You already have this subscription" in text(own)
+        assert f'value="{Shop.package_ref}"' not in text(own)
+        assert f'value="{Shop.campaign_ref}"' in text(own)  # what the reader does not hold stays on sale
+        refused = buy(reader, shop)
+        assert "You already have this subscription" in text(refused)
+    assert calls_to(payway, CREATE_V1) == calls_to(payway, CREATE_V2) == []
+    assert calls_to(payway, PLACE_V1) == calls_to(payway, PLACE_V2) == []
+    assert PurchaseAttempt.objects.count() == 0
+
+
+def test_an_anonymous_reader_is_offered_everything_without_asking_payway(shop, payway, reader):
+    url = f"{landing_url(shop)}?page={shop.article.pk}&offer={Shop.article_offer_ref}"
+    response = reader.get(url, secure=True)
+    assert 'name="offer" value="paywall-1:offer-digital"' in text(response)
+    assert calls_to(payway, ACTIVE_PRODUCTS) == []
+
+
+def test_a_logged_in_reader_on_another_device_is_the_same_reader(shop, payway, logged_in):
+    """Two browsers logged in to one Payway account (the account comes from /v3/me): the second device's
+    submit is refused with a link to the first device's purchase, and its next buy shows that purchase."""
+    payway.add(responses.POST, CREATE_V1, json=session_json())
+    payway.add(responses.POST, CREATE_V1, json=session_json(session_id="device-b"))
+    payway.add(responses.POST, PLACE_V1, json=order_json())
+    device_a, device_b = Client(), Client()
+    first = start_checkout(device_a, shop)
+    second = start_checkout(device_b, shop, page=shop.article, ref=Shop.article_offer_ref)
+    assert first.reader_key != second.reader_key and first.account_key == second.account_key != ""
+    assert pay(device_a, first, customer=None).status_code == 303
+
+    refused = pay(device_b, second, token="c5bd3423-24e3-4c4e-8d9c-3bcb4b7b0aab", customer=None)
+
+    assert "You have already bought this" in text(refused)
+    assert f'href="/thanks/?ref={first.reference}"' in text(refused)
+    assert len(calls_to(payway, PLACE_V1)) == 1
+    again = buy(device_b, shop)
+    assert again.status_code == 303 and again["Location"] == checkout_path(first)
+    page = device_b.get(again["Location"], secure=True)
+    assert page.status_code == 200 and "You have already bought this" in text(page)
+    assert len(calls_to(payway, CREATE_V1)) == 2

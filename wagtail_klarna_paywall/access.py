@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.utils.crypto import salted_hmac
@@ -74,6 +74,28 @@ class ReaderAccess:
         if not wanted or wanted & self.subscribed:
             return None
         return next((grant for grant in self.grants if wanted & grant.codes), None)
+
+
+def offer_is_owned(request: HttpRequest | None, offer: Any) -> bool:
+    """THE decision "this reader already holds what ``offer`` sells": the paywall hides such an offer, and
+    the purchase page, its ``?page=&offer=`` landing and buy refuse to sell it.
+
+    Held means every product the offer grants (``Offer.grants``, from the catalogue) is among the reader's
+    codes, so an upgrade (a package with one product more) is still sold; or the offered code itself is,
+    for catalogues whose ``active_products`` list package codes. Never True for a reader without a
+    session (no I/O for them); False on a Payway failure (the database guard on placing an order still
+    stops a second order of the same product).
+    """
+    if request is None:
+        return False
+    owned = owned_product_codes(request)
+    return bool(owned) and holds(offer, owned)
+
+
+def holds(offer: Any, owned: frozenset[str] | set[str]) -> bool:
+    """:func:`offer_is_owned` for a known set of codes the reader holds."""
+    granted = {code for code in (getattr(offer, "grants", None) or ()) if isinstance(code, str) and code}
+    return (bool(granted) and granted <= set(owned)) or (getattr(offer, "product_code", "") or "") in owned
 
 
 def reader_access(request: HttpRequest | None) -> ReaderAccess:

@@ -102,12 +102,6 @@ def offer_access_codes(offer_value: Any) -> tuple[str, ...]:
     return (code,) if isinstance(code, str) and code else ()
 
 
-def offer_is_held(offer_value: Any, owned: frozenset[str] | set[str]) -> bool:
-    """True when the reader already holds every product this offer grants: buying it adds nothing."""
-    codes = offer_access_codes(offer_value)
-    return bool(codes) and set(codes) <= set(owned)
-
-
 def _offers(paywall_value: Any) -> list[Any]:
     return [offer for offer in _items(paywall_value.get("offers")) if hasattr(offer, "get")]
 
@@ -568,6 +562,7 @@ def offer_from_value(ref: str, value: Any, *, paywall: Any = None) -> Offer:
         purchase_page_id=_page_id(paywall.get("purchase_page")) if paywall else None,
         confirmation_page_id=_page_id(paywall.get("confirmation_page")) if paywall else None,
         access_product_codes=paywall_access_codes(paywall) if paywall else offer_access_codes(value),
+        grants=offer_access_codes(value),
     )
 
 

@@ -34,6 +34,11 @@ SESSION_EXPIRED = "session_expired"
 UNKNOWN_OUTCOME = "unknown"
 IN_PROGRESS = "in_progress"
 ALREADY_BOUGHT = "already_bought"
+#: The reader's earlier order of the product was found by the e-mail address typed at checkout, in another
+#: browser: its confirmation cannot be shown here.
+ALREADY_BOUGHT_ELSEWHERE = "already_bought_elsewhere"
+#: A logged-in reader's account already holds what the offer sells (``access.offer_is_owned``).
+ALREADY_SUBSCRIBED = "already_subscribed"
 LOGIN_REQUIRED = "login_required"
 WIDGET_UNAVAILABLE = "widget_unavailable"
 NO_PAYMENT_METHOD = "no_payment_method"
@@ -93,6 +98,20 @@ MESSAGES: dict[str, ReaderMessage] = {
     ALREADY_BOUGHT: ReaderMessage(
         _("You have already bought this"),
         _("This purchase is already done, so nothing more has been charged. Go to your confirmation."),
+    ),
+    ALREADY_BOUGHT_ELSEWHERE: ReaderMessage(
+        _("You have already bought this"),
+        _(
+            "This purchase has already been made, so nothing more has been charged. The confirmation is "
+            "sent to the e-mail address you entered."
+        ),
+    ),
+    ALREADY_SUBSCRIBED: ReaderMessage(
+        _("You already have this subscription"),
+        _(
+            "Your account already includes what this offer gives, so there is nothing to buy and nothing "
+            "has been charged. Go back to the article to read on."
+        ),
     ),
     LOGIN_REQUIRED: ReaderMessage(
         _("Please log in again"),

@@ -146,6 +146,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.NEW: frozenset(
         {AttemptState.SESSION_READY, AttemptState.FAILED, AttemptState.EXPIRED, AttemptState.DECLINED}
     ),
+    # SESSION_READY -> FAILED includes "already_bought": the placing step found the product held by the
+    # reader's other attempt (purchase._claim_and_mark_placing) and sent nothing to Payway.
     AttemptState.SESSION_READY: frozenset(
         {AttemptState.PLACING, AttemptState.DECLINED, AttemptState.FAILED, AttemptState.EXPIRED}
     ),
@@ -194,6 +196,9 @@ class PurchaseAttempt(models.Model):
         related_name="+",
     )
     reader_key = models.CharField(_("reader"), max_length=80, db_index=True)
+    # A keyed hash of the reader's Payway account ("account:<hmac>"), when they were logged in: the same
+    # reader on another device or after a new login (see accounts.py). Never the account id itself.
+    account_key = models.CharField(_("Payway account (hashed)"), max_length=80, blank=True, db_index=True)
     existing_customer = models.BooleanField(
         _("existing customer"), default=False, help_text=_("Bought through v1 with the reader's identity.")
     )
@@ -236,6 +241,8 @@ class PurchaseAttempt(models.Model):
     # time: what a placed attempt lets its browser read before Payway's login is involved (grants.py).
     access_codes = models.JSONField(_("access codes"), default=list, blank=True)
     product_kind = models.CharField(_("product kind"), max_length=20)
+    # What is bought, whatever page or block offers it: "<title code>:<kind>:<code>" (purchase.product_key).
+    product_key = models.CharField(_("product"), max_length=255, blank=True, db_index=True)
     product_name = models.CharField(_("product name"), max_length=255, blank=True)
     period_type = models.CharField(_("period type"), max_length=20, blank=True)
     period_id = models.CharField(_("period id"), max_length=24, blank=True)
@@ -268,6 +275,15 @@ class PurchaseAttempt(models.Model):
     payway_code = models.CharField(_("Payway code"), max_length=100, blank=True)
     payway_field = models.CharField(_("Payway field"), max_length=100, blank=True)
     test_mode = models.BooleanField(_("test mode"), default=False)
+    duplicate_of = models.ForeignKey(
+        "self",
+        verbose_name=_("already bought in"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("The reader's earlier order of the same product, which stopped this one."),
+    )
     # Timeline.
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -302,6 +318,39 @@ class PurchaseAttempt(models.Model):
 
     def can_transition(self, new_state: str) -> bool:
         return new_state in ALLOWED_TRANSITIONS[self.state]
+
+
+class ProductClaim(models.Model):
+    """The right to order one product, held by one attempt per reader identity: the database side of the
+    rule "one order per reader and product, whatever the entry point" (``purchase.place_order``).
+
+    One row per (reader key, product key), unique. ``reader_key`` is any identity of the buyer: the
+    attempt's reader (``user:``/``anon:``), their Payway account (``account:<hmac>``) or, for a new
+    customer, the typed e-mail (``email:<hmac>``). The attempt that moved to ``placing`` holds the rows of
+    all its identities until ``held_until`` (the rebuy window); the claim is free again once that attempt
+    ends without an order (declined, failed, expired, or back to ``session_ready`` when nothing reached
+    Payway) or the window has passed.
+    """
+
+    reader_key = models.CharField(max_length=80)
+    product_key = models.CharField(max_length=255)
+    attempt = models.ForeignKey(
+        PurchaseAttempt, null=True, blank=True, on_delete=models.SET_NULL, related_name="claims"
+    )
+    held_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("product claim")
+        verbose_name_plural = _("product claims")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reader_key", "product_key"], name="wkp_one_claim_per_reader_product"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_key} ({self.attempt_id or '-'})"
 
 
 class EventKind(models.TextChoices):

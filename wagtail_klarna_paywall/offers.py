@@ -44,6 +44,8 @@ class Offer:
     #: The product codes that open its paywall's article (``blocks.paywall_access_codes``), or for an offer
     #: of a purchase page's own, the products it grants (``blocks.offer_access_codes``).
     access_product_codes: tuple[str, ...] = field(default=())
+    #: The products buying this offer grants (``blocks.offer_access_codes``): what the buyer holds after.
+    grants: tuple[str, ...] = field(default=())
 
 
 def resolve_offer(page: Page, offer_ref: str) -> Offer | None:

@@ -9,6 +9,9 @@ The steps (``docs/payway-contract.md``):
    ``session_ready`` to ``placing`` by a conditional UPDATE committed BEFORE Payway is called, so whatever
    the number of submits, tabs or workers, exactly one request calls Payway. Its outcome is committed
    before the reader gets an answer; every later request gets that stored outcome (:func:`stored_outcome`).
+   The same step claims the product (:func:`product_key`: title, kind, code) for every identity of the
+   buyer (browser reader, Payway account, typed e-mail): while another attempt of theirs holds it, this
+   one ends FAILED "already_bought" and nothing is sent (one order per reader and product).
 3. :func:`confirm`: the reader is back on the confirmation page; ``placed`` becomes ``confirmed`` once.
 
 Rules held here: a POST that may have reached Payway is never re-sent (its outcome is "unknown" and
@@ -32,10 +35,11 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings as django_settings
 from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import signals
+from . import accounts, signals
 from .conf import paywall_settings
 from .exceptions import (
     AccountSyncError,
@@ -53,12 +57,13 @@ from .exceptions import (
     ServerError,
     ValidationError,
 )
-from .messages import DECLINED_IN_WIDGET, NO_PAYMENT_METHOD, SESSION_EXPIRED, UNKNOWN_OUTCOME
+from .messages import ALREADY_BOUGHT, DECLINED_IN_WIDGET, NO_PAYMENT_METHOD, SESSION_EXPIRED, UNKNOWN_OUTCOME
 from .models import (
     OPEN_STATES,
     AttemptState,
     EventKind,
     PaywallSettings,
+    ProductClaim,
     PurchaseAttempt,
     record_event,
 )
@@ -104,6 +109,9 @@ class Reader:
     user_id: int | None = None
     #: The reader's Payway identity token (v1 purchases). Never stored.
     identity_token: str | None = field(default=None, repr=False)
+    #: ``account:<keyed hash>`` of the reader's Payway account when logged in (:mod:`.accounts`): the
+    #: same reader on every device and after every login.
+    account_key: str | None = None
 
 
 def user_reader_key(user_pk: Any) -> str:
@@ -122,7 +130,18 @@ def find_attempt(reference: Any, reader: Reader | None) -> PurchaseAttempt | Non
     ref = parse_reference(reference)
     if ref is None:
         return None
-    return PurchaseAttempt.objects.filter(reference=ref, reader_key=reader.key).first()
+    # The reader's own attempts: made in this browser, or by their Payway account on any device.
+    who = Q(reader_key=reader.key)
+    if reader.account_key:
+        who |= Q(account_key=reader.account_key)
+    return PurchaseAttempt.objects.filter(who, reference=ref).first()
+
+
+def same_reader(one: PurchaseAttempt, other: PurchaseAttempt) -> bool:
+    """Whether the reader of ``one`` may see ``other``: the same browser reader or the same account."""
+    return one.reader_key == other.reader_key or bool(
+        one.account_key and one.account_key == other.account_key
+    )
 
 
 def parse_reference(reference: Any) -> uuid.UUID | None:
@@ -346,22 +365,61 @@ def _offer_fields(offer: Offer) -> dict[str, Any]:
 
 
 def offer_access_codes(offer: Offer) -> list[str]:
-    """The codes a purchase of ``offer`` opens: the paywall's access codes, else the offered code (a
-    purchase page's own offer names none). Copied onto the attempt, so what the buyer's browser may read
-    afterwards (``grants.py``) does not change when an editor edits the block later."""
-    codes = [code for code in dict.fromkeys(offer.access_product_codes or ()) if code]
+    """The codes a purchase of ``offer`` opens in this browser (``grants.py``): the products it grants,
+    and the codes that open the article it was bought from (an editor's override may name others), else
+    the offered code. Copied onto the attempt, so what the buyer may read afterwards does not change when
+    an editor edits the block later."""
+    codes = [code for code in dict.fromkeys((*offer.grants, *offer.access_product_codes)) if code]
     return codes or ([offer.product_code] if offer.product_code else [])
 
 
 def offer_key(offer_page: Page, offer: Offer) -> str:
+    """Where the offer sits (page and block): the open attempt, and its Payway session, are per offer."""
     return f"{offer_page.pk}:{offer.ref}"[:200]
 
 
-def previous_order(reader: Reader, offer: Offer, now: dt.datetime) -> PurchaseAttempt | None:
+_MAX_PRODUCT_KEY = 255
+
+
+def product_key(title_code: str, product_kind: str, product_code: str) -> str:
+    """What is bought, whatever page or block offers it: ``"<title code>:<kind>:<code>"``.
+
+    The money rules (one order per reader and product) key on this, never on where the offer sits: the
+    article paywall's "Digital" and the purchase page's "Digital" are one product. Over-long keys keep a
+    readable head and a hash of the whole.
+    """
+    key = f"{title_code or ''}:{product_kind or ''}:{product_code or ''}"
+    if len(key) > _MAX_PRODUCT_KEY:
+        key = key[:180] + "#" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def offer_product_key(offer: Offer, site: Site | None) -> str:
+    """The product key of ``offer`` sold on ``site`` (title: the site's ``PaywallSettings.title_code``)."""
+    return product_key(site_settings(site).title_code, offer.product_kind, offer.product_code)
+
+
+def attempt_product_key(attempt: PurchaseAttempt) -> str:
+    return attempt.product_key or product_key(
+        site_settings(attempt.site).title_code, attempt.product_kind, attempt.product_code
+    )
+
+
+def previous_order(
+    reader: Reader, offer: Offer, now: dt.datetime, site: Site | None = None
+) -> PurchaseAttempt | None:
+    """The reader's order (placing, placed, confirmed or unknown) of the product ``offer`` sells, from
+    within the rebuy window: made in this browser or, for a logged-in reader, by their Payway account
+    anywhere. The database guard in :func:`place_order` is what enforces the rule; this check lets a
+    second buy show the existing purchase before any Payway session is made."""
+    who = Q(reader_key=reader.key)
+    if reader.account_key:
+        who |= Q(account_key=reader.account_key)
     return (
         PurchaseAttempt.objects.filter(
-            reader_key=reader.key,
-            product_code=offer.product_code,
+            who,
+            Q(product_key=offer_product_key(offer, site))
+            | Q(product_key="", product_code=offer.product_code),
             state__in=ORDERED_STATES,
             placing_at__gte=now - REBUY_GUARD,
         )
@@ -406,7 +464,7 @@ def start_purchase(
     settings_obj = site_settings(site)
 
     for _ in range(3):
-        previous = previous_order(reader, offer, now)
+        previous = previous_order(reader, offer, now, site)
         if previous is not None:
             return BuyResult(BuyStatus.EXISTING, previous)
 
@@ -419,6 +477,8 @@ def start_purchase(
         defaults = {
             "reference": reference,
             "user_id": reader.user_id,
+            "account_key": reader.account_key or "",
+            "product_key": offer_product_key(offer, site),
             "site": site,
             "page": offer_page,
             "purchase_page": purchase_page,
@@ -479,6 +539,8 @@ def _prepare_session(
         # create_session fail, no stale client token can be rendered.
         for name, value in _offer_fields(offer).items():
             setattr(attempt, name, value)
+        attempt.product_key = offer_product_key(offer, attempt.site)
+        attempt.account_key = reader.account_key or ""
         attempt.confirmation_page = confirmation_page
         attempt.existing_customer = with_identity
         attempt.payway_session_id = ""
@@ -594,6 +656,7 @@ class Outcome:
     EXPIRED = "expired"
     RETRY = "retry"  # nothing reached Payway: the reader may authorize and submit again
     LOGIN = "login"  # the reader must log in (again) to buy as an existing customer
+    ALREADY_BOUGHT = "already_bought"  # the reader's other attempt holds this product: nothing was sent
     NOT_PLACEABLE = "not_placeable"  # the attempt has no session yet (never placed)
 
 
@@ -683,6 +746,8 @@ def stored_outcome(attempt: PurchaseAttempt, request: Any = None) -> PlaceResult
     if state == AttemptState.DECLINED:
         return PlaceResult(Outcome.DECLINED, attempt, attempt.error_code)
     if state == AttemptState.FAILED:
+        if attempt.error_code == ALREADY_BOUGHT:
+            return PlaceResult(Outcome.ALREADY_BOUGHT, attempt, ALREADY_BOUGHT)
         return PlaceResult(Outcome.FAILED, attempt, attempt.error_code)
     if state == AttemptState.UNKNOWN:
         return PlaceResult(Outcome.UNKNOWN, attempt, UNKNOWN_OUTCOME)
@@ -735,16 +800,30 @@ def place_order(
         logger.error("Refusing to place attempt %s: ATOMIC_REQUESTS is on (check E010)", attempt.reference)
         return PlaceResult(Outcome.RETRY, attempt, "configuration")
 
-    # The exactly-once gate: only the request whose UPDATE changes the row calls Payway. Autocommit makes
-    # the PLACING mark durable before the call (I2).
-    rows = (
-        PurchaseAttempt.objects.filter(
-            pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
-        )
-        .exclude(payway_session_id="")
-        .update(state=AttemptState.PLACING, placing_at=now, error_code="", updated_at=now)
-    )
+    keys = _reader_identities(attempt, reader, identity_token, customer)
+    if keys is None:
+        # A logged-in purchase whose Payway account cannot be named: the guard could not see this
+        # reader's other devices, so nothing is sent. The attempt stays ready.
+        record_event(attempt, EventKind.ERROR, error_code=UNAVAILABLE, detail="Payway account unknown")
+        return PlaceResult(Outcome.RETRY, attempt, UNAVAILABLE)
+
+    # The exactly-once gate: only the request whose UPDATE changes the row calls Payway, and only while
+    # no other attempt of the same reader holds the product (:func:`_claim_and_mark_placing`). Its
+    # transaction commits the PLACING mark and the claim before the call (I2).
+    rows, holder = _claim_and_mark_placing(attempt, keys, attempt_product_key(attempt), now)
     attempt.refresh_from_db()
+    if holder is not None:
+        record_event(
+            attempt,
+            EventKind.ERROR,
+            error_code=ALREADY_BOUGHT,
+            detail=f"already bought in attempt {holder.reference}; nothing sent to Payway",
+        )
+        logger.info(
+            "Attempt %s not placed: attempt %s holds the product", attempt.reference, holder.reference
+        )
+        _send(signals.purchase_failed, attempt)
+        return PlaceResult(Outcome.ALREADY_BOUGHT, attempt, ALREADY_BOUGHT)
     if not rows:
         if attempt.state == AttemptState.SESSION_READY:
             # The session is past its 48 hours (or was never made): this attempt cannot be placed.
@@ -778,6 +857,112 @@ def place_order(
     except BaseException as exc:  # noqa: BLE001
         return _order_failed(attempt, exc, now)
     return _order_placed(attempt, order, request)
+
+
+def _reader_identities(
+    attempt: PurchaseAttempt, reader: Reader, identity_token: str | None, customer: CustomerInfo | None
+) -> list[str] | None:
+    """Every key that names the buyer of ``attempt``: the browser reader, their Payway account and, for a
+    new customer, the typed e-mail address (keyed hashes only). None when a logged-in purchase's account
+    cannot be named."""
+    keys = {attempt.reader_key, reader.key}
+    account = reader.account_key
+    if not account and identity_token:
+        account = accounts.account_key(None, identity_token)
+    account = account or attempt.account_key
+    if account:
+        keys.add(account)
+    elif attempt.existing_customer:
+        return None
+    if customer is not None and not attempt.existing_customer:
+        email = accounts.email_key(customer.email)
+        if email:
+            keys.add(email)
+    return sorted(key for key in keys if key)
+
+
+def _claim_and_mark_placing(
+    attempt: PurchaseAttempt, keys: list[str], product: str, now: dt.datetime
+) -> tuple[int, PurchaseAttempt | None]:
+    """Move ``attempt`` to PLACING while claiming ``product`` for every identity in ``keys``, in one
+    short transaction committed before Payway is called. Returns (rows moved, None), or (0, the attempt
+    holding the product) after marking ``attempt`` FAILED "already_bought".
+
+    Why claim rows and not a partial unique index: "one order per reader and product" must hold across
+    several identities of one buyer (session, account, typed e-mail) and only within the rebuy window.
+    A unique index can neither span several keys of one row nor say "within the last 48 hours" (its
+    predicate must be immutable, so ``now()`` is out), and an index on the attempts would also keep
+    refusing after the window. So each (identity, product) has one :class:`ProductClaim` row, unique in
+    the database; this step locks the rows (``SELECT ... FOR UPDATE``, in sorted key order so two buyers
+    sharing a key cannot deadlock), refuses while another attempt holding one of them is placing, placed,
+    confirmed or unknown before ``held_until``, and otherwise makes the conditional UPDATE to PLACING and
+    takes the rows, all in the same transaction. Concurrent submits, tabs, devices and worker processes
+    queue on the row locks; the first one commits its claim, and every later one sees it.
+    """
+    with transaction.atomic():
+        claims = [_locked_claim(key, product) for key in keys]
+        holder_ids = {
+            claim.attempt_id
+            for claim in claims
+            if claim.attempt_id
+            and claim.attempt_id != attempt.pk
+            and claim.held_until is not None
+            and claim.held_until > now
+        }
+        holder = (
+            PurchaseAttempt.objects.filter(pk__in=holder_ids, state__in=ORDERED_STATES)
+            .order_by("placing_at", "pk")
+            .first()
+            if holder_ids
+            else None
+        )
+        if holder is not None:
+            refused = PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SESSION_READY).update(
+                state=AttemptState.FAILED,
+                error_code=ALREADY_BOUGHT,
+                duplicate_of=holder,
+                finished_at=now,
+                updated_at=now,
+            )
+            return 0, (holder if refused else None)
+        rows = (
+            PurchaseAttempt.objects.filter(
+                pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
+            )
+            .exclude(payway_session_id="")
+            .update(
+                state=AttemptState.PLACING,
+                placing_at=now,
+                error_code="",
+                product_key=product,
+                updated_at=now,
+            )
+        )
+        if rows:
+            ProductClaim.objects.filter(pk__in=[claim.pk for claim in claims]).update(
+                attempt=attempt, held_until=now + REBUY_GUARD, updated_at=now
+            )
+        return rows, None
+
+
+def _locked_claim(reader_key: str, product: str) -> ProductClaim:
+    """The claim row of (``reader_key``, ``product``), locked until the transaction ends; created when
+    missing. Two requests creating it at once: the unique constraint makes the second wait for the
+    first's commit and fail, and it then locks the committed row."""
+    for _ in range(3):
+        claim = (
+            ProductClaim.objects.select_for_update()
+            .filter(reader_key=reader_key, product_key=product)
+            .first()
+        )
+        if claim is not None:
+            return claim
+        try:
+            with transaction.atomic():
+                return ProductClaim.objects.create(reader_key=reader_key, product_key=product)
+        except IntegrityError:
+            continue
+    raise IntegrityError("Could not lock the product claim")
 
 
 def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceResult:

@@ -158,7 +158,7 @@ def needs_new_session(reader: purchase.Reader, offer: Offer, offer_page: Page) -
     put right by :func:`settle`.
     """
     now = timezone.now()
-    if purchase.previous_order(reader, offer, now) is not None:
+    if purchase.previous_order(reader, offer, now, offer_page.get_site()) is not None:
         return False
     attempt = PurchaseAttempt.objects.filter(
         reader_key=reader.key, offer_key=purchase.offer_key(offer_page, offer), state__in=OPEN_STATES

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
 
-from . import access, grants, messages, purchase, ratelimit
+from . import access, accounts, grants, messages, purchase, ratelimit
 from .conf import paywall_settings
 from .exceptions import PaywallError
 from .identity import get_identity_provider
@@ -77,9 +77,11 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader 
     """Who is asking. Anonymous readers are keyed by their Django session, which only the buy POST
     creates (``start=True``): viewing a page never creates a session (docs/reliability.md L01)."""
     token = reader_identity_token(request)
+    # A logged-in reader is their Payway account on every device (cached per reader, see accounts.py).
+    account = accounts.account_key(request, token) if token else None
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return purchase.Reader(purchase.user_reader_key(user.pk), user.pk, token)
+        return purchase.Reader(purchase.user_reader_key(user.pk), user.pk, token, account)
     session = getattr(request, "session", None)
     if session is None:
         return None
@@ -90,7 +92,7 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader 
         session[READER_SESSION_FLAG] = True
         session.save()
         session_key = session.session_key
-    return purchase.Reader(purchase.anonymous_reader_key(session_key), None, token)
+    return purchase.Reader(purchase.anonymous_reader_key(session_key), None, token, account)
 
 
 def browser_ip(request: HttpRequest) -> str:
@@ -245,16 +247,43 @@ def _retry_form(attempt: PurchaseAttempt | None) -> dict[str, str] | None:
     return {"page": page_id, "offer": ref}
 
 
+def _back_url(holder: Page, purchase_page: Page, request: HttpRequest) -> str:
+    """Where "back to the article" goes from ``holder``'s offer: the article, or for the purchase page's
+    own offers the site's home page."""
+    if holder.pk != purchase_page.pk:
+        return _article_url(holder, request) or "/"
+    site = purchase_page.get_site()
+    return (site.root_page.specific.get_url(request) if site is not None else "") or "/"
+
+
 def _render_landing(
-    request: HttpRequest, page: Page, *, message_code: str = "", status: int = 200, retry: Any = None
+    request: HttpRequest,
+    page: Page,
+    *,
+    message_code: str = "",
+    status: int = 200,
+    retry: Any = None,
+    back_url: str = "",
 ) -> HttpResponse:
     article = _article_offer(request, page) if request.method in ("GET", "HEAD") else None
     if article is not None:
         holder, offer = article
         choices = [{"page_id": holder.pk, "offer": offer, "selected": True}]
+        if access.offer_is_owned(request, offer):
+            # Never sell what the reader holds (the paywall hid this offer through the same decision).
+            choices, message_code, back_url = (
+                [],
+                messages.ALREADY_SUBSCRIBED,
+                _back_url(holder, page, request),
+            )
     else:
         selected = request.GET.get("offer", "")
         offers = _own_offers(page)
+        owned = [o for o in offers if access.offer_is_owned(request, o)]
+        if owned:
+            offers = [o for o in offers if o not in owned]
+            if not message_code and (not offers or any(o.ref == selected for o in owned)):
+                message_code, back_url = messages.ALREADY_SUBSCRIBED, _back_url(page, page, request)
         if not any(o.ref == selected for o in offers) and offers:
             selected = offers[0].ref
         choices = [{"page_id": page.pk, "offer": o, "selected": o.ref == selected} for o in offers]
@@ -266,6 +295,7 @@ def _render_landing(
         utm_source=traffic_source(request) if request.method in ("GET", "HEAD") else "",
         message=messages.reader_message(message_code) if message_code else None,
         retry=retry,
+        back_url=back_url,
     )
     return TemplateResponse(request, "wagtail_klarna_paywall/purchase_page.html", context, status=status)
 
@@ -330,6 +360,18 @@ def _render_checkout(
         mode = "already_bought"
         message = messages.reader_message(messages.ALREADY_BOUGHT)
         extra["confirmation_url"] = purchase.confirmation_path(attempt, request)
+    elif state == AttemptState.FAILED and attempt.error_code == messages.ALREADY_BOUGHT:
+        # Stopped before Payway: the reader's other attempt holds this product. Link to that purchase's
+        # confirmation when this reader may open it (same browser or same Payway account); a purchase
+        # matched by the typed e-mail alone is another browser's, whose confirmation says nothing here.
+        mode = "already_bought"
+        winner = attempt.duplicate_of
+        if winner is not None and purchase.same_reader(attempt, winner):
+            message = messages.reader_message(messages.ALREADY_BOUGHT)
+            extra["confirmation_url"] = purchase.confirmation_path(winner, request)
+        else:
+            message = messages.reader_message(messages.ALREADY_BOUGHT_ELSEWHERE)
+        extra["article_url"] = _article_url(attempt.page, request)
     else:
         code = {
             AttemptState.UNKNOWN: messages.UNKNOWN_OUTCOME,
@@ -352,6 +394,13 @@ def _render_checkout(
     )
     response = TemplateResponse(request, "wagtail_klarna_paywall/checkout.html", context, status=status)
     return response
+
+
+def _article_url(page: Page | None, request: HttpRequest) -> str:
+    """The URL of a live article (or other page holding an offer), or ''."""
+    if page is None or not page.live:
+        return ""
+    return page.specific.get_url(request) or ""
 
 
 def _respond(request: HttpRequest, page: Page, result: purchase.PlaceResult, **kwargs: Any) -> HttpResponse:
@@ -410,6 +459,12 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     if holder is None or offer is None or not _offer_belongs_here(offer, holder, page):
         return _render_landing(request, page, message_code=messages.OFFER_NOT_FOUND, status=400)
 
+    if access.offer_is_owned(request, offer):
+        # The reader's account holds what this offer sells: nothing to buy, no Payway session.
+        logger.info("Buy of offer %s on page %s refused: the reader already holds it", ref, holder.pk)
+        return _render_landing(
+            request, page, message_code=messages.ALREADY_SUBSCRIBED, back_url=_back_url(holder, page, request)
+        )
     reader = reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
         return _render_landing(request, page, message_code="configuration", status=503)

@@ -36,6 +36,7 @@ ENDPOINTS = (
     "package_search",
     "campaign_search",
     "active_products",
+    "me",
 )
 
 #: Every scope the fake's API client may ask for; a token without ``scope`` gets all of them.
@@ -76,6 +77,7 @@ class Account:
     last_name: str = ""
     password: str = field(default=DEMO_PASSWORD, repr=False)
     products: set[str] = field(default_factory=set)
+    customer_number: str = ""
 
 
 @dataclass
@@ -234,9 +236,16 @@ class _Store:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {
             SUBSCRIBER_ACCOUNT_ID: Account(
-                SUBSCRIBER_ACCOUNT_ID, "subscriber@example.com", "Sara", "Prenumerant", products={"digital"}
+                SUBSCRIBER_ACCOUNT_ID,
+                "subscriber@example.com",
+                "Sara",
+                "Prenumerant",
+                products={"digital"},
+                customer_number="100001",
             ),
-            READER_ACCOUNT_ID: Account(READER_ACCOUNT_ID, "reader@example.com", "Rolf", "Läsare"),
+            READER_ACCOUNT_ID: Account(
+                READER_ACCOUNT_ID, "reader@example.com", "Rolf", "Läsare", customer_number="100002"
+            ),
         }
         self.tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, str] = {}

@@ -42,6 +42,7 @@ urlpatterns = [
         name="campaign-search",
     ),
     path("external/api/v1/me/active_products", views.active_products, name="active-products"),
+    path("external/api/v3/me", views.me, name="me"),
     # Anything else under the API answers Payway's 404 body. Keep this last.
     re_path(r"^(?P<path>(?:external|api)/.*)$", views.not_found, name="not-found"),
 ]

@@ -582,6 +582,43 @@ def active_products(request: HttpRequest) -> HttpResponse:
     return item_response(item)
 
 
+#: Shapes the fake's ``/v3/me`` answers in turn, so the client's tolerant parsing meets each of them: the
+#: documented ``{"item": {...}}``, the bare object, and ``account_id`` instead of ``id``.
+ME_SHAPES = ("item", "bare", "account_id")
+
+
+@payway_endpoint("me", scope=ME)
+def me(request: HttpRequest) -> HttpResponse:
+    """``GET external/api/v3/me`` with an identity token: the account behind it (404 without one).
+
+    The documented shape is ``{"item": {"id", "email", "first_name", "last_name", ...}}``; the other
+    plausible shapes of :data:`ME_SHAPES` are answered in rotation (a model of Payway, not its spec).
+    """
+    token = require_identity(request)
+    account = state.get_account(token.account_id or "")
+    if account is None:
+        raise ApiError(404, "not_found", "No account is tied to the access token")
+    fields: dict[str, Any] = {
+        "id": account.id,
+        "email": account.email,
+        "status": "active",
+        "verified": True,
+        "customer_number": account.customer_number,
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+        "user_products": [
+            {"product_code": code, "state": "active", "title_code": catalogue.TITLE_CODE}
+            for code in sorted(account.products)
+        ],
+    }
+    shape = ME_SHAPES[(state.calls("me") - 1) % len(ME_SHAPES)]
+    if shape == "bare":
+        return JsonResponse(fields)
+    if shape == "account_id":
+        fields["account_id"] = fields.pop("id")
+    return item_response(fields)
+
+
 @csrf_exempt
 def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     """Any other API path: Payway's 404 body instead of Django's HTML page."""

@@ -48,6 +48,7 @@ from .types import (
     PRODUCT_PACKAGE,
     SYSTEM_SCOPES,
     AccessToken,
+    Account,
     AccountSyncFlags,
     ActiveProducts,
     BrowserInfo,
@@ -74,6 +75,7 @@ TITLES_PATH = "/external/api/v1/titles/"
 PACKAGE_SEARCH_PATH = "/external/api/v2/products/package/search"
 CAMPAIGN_SEARCH_PATH = "/external/api/v3/products/campaign/search"
 ACTIVE_PRODUCTS_PATH = "/external/api/v1/me/active_products"
+CURRENT_ACCOUNT_PATH = "/external/api/v3/me"
 
 #: Where a trial order of a reader WITH an identity token goes. Only v2 ``place_trial_order`` (system
 #: token, ``customer_info``) is documented; a v1 ``place_trial_order`` is listed in Payway's navigation but
@@ -429,6 +431,18 @@ class PaywayClient:
         """
         reply = self._identity_call("GET", ACTIVE_PRODUCTS_PATH, identity_token)
         return self._parse(ACTIVE_PRODUCTS_PATH, reply, parsing.parse_active_products)
+
+    def current_account(self, identity_token: str) -> Account:
+        """The Payway account behind the reader's identity token: id, e-mail, first and last name.
+
+        Endpoint: ``GET /external/api/v3/me`` (scope ``/external/me/w``), with the client's connect and read
+        timeouts like every call. Raises ``AuthenticationExpired`` (401: the reader must log in again),
+        ``NotFound`` (no account tied to the token), ``PermissionDenied``, ``ServerError``,
+        ``RateLimited``, ``PaywayConnectError``, ``PaywayTimeout``, ``MalformedResponse`` (no account id).
+        The answer holds personal data: callers must not log or store it as is.
+        """
+        reply = self._identity_call("GET", CURRENT_ACCOUNT_PATH, identity_token)
+        return self._parse(CURRENT_ACCOUNT_PATH, reply, parsing.parse_account)
 
     # -- health ------------------------------------------------------------------------------------
 

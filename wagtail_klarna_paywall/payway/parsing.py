@@ -21,6 +21,7 @@ from .types import (
     PRODUCT_CAMPAIGN,
     PRODUCT_PACKAGE,
     AccessToken,
+    Account,
     ActiveProducts,
     KlarnaSession,
     PaymentMethodCategory,
@@ -323,6 +324,28 @@ def parse_active_products(data: Any) -> ActiveProducts:
     return ActiveProducts(
         account_id=_str(obj, "id", "account_id"),
         active_products=tuple(code for code in codes if isinstance(code, str) and code),
+    )
+
+
+def parse_account(data: Any) -> Account:
+    """``/v3/me``: the account's ``id`` (required: without it the reader cannot be told apart), e-mail and
+    names. The object may sit under ``item``, ``account`` or ``user`` or at the top level; ``id`` may also be
+    spelt ``account_id`` or ``_id``. Only these four fields are read (``/me`` also returns a personnummer,
+    an address and products, which must not travel further)."""
+    obj = unwrap_item(data)
+    for wrapper in ("account", "user"):
+        inner = obj.get(wrapper)
+        if isinstance(inner, dict) and not _str(obj, "id", "account_id", "_id"):
+            obj = inner
+            break
+    account_id = _str(obj, "id", "account_id", "_id")
+    if not account_id:
+        raise MalformedResponse("/me has no account id")
+    return Account(
+        id=account_id,
+        email=_str(obj, "email", "email_address"),
+        first_name=_str(obj, "first_name", "firstname", "given_name"),
+        last_name=_str(obj, "last_name", "lastname", "family_name"),
     )
 
 

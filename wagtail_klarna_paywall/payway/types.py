@@ -160,3 +160,18 @@ class ProductPage:
 class ActiveProducts:
     account_id: str
     active_products: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Account:
+    """The reader's Payway account (``GET /external/api/v3/me``), reduced to what the plugin may use.
+
+    ``id`` names the account (the one-order-per-reader guard keys on a hash of it); the e-mail and names
+    prefill forms. Personal data: never logged, never stored as is. Everything else ``/me`` returns
+    (personnummer, address, products) is dropped while parsing.
+    """
+
+    id: str
+    email: str = field(default="", repr=False)
+    first_name: str = field(default="", repr=False)
+    last_name: str = field(default="", repr=False)

@@ -96,12 +96,15 @@ def _without_owned_offers(value: Any, request: Any) -> Any:
     from wagtail.blocks.struct_block import StructValue
 
     from .. import access
-    from ..blocks import offer_is_held
+    from ..blocks import offer_from_value
 
-    owned = access.owned_product_codes(request)
     offers = value["offers"]
-    kept = [item for item in offers.bound_blocks if not offer_is_held(item.value, owned)]
-    if not owned or len(kept) == len(offers.bound_blocks):
+    kept = [
+        item
+        for item in offers.bound_blocks
+        if not access.offer_is_owned(request, offer_from_value("", item.value, paywall=value))
+    ]
+    if len(kept) == len(offers.bound_blocks):
         return value
     kept_offers = ListValue(offers.list_block, bound_blocks=kept)
     return StructValue(
@@ -127,7 +130,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     page as those readers see it. Outside previews the paywall's HTML comes from :mod:`..render_cache`.
     """
     from .. import gating
-    from ..blocks import offer_is_held, paywall_access_codes
+    from ..blocks import offer_from_value, paywall_access_codes
 
     flat = context.flatten()
     request = flat.get("request")
@@ -156,10 +159,11 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         )
     if state == READER:
         from .. import access
+        from ..blocks import offer_from_value
 
-        owned = access.owned_product_codes(request)
-        if owned and any(
-            offer_is_held(offer, owned)
+        # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
+        if any(
+            access.offer_is_owned(request, offer_from_value("", offer))
             for offer in _raw_items(raw_value, "offers")
             if isinstance(offer, dict)
         ):
