@@ -267,4 +267,4 @@ def test_the_paywall_hides_offers_through_the_same_decision_as_buy(client, artic
         html = client.get(article.url).content.decode()
     assert GATED not in html
     assert DIGITAL_OFFER not in html and PAPER_OFFER in html
-    assert "paper" in asked
+    assert "paper_package" in asked

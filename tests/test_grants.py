@@ -107,7 +107,8 @@ def test_buyer_reads_the_article_and_others_the_product_opens_privately(shop, pa
     assert PAID not in text(article(reader, shop))
     attempt = bought(reader, shop, payway)
     assert attempt.state == AttemptState.PLACED
-    assert attempt.access_codes == ["digital-access"]  # the paywall's codes, copied at buy time
+    # What the offer grants and what opens the article it was bought from, copied at buy time.
+    assert attempt.access_codes == ["digital", "digital-access"]
 
     response = article(reader, shop)
     html = text(response)
@@ -271,7 +272,7 @@ def test_the_decision_function(rf, shop, payway):
 
     decision = access.reader_access(request)
     assert decision.logged_in is False and decision.subscribed == frozenset()
-    assert decision.granted == {"digital-access"} == access.owned_product_codes(request)
+    assert decision.granted == {"digital", "digital-access"} == access.owned_product_codes(request)
     assert decision.reads(["digital-access"]) and not decision.reads(["paper"]) and not decision.reads([])
     assert decision.grant_for(["digital-access"]).reference == str(attempt.reference)
     assert decision.grant_for(["digital-access"]).email == MASKED
