@@ -12,12 +12,15 @@ class WagtailKlarnaPaywallConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
+            paywall_views,
             render_cache,
         )
 
         # Forget cached paywall markup whenever a page or site changes, in every process that can publish
         # (web workers, scheduled publishing, management commands).
         render_cache.connect()
+        # Forget which paywalls a page holds (what the view beacon accepts) when it changes.
+        paywall_views.connect()
 
         # Migrations made on Wagtail 8 name the page model through its WAGTAIL_PAGE_MODEL setting (the page
         # model is swappable there). Wagtail 7.4 has no such setting: give it the one page model 7.4 knows,

@@ -21,6 +21,17 @@ def _render(children: list[Any], context: dict[str, Any]) -> str:
     return "".join(str(child.render_as_block(context=context)) for child in children)
 
 
+def _paid(html: str) -> str:
+    """The paid part in its wrapper: the element the page's JSON-LD names (see ``structured_data``).
+
+    For readers with access it holds the paywalled blocks; for readers without, the paywall that stands
+    in their place (the paid text itself is never rendered for them).
+    """
+    from ..structured_data import paid_part_open_tag
+
+    return f"{paid_part_open_tag()}{html}</div>"
+
+
 def _login_url(request: Any, page: Any) -> str:
     """The reader's log-in link, or "" when no identity provider can give one (the link is then hidden)."""
     if request is None:
@@ -116,7 +127,8 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     )
     state, can_read = _reader_state(request, codes)
     if can_read:
-        return mark_safe(_render(free + [stream[i] for i in range(index + 1, len(stream))], flat))  # noqa: S308
+        gated = [stream[i] for i in range(index + 1, len(stream))]
+        return mark_safe(_render(free, flat) + _paid(_render(gated, flat)))  # noqa: S308
     if state == READER:
         from .. import access
 
@@ -151,7 +163,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         utm_source=flat.get("utm_source"),
         render=render,
     )
-    return mark_safe(_render(free, flat) + html)  # noqa: S308
+    return mark_safe(_render(free, flat) + _paid(html))  # noqa: S308
 
 
 def _render_cut(
@@ -166,7 +178,8 @@ def _render_cut(
     )
     if preview_mode == "":
         # The editor's view: everything, the paywall in place, so the cut is visible.
-        return mark_safe(_render(free + [paywall] + gated, {**flat, "paywall_block_id": paywall.id}))  # noqa: S308
+        context = {**flat, "paywall_block_id": paywall.id}
+        return mark_safe(_render(free + [paywall], context) + _paid(_render(gated, context)))  # noqa: S308
     if state:
         can_read = False
     elif preview_mode in (ANONYMOUS, READER, SUBSCRIBER):
@@ -178,7 +191,7 @@ def _render_cut(
         state, can_read = _reader_state(request, gating.access_codes(paywall))
 
     if can_read:
-        return mark_safe(_render(free + gated, flat))  # noqa: S308
+        return mark_safe(_render(free, flat) + _paid(_render(gated, flat)))  # noqa: S308
     paywall_context = {
         **flat,
         "paywall_block_id": paywall.id,
@@ -186,4 +199,26 @@ def _render_cut(
         "login_url": _login_url(request, page) if state == ANONYMOUS else "",
     }
     value = _without_owned_offers(paywall.value, request) if state == READER else paywall.value
-    return mark_safe(_render(free, flat) + str(paywall.block.render(value, context=paywall_context)))  # noqa: S308
+    html = str(paywall.block.render(value, context=paywall_context))
+    return mark_safe(_render(free, flat) + _paid(html))  # noqa: S308
+
+
+@register.simple_tag(takes_context=True)
+def paywall_json_ld(context: template.Context, page: Any = None, **extra: Any) -> SafeString:
+    """The page's ``NewsArticle`` JSON-LD, saying which part is paywalled; see :mod:`..structured_data`.
+
+    ``{% paywall_json_ld page %}`` in the page's ``<head>``; keyword arguments (``author=…``,
+    ``image=…``) are added to the object.
+    """
+    from ..structured_data import json_ld_script
+
+    page = page if page is not None else context.get("page")
+    return json_ld_script(page, request=context.get("request"), extra=extra)
+
+
+@register.simple_tag(takes_context=True)
+def paywall_tracking(context: template.Context) -> dict[str, Any]:
+    """What the paywall's static script needs: the view beacon's URL and the analytics switch."""
+    from ..paywall_views import tracking
+
+    return tracking(context.get("request"))
