@@ -99,6 +99,7 @@ def test_extra_fields_and_search_description(article):
     data = article_data(article, extra={"author": {"@type": "Person", "name": "Ann"}, "image": ""})
     assert data["description"] == "What happened on the bridge"
     assert data["author"] == {"@type": "Person", "name": "Ann"} and "image" not in data
+    assert article_data(article, extra={"author": "Bo"})["author"] == {"@type": "Person", "name": "Bo"}
 
 
 def test_json_ld_reads_no_paywall_block(article, django_assert_num_queries):

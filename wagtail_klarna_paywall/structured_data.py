@@ -14,7 +14,8 @@ Usage, in the page template's ``<head>``::
     {% paywall_json_ld page %}
 
 A page without a paywall gets ``isAccessibleForFree: true`` and no ``hasPart``. Add fields a site knows
-better (``author``, ``image``, ``publisher``) as keyword arguments: ``{% paywall_json_ld page author=a %}``.
+better (``author``, ``image``, ``publisher``) as keyword arguments: ``{% paywall_json_ld page author=a %}``
+(an author given as text becomes a ``Person``).
 """
 
 from __future__ import annotations
@@ -80,7 +81,12 @@ def article_data(page: Any, *, request: HttpRequest | None = None, extra: dict |
         }
     else:
         data["isAccessibleForFree"] = True
-    data.update({key: value for key, value in (extra or {}).items() if value not in (None, "")})
+    for key, value in (extra or {}).items():
+        if value in (None, ""):
+            continue
+        if key == "author" and isinstance(value, str):
+            value = {"@type": "Person", "name": value}  # a byline, as templates have it
+        data[key] = value
     return data
 
 
