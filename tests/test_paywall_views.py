@@ -3,6 +3,7 @@ and folded into the daily table idempotently."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 from collections import Counter
@@ -325,3 +326,46 @@ def test_fold_command_takes_a_day(client, story):
 
     with pytest.raises(CommandError):
         call_command("klarna_paywall_fold_views", "--day", "yesterday")
+
+
+def _redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis(host="127.0.0.1", port=6379, db=13, socket_timeout=0.5).ping())
+    except Exception:  # noqa: BLE001 - no Redis here: the test says so and skips
+        return False
+
+
+@pytest.mark.skipif(not _redis_available(), reason="no Redis at 127.0.0.1:6379")
+def test_counts_and_folds_on_a_shared_redis_cache(client, story, settings):
+    """The production setup: Redis as the shared cache (its own database and key prefix here)."""
+    import redis
+
+    prefix = f"wkp-tests-paywall-views-{os.getpid()}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/13",
+            "KEY_PREFIX": prefix,
+        }
+    }
+    server = redis.Redis(host="127.0.0.1", port=6379, db=13)
+
+    def forget_own_keys():
+        # Only this test's keys: the Redis database may be shared, so no FLUSHDB.
+        for key in server.scan_iter(match=f"{prefix}:*"):
+            server.delete(key)
+
+    forget_own_keys()
+    try:
+        for n in range(5):
+            for _repeat in range(3):
+                assert beacon(client, story, codes=["digital"], ip=f"192.0.2.{n}").status_code == 204
+        assert beacon(client, story, codes=["digital"], ua="Googlebot/2.1").status_code == 202
+        paywall_views.fold()
+        paywall_views.fold()
+        assert rows() == {(story.pk, ("digital",), "anonymous"): 5}
+        assert any(server.scan_iter(match=f"{prefix}:*wkp:pv*"))  # the counters really were in Redis
+    finally:
+        forget_own_keys()
