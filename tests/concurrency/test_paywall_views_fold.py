@@ -7,8 +7,8 @@ import threading
 
 import pytest
 from django.db import connection
-from wagtail.models import Site
 
+from tests.concurrency.conftest import _tree_root
 from tests.factories import KlarnaPurchasePageFactory
 from tests.test_paywall_views import paywall_id, paywalled_page
 from wagtail_klarna_paywall import paywall_views
@@ -41,7 +41,7 @@ def fold_concurrently() -> list[BaseException]:
 
 
 def test_concurrent_folds_write_each_absolute_count_once():
-    root = Site.objects.get(is_default_site=True).root_page
+    root = _tree_root().root_page  # transactional tests flush the migrations' site
     purchase_page = KlarnaPurchasePageFactory(parent=root)
     pages = [paywalled_page(root, purchase_page, ["digital", "paper"], title=f"Story {n}") for n in range(8)]
     expected = {}
