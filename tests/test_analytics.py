@@ -172,3 +172,24 @@ def test_event_builders_use_only_offer_fields():
         "transaction_id": str(attempt.reference)[:8],
         "reference": str(attempt.reference)[:8],
     }
+
+
+def test_previews_send_no_beacon_and_no_events(shop):
+    from django.contrib.auth.models import AnonymousUser
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    from tests.testapp.models import ArticlePage
+
+    turn_on(shop)
+    request = RequestFactory().get("/")
+    request.user = AnonymousUser()
+    request.is_preview = True
+    request.klarna_paywall_preview_mode = "anonymous"  # the editor previews what an anonymous reader sees
+    html = Template("{% load klarna_paywall_tags %}{% paywalled_stream page.body %}").render(
+        Context({"page": ArticlePage.objects.get(pk=shop.article.pk), "request": request})
+    )
+    section = paywall_section(html)
+    assert section is not None
+    assert not section.has_attr("data-wkp-view-url") and not section.has_attr("data-wkp-analytics")
+    assert "paywall.js" not in html
