@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from wagtail.models import Page
 
 from wagtail_klarna_paywall import funnel
-from wagtail_klarna_paywall.models import EventKind, PurchaseAttempt, PurchaseEvent
+from wagtail_klarna_paywall.models import EventKind, PaywallViewDay, PurchaseAttempt, PurchaseEvent
 from wagtail_klarna_paywall.reports import chart_bars
 
 pytestmark = pytest.mark.django_db
@@ -75,9 +75,12 @@ def seeded(pages):
 @freeze_time(NOW)
 def test_total_counts_distinct_attempts_per_stage(seeded):
     row = funnel.funnel_total(funnel.Period.last_days(30))
-    assert row.counts == {"buy": 6, "session": 4, "authorized": 2, "placed": 2, "confirmed": 1}
+    assert row.counts == {"views": 0, "buy": 6, "session": 4, "authorized": 2, "placed": 2, "confirmed": 1}
     stages = {s["key"]: s for s in row.stages}
+    assert list(stages) == ["views", "buy", "session", "authorized", "placed", "confirmed"]
+    # No paywall views recorded: no rate from them.
     assert stages["buy"]["step_rate"] is None and stages["buy"]["overall_rate"] == 1
+    assert stages["buy"]["view_rate"] is None and row.view_conversion is None
     assert stages["session"]["step_rate"] == pytest.approx(4 / 6)
     assert stages["authorized"]["step_rate"] == pytest.approx(2 / 4)
     assert stages["placed"]["step_rate"] == 1
@@ -89,7 +92,7 @@ def test_total_counts_distinct_attempts_per_stage(seeded):
 @freeze_time(NOW)
 def test_longer_period_includes_older_events(seeded):
     row = funnel.funnel_total(funnel.Period.last_days(90))
-    assert row.counts == {"buy": 7, "session": 5, "authorized": 3, "placed": 3, "confirmed": 2}
+    assert row.counts == {"views": 0, "buy": 7, "session": 5, "authorized": 3, "placed": 3, "confirmed": 2}
 
 
 @freeze_time(NOW)
@@ -107,8 +110,22 @@ def test_date_range_covers_whole_local_days(seeded):
 def test_per_offer(seeded):
     rows = funnel.funnel_by_offer(funnel.Period.last_days(30))
     assert [(r.key, r.label) for r in rows] == [("DIGI", "Digital (DIGI)"), ("PRINT", "PRINT")]
-    assert rows[0].counts == {"buy": 4, "session": 3, "authorized": 2, "placed": 2, "confirmed": 1}
-    assert rows[1].counts == {"buy": 2, "session": 1, "authorized": 0, "placed": 0, "confirmed": 0}
+    assert rows[0].counts == {
+        "views": 0,
+        "buy": 4,
+        "session": 3,
+        "authorized": 2,
+        "placed": 2,
+        "confirmed": 1,
+    }
+    assert rows[1].counts == {
+        "views": 0,
+        "buy": 2,
+        "session": 1,
+        "authorized": 0,
+        "placed": 0,
+        "confirmed": 0,
+    }
     assert rows[0].conversion == pytest.approx(1 / 4)
     assert rows[1].conversion == 0
     assert {s["key"]: s["step_rate"] for s in rows[1].stages}["placed"] is None  # 0 of 0: no rate
@@ -155,14 +172,16 @@ def test_empty_period():
 
 
 def test_chart_bars_scale_to_the_largest_stage():
-    row = funnel.FunnelRow("x", "x", {"buy": 10, "session": 5, "authorized": 5, "placed": 2, "confirmed": 0})
+    row = funnel.FunnelRow(
+        "x", "x", {"views": 20, "buy": 10, "session": 5, "authorized": 5, "placed": 2, "confirmed": 0}
+    )
     chart = chart_bars(row)
     widths = [bar["width"] for bar in chart["bars"]]
     full = widths[0]
     assert full > 0
-    assert widths == [full, full / 2, full / 2, pytest.approx(full / 5, abs=0.1), 0]
+    assert widths == [full, full / 2, full / 4, full / 4, pytest.approx(full / 10, abs=0.1), 0]
     ys = [bar["y"] for bar in chart["bars"]]
-    assert ys == sorted(ys) and len(set(ys)) == 5
+    assert ys == sorted(ys) and len(set(ys)) == 6
     assert chart["height"] >= ys[-1] + chart["bar_height"]
 
 
@@ -173,3 +192,73 @@ def test_recent_errors_include_security_events_newest_first(seeded):
     assert errors[0].kind == EventKind.SECURITY
     assert all(e.kind in (EventKind.ERROR, EventKind.SECURITY) for e in errors)
     assert len(errors) == 3
+
+
+# -- from paywall views ---------------------------------------------------------------------------------
+
+
+def _views(page, day, codes, views, state="anonymous"):
+    from wagtail_klarna_paywall.paywall_views import offer_set_digest
+
+    PaywallViewDay.objects.create(
+        day=day,
+        page=page,
+        paywall_id="pw",
+        offer_set=offer_set_digest(tuple(sorted(codes))),
+        offer_codes=sorted(codes),
+        reader_state=state,
+        views=views,
+    )
+
+
+@pytest.fixture
+def viewed(seeded, pages):
+    """Article A's paywall (DIGI, PRINT) seen by 40 anonymous and 10 logged-in readers yesterday, article
+    B's (PRINT) by 20; 500 views 40 days ago, outside the 30 days."""
+    a, b = pages
+    yesterday = (NOW - dt.timedelta(days=1)).date()
+    _views(a, yesterday, ["DIGI", "PRINT"], 40)
+    _views(a, yesterday, ["DIGI"], 10, state="reader")
+    _views(b, yesterday, ["PRINT"], 20)
+    _views(a, (NOW - dt.timedelta(days=40)).date(), ["DIGI"], 500)
+    return seeded
+
+
+@freeze_time(NOW)
+def test_the_funnel_starts_at_paywall_views(viewed):
+    row = funnel.funnel_total(funnel.Period.last_days(30))
+    assert row.counts["views"] == 70 and row.counts["buy"] == 6
+    stages = {s["key"]: s for s in row.stages}
+    assert stages["views"]["view_rate"] == 1 and stages["views"]["overall_rate"] is None
+    assert stages["buy"]["step_rate"] == pytest.approx(6 / 70)
+    assert stages["confirmed"]["view_rate"] == pytest.approx(1 / 70)
+    assert row.view_conversion == pytest.approx(1 / 70) and row.conversion == pytest.approx(1 / 6)
+    assert funnel.funnel_total(funnel.Period.last_days(90)).counts["views"] == 570
+
+
+@freeze_time(NOW)
+def test_views_per_offer_count_every_offer_shown(viewed):
+    rows = {r.key: r for r in funnel.funnel_by_offer(funnel.Period.last_days(30))}
+    assert rows["DIGI"].views == 50 and rows["PRINT"].views == 60
+    assert rows["DIGI"].view_conversion == pytest.approx(1 / 50)
+
+
+@freeze_time(NOW)
+def test_views_per_article_and_articles_only_viewed(viewed):
+    home = Page.objects.get(depth=2)
+    c = home.add_child(instance=Page(title="Article C", slug="c"))
+    _views(c, (NOW - dt.timedelta(days=2)).date(), ["DIGI"], 7)
+    rows = funnel.funnel_by_page(funnel.Period.last_days(30))
+    assert [(r.label, r.views, r.counts["buy"]) for r in rows] == [
+        ("Article A", 50, 4),
+        ("Article B", 20, 2),
+        ("Article C", 7, 0),
+    ]
+
+
+@freeze_time(NOW)
+def test_a_date_range_takes_whole_days_of_views(viewed):
+    yesterday = (NOW - dt.timedelta(days=1)).date()
+    assert funnel.funnel_total(funnel.Period.from_dates(yesterday, yesterday)).views == 70
+    day_before = yesterday - dt.timedelta(days=1)
+    assert funnel.funnel_total(funnel.Period.from_dates(day_before, day_before)).views == 0

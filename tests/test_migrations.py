@@ -1,4 +1,4 @@
-"""No model change may ship without its migration (the package keeps one initial migration until release)."""
+"""No model change may ship without its migration; the migrations start from one initial migration."""
 
 from io import StringIO
 

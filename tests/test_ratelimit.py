@@ -257,7 +257,12 @@ def test_none_disables(shop, sessions, limits, value):
 def test_a_partial_setting_keeps_the_other_defaults(limits):
     """S13: a site that changes one limit keeps the others."""
     limits({"ip": (100, 60)})
-    assert ratelimit.limits() == {"reader": (5, 600), "ip": (100, 60), "trial_ip": (5, 3600)}
+    assert ratelimit.limits() == {
+        "reader": (5, 600),
+        "ip": (100, 60),
+        "trial_ip": (5, 3600),
+        "paywall_view_ip": (600, 600),
+    }
 
 
 def test_a_refused_reservation_counts_nothing(limits):

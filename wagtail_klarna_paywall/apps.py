@@ -12,12 +12,15 @@ class WagtailKlarnaPaywallConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
+            paywall_views,
             render_cache,
         )
 
         # Forget cached paywall markup whenever a page or site changes, in every process that can publish
         # (web workers, scheduled publishing, management commands).
         render_cache.connect()
+        # Forget which paywalls a page holds (what the view beacon accepts) when it changes.
+        paywall_views.connect()
 
         # A Django logout ends what the browser read through a purchase made in it (grants.py).
         from django.contrib.auth.signals import user_logged_out

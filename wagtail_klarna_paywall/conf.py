@@ -62,7 +62,14 @@ DEFAULTS: dict[str, Any] = {
     # New Payway sessions a buyer may start: (count, seconds) per fixed window, per reader, per IP, and
     # per IP for free trials (abuse magnets). A reused session does not count; ``None`` disables a limit
     # (``RATE_LIMITS: None`` all of them). Counted in ``CACHE``; the IP only ever as a keyed hash.
-    "RATE_LIMITS": {"reader": (5, 600), "ip": (30, 600), "trial_ip": (5, 3600)},
+    # ``paywall_view_ip``: paywall-view beacons per IP (views count once per reader, page and day anyway;
+    # the limit only keeps a flood from filling the cache).
+    "RATE_LIMITS": {
+        "reader": (5, 600),
+        "ip": (30, 600),
+        "trial_ip": (5, 3600),
+        "paywall_view_ip": (600, 600),
+    },
     # Dotted path to the identity provider (SSO2 by default); see ``identity.py``.
     "IDENTITY_PROVIDER": "wagtail_klarna_paywall.sso.SSO2IdentityProvider",
     # Seconds between SSO2 session-status polls for a logged-in reader.

@@ -1,8 +1,14 @@
-"""The purchase funnel and failure statistics: plain queries over :class:`PurchaseEvent`.
+"""The purchase funnel and failure statistics: from paywall views to confirmations.
 
-Every stage counts *distinct attempts* that reached it within the period (by the time of the event), so a
-reader who clicks Buy twice on the same open attempt, or whose session is reused, counts once. That keeps
-each conversion rate between 0 and 100 %.
+The first stage, paywall views, comes from :class:`PaywallViewDay` (readers who saw a paywall, once per
+reader, page and day; see ``paywall_views``), over the whole local days of the period. Every later stage
+counts *distinct attempts* that reached it within the period (by the time of the event), from
+:class:`PurchaseEvent`, so a reader who clicks Buy twice on the same open attempt, or whose session is
+reused, counts once. That keeps each rate after the buy click between 0 and 100 %. Views and buy clicks
+are counted differently (a reader who runs no JavaScript buys without a counted view), so the rate from
+views to buy clicks is an estimate, and can exceed 100 % on a page with very few views.
+
+Per offer, a view counts for every offer the paywall showed; per article, for the page it was on.
 """
 
 from __future__ import annotations
@@ -10,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import EventKind, PurchaseEvent
+from .models import EventKind, PaywallViewDay, PurchaseEvent
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("placed", _("Orders placed"), (EventKind.PLACED,)),
     Stage("confirmed", _("Confirmations"), (EventKind.CONFIRMED,)),
 )
+
+#: The funnel's first stage: paywall views (from the daily table, not from events).
+VIEW_STAGE = Stage("views", _("Paywall views"), ())
+#: Every stage of the report, views first.
+FUNNEL_STAGES: tuple[Stage, ...] = (VIEW_STAGE, *STAGES)
 
 #: Event kinds whose ``error_code`` counts as a failure reason.
 FAILURE_KINDS = (EventKind.ERROR, EventKind.DECLINED, EventKind.SECURITY)
@@ -69,12 +80,17 @@ class FunnelRow:
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
+    def views(self) -> int:
+        return self.counts.get(VIEW_STAGE.key, 0)
+
+    @property
     def stages(self) -> list[dict]:
-        """Each stage with its count, its rate from the previous stage and from the first (0..1 or None)."""
-        first = self.counts.get(STAGES[0].key, 0)
+        """Each stage with its count and its rates (0..1, or None without a base): ``step_rate`` from the
+        previous stage, ``overall_rate`` from the buy clicks (None for views), ``view_rate`` from views."""
+        buys = self.counts.get(STAGES[0].key, 0)
         out = []
         previous = None
-        for stage in STAGES:
+        for stage in FUNNEL_STAGES:
             count = self.counts.get(stage.key, 0)
             out.append(
                 {
@@ -82,7 +98,8 @@ class FunnelRow:
                     "label": stage.label,
                     "count": count,
                     "step_rate": _rate(count, previous),
-                    "overall_rate": _rate(count, first),
+                    "overall_rate": None if stage is VIEW_STAGE else _rate(count, buys),
+                    "view_rate": _rate(count, self.views),
                 }
             )
             previous = count
@@ -92,6 +109,11 @@ class FunnelRow:
     def conversion(self) -> float | None:
         """Confirmations per buy click."""
         return _rate(self.counts.get(STAGES[-1].key, 0), self.counts.get(STAGES[0].key, 0))
+
+    @property
+    def view_conversion(self) -> float | None:
+        """Confirmations per paywall view."""
+        return _rate(self.counts.get(STAGES[-1].key, 0), self.views)
 
 
 def _rate(count: int, base: int | None) -> float | None:
@@ -111,50 +133,89 @@ def _events(period: Period):
     )
 
 
-def _row(key: str, label: str, values: dict) -> FunnelRow:
-    return FunnelRow(key=key, label=label, counts={stage.key: values[stage.key] for stage in STAGES})
+def _row(key: str, label: str, values: dict, views: int = 0) -> FunnelRow:
+    counts = {VIEW_STAGE.key: views, **{stage.key: values.get(stage.key, 0) for stage in STAGES}}
+    return FunnelRow(key=key, label=label, counts=counts)
+
+
+def _days(period: Period) -> tuple[dt.date, dt.date]:
+    """The local days the period touches (first, last), both included."""
+    last = period.end - dt.timedelta(microseconds=1)
+    return timezone.localdate(period.start), timezone.localdate(max(last, period.start))
+
+
+def _view_rows(period: Period):
+    first, last = _days(period)
+    return PaywallViewDay.objects.filter(day__gte=first, day__lte=last)
+
+
+def views_total(period: Period) -> int:
+    return _view_rows(period).aggregate(total=Sum("views"))["total"] or 0
+
+
+def views_by_offer(period: Period) -> dict[str, int]:
+    """Views per product code: a view counts for every offer the paywall showed."""
+    totals: dict[str, int] = {}
+    for codes, views in _view_rows(period).values_list("offer_codes", "views"):
+        for code in set(codes or ()):
+            totals[code] = totals.get(code, 0) + views
+    return totals
+
+
+def views_by_page(period: Period) -> dict[int | None, int]:
+    rows = _view_rows(period).values("page_id").annotate(total=Sum("views"))
+    return {r["page_id"]: r["total"] or 0 for r in rows}
+
+
+def _order(rows: list[FunnelRow]) -> list[FunnelRow]:
+    """Most buy clicks first, then most views, then by key (stable for ties)."""
+    return sorted(rows, key=lambda row: (-row.counts.get("buy", 0), -row.views, row.label, row.key))
 
 
 def funnel_total(period: Period) -> FunnelRow:
     values = _events(period).aggregate(**_stage_aggregates())
-    return _row("all", str(_("All offers")), values)
+    return _row("all", str(_("All offers")), values, views=views_total(period))
 
 
 def funnel_by_offer(period: Period) -> list[FunnelRow]:
-    """One row per product code, most buy clicks first."""
-    rows = (
-        _events(period)
-        .values("attempt__product_code")
-        .annotate(**_stage_aggregates())
-        .order_by("-buy", "attempt__product_code")
+    """One row per product code (bought or only shown), most buy clicks first."""
+    rows = {
+        r["attempt__product_code"]: r
+        for r in _events(period).values("attempt__product_code").annotate(**_stage_aggregates())
+    }
+    views = views_by_offer(period)
+    codes = set(rows) | set(views)
+    names = _product_names(codes)
+    return _order(
+        [
+            _row(code, _offer_label(code, names.get(code, "")), rows.get(code, {}), views=views.get(code, 0))
+            for code in codes
+        ]
     )
-    names = _product_names({r["attempt__product_code"] for r in rows})
-    return [
-        _row(
-            r["attempt__product_code"],
-            _offer_label(r["attempt__product_code"], names.get(r["attempt__product_code"], "")),
-            r,
-        )
-        for r in rows
-    ]
 
 
 def funnel_by_page(period: Period) -> list[FunnelRow]:
     """One row per article (the page the paywall was on), most buy clicks first."""
-    rows = (
-        _events(period)
-        .values("attempt__page_id", "attempt__page__title")
-        .annotate(**_stage_aggregates())
-        .order_by("-buy", "attempt__page__title")
+    from wagtail.models import Page
+
+    rows = {
+        r["attempt__page_id"]: r
+        for r in _events(period).values("attempt__page_id").annotate(**_stage_aggregates())
+    }
+    views = views_by_page(period)
+    page_ids = set(rows) | set(views)
+    titles = dict(Page.objects.filter(pk__in=[pk for pk in page_ids if pk]).values_list("pk", "title"))
+    return _order(
+        [
+            _row(
+                str(page_id or ""),
+                titles.get(page_id) or str(_("(deleted page)")),
+                rows.get(page_id, {}),
+                views=views.get(page_id, 0),
+            )
+            for page_id in page_ids
+        ]
     )
-    return [
-        _row(
-            str(r["attempt__page_id"] or ""),
-            r["attempt__page__title"] or str(_("(deleted page)")),
-            r,
-        )
-        for r in rows
-    ]
 
 
 def _product_names(codes: set[str]) -> dict[str, str]:

@@ -43,6 +43,8 @@ logger = logging.getLogger("wagtail_klarna_paywall.ratelimit")
 READER = "reader"
 IP = "ip"
 TRIAL_IP = "trial_ip"
+#: Paywall-view beacons per IP (see ``paywall_views``).
+PAYWALL_VIEW_IP = "paywall_view_ip"
 
 _KEY_PREFIX = "wkp:rl"
 _HMAC_SALT = "wagtail_klarna_paywall.ratelimit"
@@ -136,6 +138,32 @@ def reserve_session(*, reader_key: str, ip: str, trial: bool, now: float | None 
         retry_after,
     )
     return Decision(False, retry_after=retry_after, limit=name)
+
+
+def hit(name: str, subject: str, *, now: float | None = None) -> Decision:
+    """Count one request against the limit ``name`` for ``subject`` (stored only as a keyed hash).
+
+    The same fixed windows as :func:`reserve_session`, for one limit; nothing to give back afterwards. An
+    empty subject, or a limit that is off (``None``), is always allowed.
+    """
+    limit = limits().get(name)
+    if limit is None or not subject:
+        return Decision(True)
+    now = time.time() if now is None else now
+    allowed, period = limit
+    window = int(now // period)
+    key = _counter_key(name, subject, window)
+    window_end = (window + 1) * period
+    cache = caches[paywall_settings.CACHE]
+    cache.add(key, 0, timeout=int(window_end - now) + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=int(window_end - now) + 1)
+        count = 1
+    if count > allowed:
+        return Decision(False, retry_after=max(1, int(window_end - now + 0.999)), limit=name)
+    return Decision(True)
 
 
 def release(decision: Decision) -> None:

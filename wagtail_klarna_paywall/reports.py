@@ -2,10 +2,14 @@
 panels (funnel and recent errors) and the test-mode ribbon.
 
 All of it is behind the ``view_purchase_log`` permission, like the log itself. The chart is inline SVG
-rendered on the server, so the admin loads no chart library.
+rendered on the server, so the admin loads no chart library. The report and the dashboard panel fold the
+cached paywall-view counters into the daily table first (``paywall_views.fold_recent``), so they show the
+views up to the moment they are opened; the report downloads as CSV or XLSX (``?export=csv|xlsx``).
 """
 
 from __future__ import annotations
+
+import logging
 
 from django import forms
 from django.core.exceptions import PermissionDenied
@@ -16,11 +20,14 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from wagtail.admin.ui.components import Component
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.views.mixins import SpreadsheetExportMixin
 from wagtail.admin.widgets import AdminDateInput
 
-from . import funnel
+from . import funnel, paywall_views
 from .admin_views import PERMISSION
 from .conf import paywall_settings
+
+logger = logging.getLogger(__name__)
 
 #: How many events the error panel lists.
 ERROR_PANEL_SIZE = 20
@@ -28,6 +35,15 @@ ERROR_PANEL_SIZE = 20
 
 def can_view(user) -> bool:
     return bool(user and user.is_active and user.has_perm(PERMISSION))
+
+
+def fold_views() -> None:
+    """Fold the cached paywall views before a report reads the table; a cache failure only means the
+    report shows the views as of the last fold."""
+    try:
+        paywall_views.fold_recent()
+    except Exception:
+        logger.warning("Could not fold the cached paywall views", exc_info=True)
 
 
 def _last_days_text(days: int) -> str:
@@ -88,6 +104,8 @@ def chart_bars(row: funnel.FunnelRow) -> dict:
         bars.append(
             {
                 **stage,
+                # The share shown beside each bar: of the views when there are any, else of the buy clicks.
+                "rate": stage["view_rate"] if row.views else stage["overall_rate"],
                 "y": y,
                 "text_y": y + BAR_HEIGHT / 2,
                 "width": width,
@@ -113,18 +131,77 @@ class PermissionRequiredMixin:
         return super().dispatch(request, *args, **kwargs)
 
 
-class FunnelReportView(PermissionRequiredMixin, WagtailAdminTemplateMixin, TemplateView):
+#: Columns of the funnel's spreadsheet: the group, then each stage's count, then the two conversions.
+EXPORT_COLUMNS = (
+    ["group", "key", "label"]
+    + [stage.key for stage in funnel.FUNNEL_STAGES]
+    + ["view_conversion", "conversion", "start", "end"]
+)
+
+
+class FunnelReportView(
+    PermissionRequiredMixin, SpreadsheetExportMixin, WagtailAdminTemplateMixin, TemplateView
+):
     template_name = "wagtail_klarna_paywall/admin/funnel_report.html"
     page_title = _("Purchase funnel")
     header_icon = "doc-full"
+    list_export = EXPORT_COLUMNS
+    export_filename = "klarna-purchase-funnel"
+    # The download links sit beside the period form, where the period they export is chosen.
+    show_export_buttons = False
+
+    @property
+    def export_headings(self):
+        return {
+            "group": _("Group"),
+            "key": _("Key"),
+            "label": _("Name"),
+            **{stage.key: stage.label for stage in funnel.FUNNEL_STAGES},
+            "view_conversion": _("Conversion from views"),
+            "conversion": _("Conversion from buy clicks"),
+            "start": _("From"),
+            "end": _("To"),
+        }
 
     def get_breadcrumbs_items(self):
         return [*self.breadcrumbs_items, {"url": "", "label": self.get_page_title()}]
+
+    def get(self, request, *args, **kwargs):
+        if self.is_export:
+            period = PeriodForm(request.GET or None).get_period()
+            return self.as_spreadsheet(self.export_rows(period), request.GET["export"])
+        return super().get(request, *args, **kwargs)
+
+    def export_rows(self, period: funnel.Period) -> list[dict]:
+        fold_views()
+        groups = [
+            (gettext("All offers"), [funnel.funnel_total(period)]),
+            (gettext("Offer"), funnel.funnel_by_offer(period)),
+            (gettext("Article"), funnel.funnel_by_page(period)),
+        ]
+        return [
+            {
+                "group": group,
+                "key": row.key,
+                "label": row.label,
+                **{stage.key: row.counts.get(stage.key, 0) for stage in funnel.FUNNEL_STAGES},
+                "view_conversion": _rounded(row.view_conversion),
+                "conversion": _rounded(row.conversion),
+                "start": period.start,
+                "end": period.end,
+            }
+            for group, rows in groups
+            for row in rows
+        ]
+
+    def to_row_dict(self, item):
+        return {column: item.get(column, "") for column in self.list_export}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form = PeriodForm(self.request.GET or None)
         period = form.get_period()
+        fold_views()
         total = funnel.funnel_total(period)
         context.update(
             {
@@ -134,12 +211,19 @@ class FunnelReportView(PermissionRequiredMixin, WagtailAdminTemplateMixin, Templ
                 "chart": chart_bars(total),
                 "by_offer": funnel.funnel_by_offer(period),
                 "by_page": funnel.funnel_by_page(period),
-                "stages": funnel.STAGES,
+                "stages": funnel.FUNNEL_STAGES,
                 "failures": funnel.top_failure_reasons(period),
                 "errors": funnel.recent_errors(ERROR_PANEL_SIZE),
+                "csv_export_url": self.csv_export_url,
+                "xlsx_export_url": self.xlsx_export_url,
             }
         )
         return context
+
+
+def _rounded(rate: float | None) -> float | str:
+    """A rate as a fraction with four decimals (a spreadsheet formats it as a percentage), or ""."""
+    return "" if rate is None else round(rate, 4)
 
 
 # -- dashboard panels ---------------------------------------------------------------------------------
@@ -154,6 +238,7 @@ class FunnelPanel(Component):
 
     def get_context_data(self, parent_context):
         period = funnel.Period.last_days(30)
+        fold_views()
         total = funnel.funnel_total(period)
         return {
             "total": total,

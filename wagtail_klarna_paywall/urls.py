@@ -1,8 +1,9 @@
-"""Site URLs of the plugin (SSO2 landing, login and logout). Include under any prefix."""
+"""Site URLs of the plugin (SSO2 landing, login and logout; the paywall-view beacon). Include under any
+prefix."""
 
 from django.urls import path
 
-from . import sso_views
+from . import paywall_views, sso_views
 
 app_name = "wagtail_klarna_paywall"
 urlpatterns: list = [
@@ -10,4 +11,5 @@ urlpatterns: list = [
     path("sso/landing/", sso_views.landing, name="sso_landing"),
     path("sso/complete/", sso_views.complete, name="sso_complete"),
     path("sso/logout/", sso_views.logout, name="sso_logout"),
+    path("paywall-view/", paywall_views.record_view, name="paywall_view"),
 ]

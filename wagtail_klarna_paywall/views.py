@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
 
-from . import access, accounts, grants, messages, purchase, ratelimit
+from . import access, accounts, analytics, grants, messages, purchase, ratelimit
 from .conf import paywall_settings
 from .exceptions import PaywallError
 from .identity import get_identity_provider
@@ -186,6 +186,8 @@ def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
     settings_obj = _site_settings(request)
     context.update(
         paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
+        paywall_analytics=settings_obj.analytics_events,
+        analytics_currency=analytics.CURRENCY,
         purchase_page=page,
     )
     context.update(extra)
@@ -291,6 +293,8 @@ def _render_landing(
         request,
         page,
         offer_choices=choices,
+        # An offer chosen on an article's paywall was reported there (select_item); not again here.
+        offers_from_article=article is not None,
         buy_url=_subpage_url(page, request, "buy"),
         utm_source=traffic_source(request) if request.method in ("GET", "HEAD") else "",
         message=messages.reader_message(message_code) if message_code else None,
@@ -348,6 +352,7 @@ def _render_checkout(
             new_customer=not attempt.existing_customer,
             customer_form=customer_form or (CustomerForm() if not attempt.existing_customer else None),
             declined_url=_subpage_url(page, request, "declined", reference=attempt.reference),
+            analytics_event=analytics.checkout_event(attempt),
         )
     elif state in (AttemptState.NEW, AttemptState.SESSION_READY):
         # No usable session, and a GET never creates one: the reader starts again with a POST.
@@ -616,6 +621,7 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         attempt=attempt,
         purchased=purchased,
         neutral=attempt is None,
+        analytics_event=analytics.purchase_event(attempt) if purchased else None,
         message=message,
         article_url=article_url,
         home_url=home_url,

@@ -24,6 +24,17 @@ def _render(children: list[Any], context: dict[str, Any]) -> str:
     return "".join(str(child.render_as_block(context=context)) for child in children)
 
 
+def _paid(html: str) -> str:
+    """The paid part in its wrapper: the element the page's JSON-LD names (see ``structured_data``).
+
+    For readers with access it holds the paywalled blocks; for readers without, the paywall that stands
+    in their place (the paid text itself is never rendered for them).
+    """
+    from ..structured_data import paid_part_open_tag
+
+    return f"{paid_part_open_tag()}{html}</div>"
+
+
 def _login_url(request: Any, page: Any) -> str:
     """The reader's log-in link, or "" when no identity provider can give one (the link is then hidden)."""
     if request is None:
@@ -71,7 +82,7 @@ def _render_read(
     """The whole stream for a reader with access, with the grant notice at the cut when they read
     through a grant."""
     notice = _grant_notice(request, flat, codes) if state == GRANTED else ""
-    return mark_safe(_render(free, flat) + notice + _render(gated, flat))  # noqa: S308
+    return mark_safe(_render(free, flat) + notice + _paid(_render(gated, flat)))  # noqa: S308
 
 
 def _raw_items(raw_value: dict[str, Any], name: str) -> list[Any]:
@@ -193,7 +204,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         utm_source=flat.get("utm_source"),
         render=render,
     )
-    return mark_safe(_render(free, flat) + html)  # noqa: S308
+    return mark_safe(_render(free, flat) + _paid(html))  # noqa: S308
 
 
 def _preview_cut_marker() -> str:
@@ -214,7 +225,8 @@ def _render_cut(
     if preview_mode == "":
         # The editor's view: everything, the paywall in place and a marker where readers' text stops.
         context = {**flat, "paywall_block_id": paywall.id}
-        return mark_safe(_render(free + [paywall], context) + _preview_cut_marker() + _render(gated, context))  # noqa: S308
+        html = _render(free + [paywall], context) + _preview_cut_marker() + _paid(_render(gated, context))
+        return mark_safe(html)  # noqa: S308 - Wagtail's own block rendering
     if state:
         can_read = False
     elif preview_mode in (ANONYMOUS, READER, SUBSCRIBER):
@@ -227,7 +239,7 @@ def _render_cut(
 
     if can_read and preview_mode == SUBSCRIBER:
         # A subscriber sees no paywall; the editor previewing as one still sees where it would cut.
-        return mark_safe(_render(free, flat) + _preview_cut_marker() + _render(gated, flat))  # noqa: S308
+        return mark_safe(_render(free, flat) + _preview_cut_marker() + _paid(_render(gated, flat)))  # noqa: S308
     if can_read:
         return _render_read(request, flat, free, gated, state, gating.access_codes(paywall))
     paywall_context = {
@@ -237,4 +249,26 @@ def _render_cut(
         "login_url": _login_url(request, page) if state == ANONYMOUS else "",
     }
     value = _without_owned_offers(paywall.value, request) if state == READER else paywall.value
-    return mark_safe(_render(free, flat) + str(paywall.block.render(value, context=paywall_context)))  # noqa: S308
+    html = str(paywall.block.render(value, context=paywall_context))
+    return mark_safe(_render(free, flat) + _paid(html))  # noqa: S308
+
+
+@register.simple_tag(takes_context=True)
+def paywall_json_ld(context: template.Context, page: Any = None, **extra: Any) -> SafeString:
+    """The page's ``NewsArticle`` JSON-LD, saying which part is paywalled; see :mod:`..structured_data`.
+
+    ``{% paywall_json_ld page %}`` in the page's ``<head>``; keyword arguments (``author=…``,
+    ``image=…``) are added to the object.
+    """
+    from ..structured_data import json_ld_script
+
+    page = page if page is not None else context.get("page")
+    return json_ld_script(page, request=context.get("request"), extra=extra)
+
+
+@register.simple_tag(takes_context=True)
+def paywall_tracking(context: template.Context) -> dict[str, Any]:
+    """What the paywall's static script needs: the view beacon's URL and the analytics switch."""
+    from ..paywall_views import tracking
+
+    return tracking(context.get("request"))

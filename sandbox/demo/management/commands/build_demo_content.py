@@ -281,6 +281,9 @@ class Command(BaseCommand):
             paywall_settings.default_confirmation_page or confirmation
         )
         paywall_settings.test_mode = True if not real else paywall_settings.test_mode
+        # The demo shows its GA4 events: open the browser console and look at window.dataLayer. Without a
+        # tag manager on the page they go nowhere.
+        paywall_settings.analytics_events = True
         paywall_settings.save()
 
         self._admin()
