@@ -154,5 +154,8 @@ else:
         "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
     }
 
+#: Route the embedded fake Payway under /fake-payway/ (the production profile runs it as its own process).
+SERVE_FAKE_PAYWAY = True
+
 #: Title code the demo content is built for (the fake's catalogue is "demo").
 PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY else "demo")
