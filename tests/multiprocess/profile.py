@@ -282,6 +282,10 @@ class Reader:
         self.http.trust_env = False
 
     def request(self, method: str, url: str, data: dict[str, str] | None = None, timeout: float = 60) -> Answer:
+        # The site's own absolute URLs are https (the proxy's side): this client is the proxy's upstream leg.
+        public = f"https://{self.profile.host}"
+        if url.startswith(public + "/"):
+            url = self.profile.base_url + url[len(public) :]
         url = urljoin(self.profile.base_url + "/", url)
         headers = {
             "X-Forwarded-Proto": "https",
