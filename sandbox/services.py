@@ -32,7 +32,7 @@ def ensure_database(url: str) -> None:
 
     config = dj_database_url.parse(url)
     if not config["ENGINE"].endswith("postgresql"):
-        raise SystemExit(f"DATABASE_URL must be PostgreSQL for the production profile, not {config['ENGINE']}")
+        raise SystemExit(f"DATABASE_URL must name PostgreSQL for the production profile: {config['ENGINE']}")
     where = f"{config['HOST'] or 'localhost'}:{config['PORT'] or 5432}"
     params = {
         "host": config["HOST"] or None,

@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from tests.multiprocess.observe import WORKER_HEADER
+
 REPO_DIR = Path(__file__).resolve().parents[2]
 RUN_PRODUCTION = REPO_DIR / "sandbox" / "run-production"
 MANAGE = REPO_DIR / "sandbox" / "manage.py"
 #: The profile's settings plus a response header naming the worker (``tests/multiprocess/settings.py``).
 SETTINGS = "tests.multiprocess.settings"
-from tests.multiprocess.observe import WORKER_HEADER
 
 #: The demo site's pages (``build_demo_content``).
 PURCHASE_PAGE = "/kop/"
@@ -126,7 +127,7 @@ class Profile:
             timeout=timeout,
         )
         if result.returncode:
-            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
         return result.stdout
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -281,7 +282,7 @@ class Reader:
         self.http = requests.Session()
         self.http.trust_env = False
 
-    def request(self, method: str, url: str, data: dict[str, str] | None = None, timeout: float = 60) -> Answer:
+    def request(self, method: str, url: str, data: dict | None = None, timeout: float = 60) -> Answer:
         # The site's own absolute URLs are https (the proxy's side): this client is the proxy's upstream leg.
         public = f"https://{self.profile.host}"
         if url.startswith(public + "/"):
@@ -301,7 +302,9 @@ class Reader:
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         started = time.perf_counter()
-        response = self.http.request(method, url, data=data, headers=headers, allow_redirects=False, timeout=timeout)
+        response = self.http.request(
+            method, url, data=data, headers=headers, allow_redirects=False, timeout=timeout
+        )
         seconds = time.perf_counter() - started
         for name, value in response.cookies.items():
             self.cookies[name] = value
@@ -347,7 +350,7 @@ class Reader:
             raise FlowError(f"GET {checkout}: no checkout form")
         return {"csrfmiddlewaretoken": tokens[0]}
 
-    def pay(self, checkout: str, form: dict[str, str], token: str, customer: dict | None = CUSTOMER) -> Answer:
+    def pay(self, checkout: str, form: dict, token: str, customer: dict | None = CUSTOMER) -> Answer:
         return self.post(checkout, {**form, "klarna_authorization_token": token, **(customer or {})})
 
 

@@ -78,7 +78,7 @@ def test_profile_is_the_production_profile(profile: Profile):
     page = reader.get(PURCHASE_PAGE)
     assert page.status == 200
     css = next(part.split('"')[0] for part in page.text.split('href="/static/')[1:] if ".css" in part)
-    static = reader.http.get(f"{profile.base_url}/static/{css}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+    static = reader.http.get(f"{profile.base_url}/static/{css}", timeout=30)
     assert static.status_code == 200
     assert "max-age=315360000" in static.headers.get("Cache-Control", ""), static.headers
     assert reader.get("/does-not-exist/").status == 404
@@ -133,8 +133,8 @@ def test_single_flight_buy(fake: Profile):
     statuses = Counter(a.status for a in answers)
     checkouts = {a.location for a in answers if a.status == 303}
     report(
-        f"single flight: {SUBMITS} clicks over {len(workers_of(answers))} workers: sessions created {created}, "
-        f"checkouts {len(checkouts)}, answers {dict(statuses)}"
+        f"single flight: {SUBMITS} clicks over {len(workers_of(answers))} workers: "
+        f"sessions created {created}, checkouts {len(checkouts)}, answers {dict(statuses)}"
     )
     assert created == 1
     assert len(checkouts) == 1
@@ -179,7 +179,10 @@ def test_one_order_per_reader_and_product(fake: Profile):
     else:
         pytest.fail(f"the article offers no {product}")
     answers = run_together(
-        [lambda: reader.pay(checkout_a, form_a, authorization()), lambda: reader.pay(checkout_b, form_b, authorization())]
+        [
+            lambda: reader.pay(checkout_a, form_a, authorization()),
+            lambda: reader.pay(checkout_b, form_b, authorization()),
+        ]
     )
     no_server_errors(answers)
     orders = [o for o in fake.control()["orders"] if o["code"] == product]
