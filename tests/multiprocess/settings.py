@@ -9,7 +9,7 @@ counted in Redis per process.
 import os
 
 from sandbox.settings.production import *  # noqa: F403
-from sandbox.settings.production import CACHES, MIDDLEWARE
+from sandbox.settings.production import CACHES, CSRF_TRUSTED_ORIGINS, MIDDLEWARE
 
 MIDDLEWARE = ["tests.multiprocess.observe.worker_header", *MIDDLEWARE]
 
@@ -17,3 +17,11 @@ if os.environ.get("WKP_COUNT_PAYWAY_CONNECTS") == "1":
     from tests.multiprocess.observe import count_payway_connects
 
     count_payway_connects(CACHES["default"]["LOCATION"], CACHES["default"]["KEY_PREFIX"])
+
+# Chromium in tests/multiprocess/test_browser_purchase.py talks plain http to gunicorn while its context
+# adds the proxy's X-Forwarded-Proto; the one thing a header cannot change is the browser's own idea of the
+# page's scheme, which it sends as the Origin of every POST. A real TLS proxy has the browser on https.
+CSRF_TRUSTED_ORIGINS = [
+    *CSRF_TRUSTED_ORIGINS,
+    *(origin.replace("https://", "http://", 1) for origin in CSRF_TRUSTED_ORIGINS),
+]
