@@ -161,7 +161,8 @@ def main() -> None:
         _print(result)
     base = results[0]["throughput_per_s"] or 1
     ratios = {str(r["workers"]): round(r["throughput_per_s"] / base, 2) for r in results}
-    print(f"\nThroughput relative to W = {results[0]['workers']}: {ratios} (target at W = 4: {TARGET_RATIO}x)")
+    first = results[0]["workers"]
+    print(f"\nThroughput relative to W = {first}: {ratios} (target at W = 4: {TARGET_RATIO}x)")
     path = write_result("profile", {"runs": results, "throughput_ratios": ratios, "logs": str(log_dir)})
     print(f"Written to {path}; gunicorn logs in {log_dir}")
 

@@ -60,7 +60,9 @@ def test_a_new_reader_buys_in_chromium_against_the_profile(fake: Profile):
         route.continue_(headers=headers)
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM_PATH, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             context = chromium.new_context(base_url=fake.base_url, locale="en-GB")
             context.set_default_timeout(TIMEOUT_MS)
