@@ -151,6 +151,7 @@ def main() -> None:
             threads=args.threads,
             setup=setup,
             extra_env={"WKP_COUNT_PAYWAY_CONNECTS": "1"},
+            static_root=log_dir / "static",
         )
         setup = False
         try:

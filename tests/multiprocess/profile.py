@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -83,6 +84,8 @@ class Profile:
     workers: int
     threads: int
     process: subprocess.Popen = field(repr=False)
+    #: Folders of this run to remove when it stops (its collected static files).
+    scratch: list[Path] = field(default_factory=list)
 
     @property
     def host(self) -> str:
@@ -145,6 +148,8 @@ class Profile:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        for folder in self.scratch:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def recreate_database(url: str) -> None:
@@ -172,10 +177,12 @@ def start_profile(
     settings: str = SETTINGS,
     setup: bool = True,
     extra_env: dict[str, str] | None = None,
+    static_root: Path | None = None,
     timeout: float = 300,
 ) -> Profile:
     """Start ``sandbox/run-production`` on free ports and wait until the site and the fake answer."""
     port, fake_port = free_port(), free_port()
+    own_static = None if static_root else Path(tempfile.mkdtemp(prefix="wkp-static-"))
     env = {
         key: value
         for key, value in os.environ.items()
@@ -195,6 +202,8 @@ def start_profile(
         # A fresh key space per start: rate-limit windows and sessions of an earlier run do not count.
         CACHE_KEY_PREFIX=f"wkp-test-{uuid.uuid4().hex[:12]}",
         SKIP_SETUP="0" if setup else "1",
+        # Its own copy: two runs never collect into one folder (nor into the sandbox's).
+        STATIC_ROOT=str(static_root or own_static),
         PYTHONUNBUFFERED="1",
         **(extra_env or {}),
     )
@@ -218,6 +227,7 @@ def start_profile(
         workers=workers,
         threads=threads,
         process=process,
+        scratch=[own_static] if own_static else [],
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -73,6 +73,9 @@ WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", f"https://{PUBLI
 WAGTAILAPI_BASE_URL = WAGTAILADMIN_BASE_URL
 
 # -- static files ------------------------------------------------------------------------------------------
+if os.environ.get("STATIC_ROOT"):
+    # Another copy (the tests and benchmark use their own, so two runs never collect into one folder).
+    STATIC_ROOT = os.environ["STATIC_ROOT"]
 MIDDLEWARE = [
     MIDDLEWARE[0],  # SecurityMiddleware first, as whitenoise's docs ask
     "whitenoise.middleware.WhiteNoiseMiddleware",
