@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -286,3 +287,50 @@ def test_render_cache_edit_is_seen_by_every_worker_at_once(fake: Profile):
         assert all(links == {f"/{moved}/"} for links in after.values()), after
     finally:
         fake.manage("shell", "-c", move.format(old=moved, new="kop"))
+
+
+#: A sentence after the paywall of ARTICLE (build_demo_content): shown only to a reader with access.
+PAID_TEXT = "Bygget blev nära 20 miljoner kronor dyrare"
+
+
+def _hop(reader: Reader, profile: Profile, url: str, data: dict | None = None) -> str:
+    """One browser hop, to the site (through the proxy) or to the fake SSO2 (its own origin, its cookies
+    kept by ``reader.http``); the Location it answers."""
+    if urlsplit(url).port == urlsplit(profile.fake_url).port:
+        method = "POST" if data is not None else "GET"
+        response = reader.http.request(method, url, data=data, allow_redirects=False, timeout=30)
+        assert response.status_code in (200, 302), (url, response.status_code, response.text[:300])
+        return response.headers.get("Location", "") or url
+    answer = reader.post(url, data) if data is not None else reader.get(url)
+    assert answer.status in (200, 302), (url, answer.status, answer.text[:300])
+    return answer.location
+
+
+def test_a_login_through_the_fake_sso2_is_seen_by_every_worker(fake: Profile):
+    """The subscriber logs in on SSO2's form (the fake, another process and origin) and comes back; every
+    worker then shows the article's paid text: the session and the access answer are shared."""
+    reader = Reader(fake)
+    url = _hop(reader, fake, f"/klarna-paywall/sso/login/?next={ARTICLE}")
+    for _ in range(8):  # Identify, landing, complete: until the login form
+        if "/fake-payway/sso/login" in url:
+            break
+        url = _hop(reader, fake, url)
+    assert "/fake-payway/sso/login" in url, url
+    return_to = parse_qs(urlsplit(url).query)["r"][0]
+    url = _hop(reader, fake, url, {"email": "subscriber@example.com", "password": "demo", "r": return_to})
+    for _ in range(8):  # back to the site: complete, then the article
+        if urlsplit(url).path == ARTICLE:
+            break
+        url = _hop(reader, fake, url)
+    assert urlsplit(url).path == ARTICLE, url
+    seen: dict[str, bool] = {}
+    for _ in range(WORKERS * 30):
+        answer = reader.get(ARTICLE)
+        seen[answer.worker] = seen.get(answer.worker, True) and PAID_TEXT in answer.text
+        if len(seen) == WORKERS:
+            break
+    report(
+        f"login across processes: {sum(seen.values())} of {len(seen)} workers show the subscriber "
+        "the paid text"
+    )
+    assert len(seen) == WORKERS and all(seen.values()), seen

@@ -8,7 +8,7 @@ worker talks to it over HTTP, as a site's workers talk to Payway.
 import os
 from pathlib import Path
 
-from .base import WAGTAIL_KLARNA_PAYWALL
+from .base import PORT, WAGTAIL_KLARNA_PAYWALL
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parents[3] / "wagtail_klarna_paywall" / "templates"
 
@@ -40,4 +40,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}
+
+# The fake's login form sends readers back to the site, which is another origin (another port) here.
+_PUBLIC_HOSTS = [h for h in os.environ.get("PUBLIC_HOSTS", "localhost,127.0.0.1").split(",") if h]
+_PUBLIC_PORT = int(os.environ.get("PUBLIC_PORT", str(PORT)))
+WAGTAIL_KLARNA_PAYWALL_FAKE = {
+    "RETURN_HOSTS": [host if _PUBLIC_PORT == 443 else f"{host}:{_PUBLIC_PORT}" for host in _PUBLIC_HOSTS]
 }
