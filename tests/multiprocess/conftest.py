@@ -94,8 +94,12 @@ def profile() -> Iterator[Profile]:
 
 @pytest.fixture
 def fake(profile: Profile) -> Profile:
-    """The profile with the fake Payway's counters at zero."""
-    profile.reset_fake()
+    """The profile, its fake Payway as the earlier tests left it: tests count what changes.
+
+    Never reset between tests: a reset makes the fake forget every worker's system token, and the next
+    call of each worker is refused (401, nothing done) and sent again, which would count as a second
+    place_order request where there was none.
+    """
     return profile
 
 
