@@ -6,12 +6,12 @@ dropped and recreated first. Every test talks to it over HTTP as readers behind 
 reads the outcome from the fake's control API and the profile's database. Run it with::
 
     KLARNA_PAYWALL_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
-        .venv/bin/pytest tests/multiprocess -q -p no:randomly
+        .venv/bin/pytest tests/multiprocess -q
 
 Environment: ``KLARNA_PAYWALL_TEST_DATABASE_URL`` (the server; the profile uses the database
-``KLARNA_PAYWALL_MP_DB_NAME``, default ``test_wkp_multiprocess``), ``KLARNA_PAYWALL_TEST_REDIS_URL``
-(default ``redis://127.0.0.1:6379/15``; keys get a fresh prefix per run). Without PostgreSQL, Redis or
-gunicorn the suite skips, saying which; with ``CI=true`` that is a failure instead.
+``KLARNA_PAYWALL_MP_DB_NAME``, default ``<KLARNA_PAYWALL_TEST_DB_NAME>_mp`` or ``test_wkp_multiprocess``),
+``KLARNA_PAYWALL_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``; keys get a fresh prefix per run).
+Without PostgreSQL, Redis or gunicorn the suite skips, saying which; with ``CI=true`` that is a failure.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def _database_url() -> str:
     server = os.environ.get("KLARNA_PAYWALL_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
     if not server.startswith(("postgres://", "postgresql://")):
         server = "postgres://postgres@127.0.0.1:5432/postgres"
-    name = os.environ.get("KLARNA_PAYWALL_MP_DB_NAME", "test_wkp_multiprocess")
+    # Its own database, next to the one pytest-django would use when a run names that.
+    own = os.environ.get("KLARNA_PAYWALL_TEST_DB_NAME")
+    name = os.environ.get("KLARNA_PAYWALL_MP_DB_NAME") or (f"{own}_mp" if own else "test_wkp_multiprocess")
     return urlsplit(server)._replace(path=f"/{name}").geturl()
 
 

@@ -133,6 +133,15 @@ class Profile:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
         return result.stdout
 
+    def flush_cache(self) -> int:
+        """Delete every key of this profile in Redis (its prefix only), as a restart without persistence
+        would; the number of keys deleted."""
+        import redis
+
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        keys = list(client.scan_iter(match=f"{self.env['CACHE_KEY_PREFIX']}:*", count=1000))
+        return client.delete(*keys) if keys else 0
+
     def log_tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]

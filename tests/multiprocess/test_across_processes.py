@@ -337,3 +337,28 @@ def test_a_login_through_the_fake_sso2_is_seen_by_every_worker(fake: Profile):
         "the paid text"
     )
     assert len(seen) == WORKERS and all(seen.values()), seen
+
+
+def test_losing_the_cache_buys_nothing_twice_and_keeps_the_reader(fake: Profile):
+    """Redis emptied between the buy and the pay (docs/deployment.md, "When the cache is lost"): the
+    submits still place exactly one order, and the reader is the same reader (cached_db sessions are read
+    back from PostgreSQL), so the checkout goes on instead of starting a second Payway session."""
+    reader = Reader(fake)
+    checkout, form = started_checkout(reader, reader.offers()[0])
+    before = fake.control()["calls"]["place_order"]
+    fake.slow("place_order", 1, PLACE_DELAY)
+    deleted = fake.flush_cache()
+    answers = run_together([lambda: reader.pay(checkout, form, authorization()) for _ in range(SUBMITS)])
+    placed = fake.control()["calls"]["place_order"] - before
+    no_server_errors(answers)
+    report(
+        f"cache lost: {deleted} keys deleted before {SUBMITS} concurrent submits over "
+        f"{len(workers_of(answers))} workers: place_order {placed}, "
+        f"answers {dict(Counter(a.status for a in answers))}"
+    )
+    assert deleted > 0
+    assert placed == 1
+    assert attempt_row(fake, reference_of(checkout))["state"] in ("placed", "confirmed")
+    # The reader's session survived: the confirmation page is theirs.
+    confirmation = next(a.location for a in answers if a.status == 303)
+    assert reader.get(confirmation).status == 200
