@@ -248,3 +248,144 @@ def test_e011_signed_cookie_sessions_would_put_identity_tokens_in_the_browser():
 
 def test_e011_quiet_with_server_side_sessions():
     assert "wagtail_klarna_paywall.E011" not in _environment_ids()
+
+
+# -- deployment checks: more than one process (E012, E013, W004, W005) ----------------------------------
+
+LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
+DUMMY = "django.core.cache.backends.dummy.DummyCache"
+REDIS = "django.core.cache.backends.redis.RedisCache"
+FILE = "django.core.cache.backends.filebased.FileBasedCache"
+DB_SESSIONS = "django.contrib.sessions.backends.db"
+CACHED_DB_SESSIONS = "django.contrib.sessions.backends.cached_db"
+
+
+def _deploy_messages(caches=None, engine=CACHED_DB_SESSIONS, paywall=None, **overrides):
+    """The package's checks with --deploy, for these caches (alias -> backend) and session engine."""
+    caches = caches or {"default": REDIS}
+    config = {
+        alias: {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:1/0" if backend == REDIS else "x"}
+        for alias, backend in caches.items()
+    }
+    with override_settings(
+        CACHES=config, SESSION_ENGINE=engine, WAGTAIL_KLARNA_PAYWALL={**VALID, **(paywall or {})}, **overrides
+    ):
+        return run_checks(tags=[TAG], include_deployment_checks=True)
+
+
+def _by_id(messages, check_id):
+    return [m for m in messages if m.id == check_id]
+
+
+def test_deploy_checks_quiet_on_a_shared_cache_and_cached_db_sessions():
+    """The production profile's shape: Redis, cached_db sessions (no connection is made by the check)."""
+    assert ids(_deploy_messages()) == []
+
+
+def test_deploy_checks_do_not_run_without_deploy():
+    with override_settings(CACHES={"default": {"BACKEND": LOCMEM}}, SESSION_ENGINE=DB_SESSIONS):
+        assert {"wagtail_klarna_paywall.E012", "wagtail_klarna_paywall.W004"}.isdisjoint(
+            ids(run_checks(tags=[TAG]))
+        )
+
+
+@pytest.mark.parametrize("backend", [LOCMEM, DUMMY])
+def test_e012_process_local_cache_names_every_guarantee_it_breaks(backend):
+    [message] = _by_id(_deploy_messages({"default": backend}), "wagtail_klarna_paywall.E012")
+    assert isinstance(message, Error)
+    assert backend.rsplit(".", 1)[-1] in message.msg
+    assert "RATE_LIMITS" in message.hint
+    assert "paywall" in message.hint
+    assert "RedisCache" in message.hint
+    # Said plainly: the money guarantee does not depend on the cache.
+    assert "bought twice" in message.hint
+
+
+def test_e012_names_the_landing_while_its_single_use_record_is_in_the_cache():
+    from wagtail_klarna_paywall import checks
+
+    [message] = _by_id(_deploy_messages({"default": LOCMEM}), "wagtail_klarna_paywall.E012")
+    assert ("SSO2 landing" in message.hint) is checks._landing_single_use_in_cache()
+
+
+def test_e012_without_rate_limits_still_needs_the_render_cache_shared():
+    [message] = _by_id(
+        _deploy_messages({"default": LOCMEM}, paywall={"RATE_LIMITS": None}), "wagtail_klarna_paywall.E012"
+    )
+    assert "RATE_LIMITS" not in message.hint
+    assert "paywall" in message.hint
+
+
+def test_e012_follows_the_plugins_cache_alias():
+    caches = {"default": LOCMEM, "shared": REDIS}
+    assert _by_id(_deploy_messages(caches, paywall={"CACHE": "shared"}), "wagtail_klarna_paywall.E012") == []
+    caches = {"default": REDIS, "local": LOCMEM}
+    assert _by_id(_deploy_messages(caches, paywall={"CACHE": "local"}), "wagtail_klarna_paywall.E012")
+
+
+def test_w005_file_based_cache_is_host_local():
+    messages = _deploy_messages({"default": FILE})
+    [message] = _by_id(messages, "wagtail_klarna_paywall.W005")
+    assert isinstance(message, Warning)
+    assert "one host" in message.msg
+    assert not _by_id(messages, "wagtail_klarna_paywall.E012")
+
+
+@pytest.mark.parametrize("engine", ["django.contrib.sessions.backends.cache", CACHED_DB_SESSIONS])
+def test_e013_cache_backed_sessions_on_a_process_local_cache(engine):
+    caches = {"default": LOCMEM, "shared": REDIS}
+    messages = _deploy_messages(caches, engine=engine, paywall={"CACHE": "shared"})
+    [message] = _by_id(messages, "wagtail_klarna_paywall.E013")
+    assert isinstance(message, Error)
+    assert "SESSION_CACHE_ALIAS" in message.hint
+    with override_settings(SESSION_CACHE_ALIAS="shared"):
+        assert not _by_id(
+            _deploy_messages(caches, engine=engine, paywall={"CACHE": "shared"}),
+            "wagtail_klarna_paywall.E013",
+        )
+
+
+def test_w004_database_sessions_with_logged_in_readers_cost_a_measured_slowdown():
+    [message] = _by_id(_deploy_messages(engine=DB_SESSIONS), "wagtail_klarna_paywall.W004")
+    assert isinstance(message, Warning)
+    assert "1.17" in message.hint and "1.05" in message.hint
+    assert "cached_db" in message.hint
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.cache",
+        CACHED_DB_SESSIONS,
+        "django.contrib.sessions.backends.signed_cookies",
+    ],
+)
+def test_w004_quiet_with_sessions_that_need_no_query(engine):
+    assert not _by_id(_deploy_messages(engine=engine), "wagtail_klarna_paywall.W004")
+
+
+def test_w004_quiet_without_logged_in_readers():
+    messages = _deploy_messages(engine=DB_SESSIONS, paywall={"IDENTITY_PROVIDER": ""})
+    assert not _by_id(messages, "wagtail_klarna_paywall.W004")
+
+
+def test_the_production_profile_passes_the_multiprocess_checks():
+    """sandbox/sandbox/settings/production.py, as sandbox/run-production serves it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="sandbox.settings.production", PYTHONPATH=str(root))
+    result = subprocess.run(
+        [sys.executable, str(root / "sandbox" / "manage.py"), "check", "--deploy", "--tag", TAG],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    for check_id in ("E012", "E013", "W004", "W005"):
+        assert f"wagtail_klarna_paywall.{check_id}" not in output

@@ -291,3 +291,28 @@ def test_subscriber_logs_in_under_every_claim_variant(fake, variant):
     response = log_in(client, "subscriber@example.com")
     assert response.status_code == 302 and response["Location"] == "/story/"
     assert access.reader_has_access(request_for(client), ["digital"]) is True
+
+
+@pytest.mark.parametrize(
+    ("return_url", "configured", "expected"),
+    [
+        ("https://news.example:8000/klarna-paywall/sso/complete/", [], "/"),
+        ("https://news.example:8000/klarna-paywall/sso/complete/", ["news.example:8000"], "same"),
+        ("https://evil.example/klarna-paywall/sso/complete/", ["news.example:8000"], "/"),
+        ("/klarna-paywall/sso/complete/", [], "same"),
+    ],
+)
+def test_login_form_returns_only_to_its_own_host_or_the_configured_sites(
+    settings, return_url, configured, expected
+):
+    """A fake served as its own process (another origin than the site) names the site in RETURN_HOSTS."""
+    from django.test import RequestFactory
+
+    from wagtail_klarna_paywall.fake import sso as fake_sso_views
+
+    settings.WAGTAIL_KLARNA_PAYWALL_FAKE = {"RETURN_HOSTS": configured}
+    request = RequestFactory().get("/fake-payway/sso/login", {"r": return_url}, HTTP_HOST="127.0.0.1:8001")
+    response = fake_sso_views.login_form(request)
+    assert response.status_code == 200
+    shown = return_url if expected == "same" else expected
+    assert f'value="{shown}"' in response.content.decode()

@@ -23,7 +23,16 @@ W010                                   a middleware overwrites the flow pages' K
                                        caching, framing; see docs/klarna-browser.md)
 W011                                   CSRF_FAILURE_VIEW leaves the flow pages' CSRF failures unhardened
 W012                                   UnreadableFormMiddleware missing, or after CsrfViewMiddleware
+E012 (deploy)                          CACHE is process-local (local-memory, dummy) while a guarantee
+                                       needs a cache every process shares
+E013 (deploy)                          cache-backed sessions on a process-local cache
+W004 (deploy)                          sessions not cache-backed while readers log in (a slower paywall)
+W005 (deploy)                          CACHE is file-based: shared by one host's processes only, and its
+                                       add() is not atomic
 =====================================  ===========================================================
+
+The deployment checks (``manage.py check --deploy``) are about running more than one process: what a
+multi-process site needs is listed in the README's deployment section and in docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import InvalidCacheBackendError, caches
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils import translation
 
@@ -384,3 +394,117 @@ def _check_unreadable_form_middleware() -> list[CheckMessage]:
 def check_flow_hardening(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The site settings that would take the flow pages' browser headers away (W010-W012)."""
     return _check_flow_headers() + _check_csrf_failure_view() + _check_unreadable_form_middleware()
+
+
+# -- deployment: more than one process ----------------------------------------------------------------------
+
+#: Cache backends whose entries live in one process (the dummy keeps nothing, so ``add`` always succeeds).
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+#: Shared by the processes of one host only, and ``add`` is a read then a write (not atomic).
+HOST_LOCAL_CACHES = ("django.core.cache.backends.filebased.FileBasedCache",)
+CACHE_SESSION_ENGINES = (
+    "django.contrib.sessions.backends.cache",
+    "django.contrib.sessions.backends.cached_db",
+)
+#: Session engines that read the session without a database query (docs/performance.md).
+FAST_SESSION_ENGINES = (*CACHE_SESSION_ENGINES, SIGNED_COOKIE_SESSIONS)
+
+
+def _cache_backend(alias: str) -> str:
+    """The dotted backend path of the cache ``alias`` ('' if there is no such cache)."""
+    try:
+        backend = caches[alias]
+    except (InvalidCacheBackendError, TypeError):
+        return ""
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
+def _landing_single_use_in_cache() -> bool:
+    """Whether SSO2's landing single-use record is kept in ``CACHE`` (it is when ``sso.claim_once`` reads
+    Django's caches; a record kept in the database needs no shared cache)."""
+    from . import sso
+
+    code = getattr(getattr(sso, "claim_once", None), "__code__", None)
+    return code is not None and "caches" in code.co_names
+
+
+def _rate_limits_on() -> bool:
+    limits = paywall_settings.RATE_LIMITS
+    return isinstance(limits, dict) and any(value is not None for value in limits.values())
+
+
+def _cache_guarantees() -> list[str]:
+    """What the plugin promises that holds only if every process sees the same ``CACHE``."""
+    needs = []
+    if paywall_settings.IDENTITY_PROVIDER == SSO2_PROVIDER and _landing_single_use_in_cache():
+        needs.append("an SSO2 landing URL works once (otherwise once per process)")
+    if _rate_limits_on():
+        needs.append(
+            "RATE_LIMITS count every process's new Payway sessions (otherwise each process "
+            "allows the full limit)"
+        )
+    needs.append(
+        "an editor's change to a page shows in every process's cached paywall at once "
+        "(otherwise up to 300 s later)"
+    )
+    return needs
+
+
+@register(Tags.caches, TAG, deploy=True)
+def check_multiprocess(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: settings that break a promise once the site runs more than one process."""
+    messages: list[CheckMessage] = []
+    alias = paywall_settings.CACHE
+    backend = _cache_backend(alias)
+    if backend in PROCESS_LOCAL_CACHES:
+        messages.append(
+            Error(
+                f"{SETTINGS_NAME}['CACHE'] is the {alias!r} cache, {backend.rsplit('.', 1)[-1]}, "
+                "which each process keeps for itself.",
+                hint="Use a cache every web process shares (Redis: "
+                "django.core.cache.backends.redis.RedisCache, or memcached) so that: "
+                + "; ".join(_cache_guarantees())
+                + ". Nothing is ever bought twice without one: that guarantee is in the database.",
+                id=_id("E012"),
+            )
+        )
+    elif backend in HOST_LOCAL_CACHES:
+        messages.append(
+            Warning(
+                f"{SETTINGS_NAME}['CACHE'] is the file-based {alias!r} cache: shared by the processes of one "
+                "host only, and its add() is not atomic.",
+                hint="With more than one host, or concurrent requests, use Redis or memcached so that: "
+                + "; ".join(_cache_guarantees())
+                + ".",
+                id=_id("W005"),
+            )
+        )
+    engine = getattr(settings, "SESSION_ENGINE", "")
+    if engine in CACHE_SESSION_ENGINES:
+        session_alias = getattr(settings, "SESSION_CACHE_ALIAS", "default")
+        session_backend = _cache_backend(session_alias)
+        if session_backend in PROCESS_LOCAL_CACHES:
+            messages.append(
+                Error(
+                    f"SESSION_ENGINE keeps sessions in the {session_alias!r} cache, "
+                    f"{session_backend.rsplit('.', 1)[-1]}, which each process keeps for itself.",
+                    hint="A reader's login (and SSO2's pending-login record) would be seen by one process "
+                    "and missing or stale in the others. Point SESSION_CACHE_ALIAS at a shared cache.",
+                    id=_id("E013"),
+                )
+            )
+    elif paywall_settings.IDENTITY_PROVIDER and engine not in FAST_SESSION_ENGINES:
+        messages.append(
+            Warning(
+                "Readers log in (IDENTITY_PROVIDER is set) but SESSION_ENGINE is not cache-backed.",
+                hint="Every paywalled render for a logged-in reader then reads the session from the "
+                "database: measured at 1.17x the cost of the same article without a paywall, against "
+                "1.05x with 'django.contrib.sessions.backends.cached_db' (docs/performance.md). Use "
+                "cached_db on a shared cache.",
+                id=_id("W004"),
+            )
+        )
+    return messages

@@ -21,7 +21,11 @@ def _reader_has_grant(request) -> bool:
 def sandbox(request):
     return {
         # A link to the fake Payway's control page, where a visitor arms failures (500, 403, slow replies...).
+        # The production profile runs the fake as its own process, on FAKE_PAYWAY_PORT.
         "fake_payway": not settings.USE_REAL_PAYWAY,
+        "fake_payway_url": "/fake-payway/"
+        if getattr(settings, "SERVE_FAKE_PAYWAY", True)
+        else f"http://{request.get_host().rsplit(':', 1)[0]}:{settings.FAKE_PAYWAY_PORT}/fake-payway/",
         # Called by the template only where it is used (the header).
         "reader_logged_in": lambda: _reader_logged_in(request),
         "reader_has_grant": lambda: _reader_has_grant(request),

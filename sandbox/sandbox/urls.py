@@ -15,12 +15,16 @@ api_router.register_endpoint("pages", PagesAPIViewSet)
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
-    path("fake-payway/", include("wagtail_klarna_paywall.fake.urls")),
     path("klarna-paywall/", include("wagtail_klarna_paywall.urls")),
     path("api/v2/", api_router.urls),
     path("rss/", ArticleFeed(), name="rss"),
     path("sok/", search, name="search"),
 ]
+
+# The embedded fake Payway, unless it runs as its own process (the production profile) or a real Payway
+# is configured.
+if getattr(settings, "SERVE_FAKE_PAYWAY", True):
+    urlpatterns.insert(2, path("fake-payway/", include("wagtail_klarna_paywall.fake.urls")))
 
 if settings.DEBUG:
     from django.conf.urls.static import static

@@ -222,10 +222,18 @@ def identify(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _return_hosts(request: HttpRequest) -> set[str]:
+    """Where the login form may send the reader back to: the fake's own host, and the sites named in
+    ``WAGTAIL_KLARNA_PAYWALL_FAKE["RETURN_HOSTS"]`` (a fake served by its own process, as in the sandbox's
+    production profile, is another origin than the site it logs readers in for)."""
+    options = getattr(settings, "WAGTAIL_KLARNA_PAYWALL_FAKE", {}) or {}
+    return {request.get_host(), *options.get("RETURN_HOSTS", ())}
+
+
 @require_http_methods(["GET", "POST"])
 def login_form(request: HttpRequest) -> HttpResponse:
     return_url = request.POST.get("r") or request.GET.get("r") or "/"
-    if not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
+    if not url_has_allowed_host_and_scheme(return_url, allowed_hosts=_return_hosts(request)):
         return_url = "/"
     error = False
     if request.method == "POST":

@@ -194,6 +194,8 @@ WAGTAIL_KLARNA_PAYWALL_FAKE = {
     for name in ("ENVELOPE", "REDIRECT_FIELD", "CATEGORIES", "ORDER_SCOPE_ERROR")
     if os.environ.get(f"FAKE_PAYWAY_{name}")
 }
+#: Route the embedded fake Payway under /fake-payway/ (the production profile runs it as its own process).
+SERVE_FAKE_PAYWAY = True
 
 #: Title code the demo content is built for (the fake's catalogue is "demo").
 PAYWAY_TITLE_CODE = os.environ.get("PAYWAY_TITLE_CODE", "" if USE_REAL_PAYWAY else "demo")

@@ -89,7 +89,9 @@
     }
     var link = document.createElement("link");
     link.rel = "stylesheet";
-    link.href = scriptSrc.replace(/fake-klarna\.js(\?.*)?$/, "fake-klarna.css");
+    // Under a hashing static storage (ManifestStaticFilesStorage, whitenoise) this script is
+    // fake-klarna.<hash>.js; the stylesheet's own hash is unknown here, and the unhashed copy is served too.
+    link.href = scriptSrc.replace(/fake-klarna(\.[0-9a-f]+)?\.js(\?.*)?$/, "fake-klarna.css");
     link.setAttribute("data-fake-klarna-css", "");
     document.head.appendChild(link);
   }
