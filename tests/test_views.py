@@ -23,6 +23,7 @@ from tests.test_purchase import (
     CREATE_V2,
     IDENTITY_TOKEN,
     KLARNA_REDIRECT,
+    ME_URL,
     PERSONNUMMER,
     PLACE_TRIAL,
     PLACE_V1,
@@ -1103,3 +1104,30 @@ def test_a_logged_in_reader_on_another_device_is_the_same_reader(shop, payway, l
     page = device_b.get(again["Location"], secure=True)
     assert page.status_code == 200 and "You have already bought this" in text(page)
     assert len(calls_to(payway, CREATE_V1)) == 2
+
+
+# -- a logged-in reader's trial: nothing to retype --------------------------------------------------
+
+
+def test_logged_in_readers_trial_form_is_prefilled_from_their_payway_account(shop, payway, reader, logged_in):
+    """Trials go through v2 place_trial_order with customer_info even for logged-in readers; the form is
+    filled from /v3/me so they type nothing."""
+    payway.replace(
+        responses.GET,
+        ME_URL,
+        json={"item": {"id": "acc-1", "email": "anna@example.com", "first_name": "Anna", "last_name": "Ek"}},
+    )
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_now", "direct_debit")))
+    attempt = start_checkout(reader, shop, ref=Shop.trial_ref)
+    assert not attempt.existing_customer
+    html = text(reader.get(checkout_path(attempt), secure=True))
+    assert 'value="anna@example.com"' in html
+    assert 'value="Anna"' in html and 'value="Ek"' in html
+
+
+def test_anonymous_readers_trial_form_is_empty_and_asks_payway_nothing(shop, payway, reader):
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_now", "direct_debit")))
+    attempt = start_checkout(reader, shop, ref=Shop.trial_ref)
+    html = text(reader.get(checkout_path(attempt), secure=True))
+    assert 'name="email"' in html and 'value="anna@example.com"' not in html
+    assert not calls_to(payway, ME_URL)

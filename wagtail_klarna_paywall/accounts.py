@@ -26,6 +26,8 @@ from .exceptions import PaywallError
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
+    from .payway.types import Account
+
 logger = logging.getLogger(__name__)
 
 ACCOUNT_PREFIX = "account:"
@@ -62,6 +64,24 @@ def account_key(request: HttpRequest | None, identity_token: str | None) -> str 
     cached = cache.get(cache_key)
     if isinstance(cached, str) and cached.startswith(ACCOUNT_PREFIX):
         return cached
+    account = _fetch(request, identity_token)
+    return key_for_account_id(account.id) if account is not None else None
+
+
+def customer_details(request: HttpRequest | None, identity_token: str | None) -> dict[str, str]:
+    """A logged-in reader's e-mail and names from their Payway account, to prefill the new-customer form
+    (trials go through Payway's v2 ``place_trial_order``, which needs ``customer_info``), so they retype
+    nothing. Empty when there is no token or Payway cannot say. Read each time, never cached: personal
+    data stays in the request (the account key is cached as a side effect)."""
+    account = _fetch(request, identity_token) if identity_token else None
+    if account is None:
+        return {}
+    details = {"email": account.email, "first_name": account.first_name, "last_name": account.last_name}
+    return {name: value for name, value in details.items() if value}
+
+
+def _fetch(request: HttpRequest | None, identity_token: str) -> Account | None:
+    """``GET /v3/me``; caches the account's key for :func:`account_key`. None when Payway cannot say."""
     from .payway import get_client
 
     try:
@@ -69,9 +89,10 @@ def account_key(request: HttpRequest | None, identity_token: str | None) -> str 
     except PaywallError as err:
         logger.warning("Could not read the reader's Payway account: %s", type(err).__name__)
         return None
-    key = key_for_account_id(account.id)
-    cache.set(cache_key, key, ACCOUNT_CACHE_TTL)
-    return key
+    caches[conf.CACHE].set(
+        _cache_key(request, identity_token), key_for_account_id(account.id), ACCOUNT_CACHE_TTL
+    )
+    return account
 
 
 def _cache_key(request: HttpRequest | None, identity_token: str) -> str:

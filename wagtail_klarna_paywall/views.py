@@ -350,7 +350,8 @@ def _render_checkout(
                 else paywall_settings.KLARNA_SDK_URL
             ),
             new_customer=not attempt.existing_customer,
-            customer_form=customer_form or (CustomerForm() if not attempt.existing_customer else None),
+            customer_form=customer_form
+            or (_new_customer_form(request) if not attempt.existing_customer else None),
             declined_url=_subpage_url(page, request, "declined", reference=attempt.reference),
             analytics_event=analytics.checkout_event(attempt),
         )
@@ -406,6 +407,14 @@ def _article_url(page: Page | None, request: HttpRequest) -> str:
     if page is None or not page.live:
         return ""
     return page.specific.get_url(request) or ""
+
+
+def _new_customer_form(request: HttpRequest) -> CustomerForm:
+    """The new-customer form, prefilled from the reader's Payway account when they are logged in: a
+    logged-in reader's trial still goes through v2 with ``customer_info`` (docs/payway-contract.md,
+    "place_order and place_trial_order"), and they should retype nothing."""
+    token = reader_identity_token(request)
+    return CustomerForm(initial=accounts.customer_details(request, token) if token else None)
 
 
 def _respond(request: HttpRequest, page: Page, result: purchase.PlaceResult, **kwargs: Any) -> HttpResponse:
