@@ -13,7 +13,8 @@ Per W it reports per-step p50/p95, errors, ``place_order`` calls and orders at t
 connections each worker's Payway client opened (counted in Redis by ``tests/multiprocess/settings.py``)
 against the client's pool size, and throughput (purchases per second of wall time). Targets: 0 errors,
 exactly one ``place_order`` per reader, connections per worker at most the pool size, and throughput at
-W = 4 at least 3x W = 1. Writes ``bench/results/profile.json``. Not part of the test suite.
+W = 4 at least 3x W = 1. Writes ``profile.json`` under ``bench/results/`` (not committed). Not part of
+the test suite.
 """
 
 from __future__ import annotations
