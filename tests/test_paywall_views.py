@@ -253,6 +253,9 @@ def test_unknown_pages_paywalls_and_offers_are_not_counted(client, root, story):
         {"page": "1", "paywall": "abc", "offers": "digital", "state": "subscriber"},
         {"page": "1", "paywall": "abc", "offers": ",".join(f"c{n}" for n in range(30)), "state": "reader"},
         {"page": "1" * 40, "paywall": "abc", "offers": "", "state": "reader"},
+        # Digits str.isdigit() accepts but int() refuses or reads as another page.
+        {"page": "\u00b2", "paywall": "abc", "offers": "x", "state": "anonymous"},
+        {"page": "\u0663", "paywall": "abc", "offers": "x", "state": "anonymous"},
     ],
 )
 def test_malformed_beacons_are_refused(client, data):

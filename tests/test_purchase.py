@@ -342,6 +342,9 @@ def test_trial_session_listing_only_pay_later_loads_nothing_and_says_why(shop, p
         # No categories at all (Payway did not pass Klarna's list through): the site's default.
         (False, "pay_later", [], "pay_now", "pay_now"),
         (True, "", [], "pay_now", "pay_now"),
+        (True, "", [], "direct_debit", "direct_debit"),
+        # ...but never one Klarna refuses for a 0-amount trial.
+        (True, "", [], "pay_later", "pay_now"),
     ],
 )
 def test_choose_payment_method_category(is_trial, editor, listed, site_default, expected):

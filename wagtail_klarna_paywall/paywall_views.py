@@ -262,7 +262,8 @@ def _parse(data: Any) -> View | None:
     page, paywall = data.get("page", ""), data.get("paywall", "")
     state = data.get("state", "")
     offers_text = data.get("offers", "")
-    if not (isinstance(page, str) and page.isdigit() and len(page) <= 12):
+    # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() refuses or misreads.
+    if not (isinstance(page, str) and page.isascii() and page.isdigit() and len(page) <= 12):
         return None
     if not _ID_PATTERN.match(paywall or "") or state not in STATES or len(offers_text) > 4000:
         return None

@@ -342,9 +342,13 @@ def choose_payment_method_category(offer_or_attempt: Any, session_categories: An
     rendered): both carry ``is_trial`` and ``payment_method_category``.
     """
     listed = session_category_identifiers(session_categories)
+    trial = bool(getattr(offer_or_attempt, "is_trial", False))
     if not listed:
+        # Nothing to choose from: the site's default, unless it is one Klarna refuses for a trial.
+        if trial and site_default not in TRIAL_PAYMENT_METHOD_CATEGORIES:
+            return TRIAL_PAYMENT_METHOD_CATEGORIES[-1]
         return site_default or ""
-    if getattr(offer_or_attempt, "is_trial", False):
+    if trial:
         return next((category for category in TRIAL_PAYMENT_METHOD_CATEGORIES if category in listed), "")
     chosen = getattr(offer_or_attempt, "payment_method_category", "") or ""
     return chosen if chosen in listed else listed[0]
@@ -360,11 +364,11 @@ def _offer_fields(offer: Offer) -> dict[str, Any]:
         "is_trial": offer.is_trial,
         "price": offer.price,
         "price_period": offer.price_period[:50],
-        "access_codes": offer_access_codes(offer),
+        "access_codes": grant_codes(offer),
     }
 
 
-def offer_access_codes(offer: Offer) -> list[str]:
+def grant_codes(offer: Offer) -> list[str]:
     """The codes a purchase of ``offer`` opens in this browser (``grants.py``): the products it grants,
     and the codes that open the article it was bought from (an editor's override may name others), else
     the offered code. Copied onto the attempt, so what the buyer may read afterwards does not change when
@@ -525,7 +529,7 @@ def _prepare_session(
         record_event(attempt, EventKind.BUY)
         if can_reuse_session(attempt, reader, offer, now):
             changed = {"traffic_source": traffic_source[:100]} if traffic_source else {}
-            changed["access_codes"] = offer_access_codes(offer)
+            changed["access_codes"] = grant_codes(offer)
             changed = {name: v for name, v in changed.items() if getattr(attempt, name) != v}
             if changed:
                 for name, value in changed.items():

@@ -19,6 +19,7 @@ from django import forms
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
@@ -474,7 +475,14 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         return _render_landing(request, page, message_code=messages.OFFER_NOT_FOUND, status=400)
 
     if access.offer_is_owned(request, offer):
-        # The reader's account holds what this offer sells: nothing to buy, no Payway session.
+        # The reader holds what this offer sells (their account, or what this browser just bought):
+        # nothing to buy, no Payway session. Their own recent order of it is shown if there is one.
+        known = reader_for(request)
+        previous = purchase.previous_order(known, offer, timezone.now(), page.get_site()) if known else None
+        if previous is not None and previous.purchase_page_id:
+            return HttpResponseRedirect(
+                checkout_url(previous.purchase_page.specific, request, previous), status=303
+            )
         logger.info("Buy of offer %s on page %s refused: the reader already holds it", ref, holder.pk)
         return _render_landing(
             request, page, message_code=messages.ALREADY_SUBSCRIBED, back_url=_back_url(holder, page, request)

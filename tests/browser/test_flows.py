@@ -42,7 +42,9 @@ PRODUCT_NAMES = {
     "demo_campaign_3m99": "3 månader för 99 kr",
     "demo_trial_14d": "Prova gratis i 14 dagar",
 }
-LOGIN_TEXT = "Redan prenumerant? Logga in"
+#: The paywall's default log-in text, in the reader's language (these contexts browse in English; the demo's
+#: paywalls leave the text empty, so no editor's language shows through).
+LOGIN_TEXT = "Already a subscriber? Log in"
 CHECKOUT_PATH = re.compile(r"/kop/checkout/(?P<ref>[0-9a-f-]{36})/")
 FLOW_PATHS = ("/kop/", "/tack/")
 READER = "reader@example.com"
@@ -351,7 +353,7 @@ def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch
     )
     expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial")
 
-    fill_new_customer(page, "provare@example.com")
+    fill_new_customer(page, f"provare-{shape}@example.com")  # one new customer per run
     choose_outcome(page, "ok")
     pay(page)
     expect_confirmation(page, sandbox, "demo_trial_14d")
