@@ -44,7 +44,10 @@ def one_purchase(site: Site, timer: PaywayTime) -> dict[str, tuple[float, float]
     form = {"page": site.purchase_page.pk, "offer": "offer-package"}
     checkout = step("buy", 303, lambda: client.post(buy_url, form, secure=True))["Location"]
     step("checkout", 200, lambda: client.get(checkout, secure=True))
-    pay = {"klarna_authorization_token": f"fake-auth-ok-{secrets.token_hex(8)}", **CUSTOMER}
+    # Each simulated reader is a new customer with an address of their own (one order per reader and
+    # product counts the typed e-mail as the reader).
+    email = f"bench-{secrets.token_hex(6)}@example.com"
+    pay = {"klarna_authorization_token": f"fake-auth-ok-{secrets.token_hex(8)}", **CUSTOMER, "email": email}
     confirmation = step("place order", 303, lambda: client.post(checkout, pay, secure=True))["Location"]
     step("confirmation", 200, lambda: client.get(confirmation, secure=True))
     return timings

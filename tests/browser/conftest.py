@@ -115,6 +115,17 @@ class Sandbox:
     def reset_fake(self) -> None:
         self.control({"reset": True})
 
+    def forget_purchases(self) -> None:
+        """Start a test as on a new day for the money rules: the earlier tests' orders move out of the
+        48-hour rebuy window and their product claims go, so a test that buys what an earlier test bought
+        (the same fake account or e-mail) is not told it already has it."""
+        with sqlite3.connect(self.db_path, timeout=20) as db:
+            db.execute("DELETE FROM wagtail_klarna_paywall_productclaim")
+            db.execute(
+                "UPDATE wagtail_klarna_paywall_purchaseattempt"
+                " SET placing_at = datetime(placing_at, '-30 days') WHERE placing_at IS NOT NULL"
+            )
+
     def sso_claims(self, variant: str | None) -> str:
         """Make the fake SSO2 sign its answers with the ``variant`` aud/iss shape (None: the configured
         one), in the running server; the variant now in force."""
@@ -323,6 +334,7 @@ def watch() -> Watch:
 def context(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest):
     """A fresh browser context (no cookies: a new anonymous reader) in English, on a freshly reset fake."""
     sandbox.reset_fake()
+    sandbox.forget_purchases()
     ctx = browser.new_context(
         base_url=sandbox.base_url, locale="en-GB", viewport={"width": 1100, "height": 900}
     )
