@@ -68,6 +68,10 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if data.get("start") or data.get("end"):
+            # Dates given mean a range, whatever the period menu still says (editors fill the dates and
+            # press Show; the menu kept its default and the dates were silently ignored).
+            data["period"] = "range"
         if data.get("period") == "range":
             if not data.get("start") or not data.get("end"):
                 raise forms.ValidationError(_("Give both dates of the range."))

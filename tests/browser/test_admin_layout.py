@@ -98,3 +98,26 @@ def test_chooser_refresh_button_holds_its_label(swedish_admin: Page):
         assert child["y"] + child["height"] <= box["y"] + box["height"] + 1
     search = page.locator("[data-chooser-modal-search] input").first.bounding_box()
     assert not _overlaps(box, search)
+
+
+def test_funnel_date_filter_works_and_a_reversed_range_is_an_error(swedish_admin: Page):
+    page = swedish_admin
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/admin/klarna-paywall/funnel/")
+    page.wait_for_load_state("networkidle")
+    assert errors == [], "the date pickers' script is loaded (no initDateChooser error)"
+
+    # Dates alone make a range: the period menu need not be switched by hand.
+    page.fill("#id_start", "2026-11-01")
+    page.fill("#id_end", "2026-11-15")
+    page.get_by_role("button", name="Visa").click()
+    page.wait_for_load_state("networkidle")
+    assert "2026-11-01 00:00" in page.content() and "2026-11-15" in page.content()
+
+    page.fill("#id_start", "2026-11-15")
+    page.fill("#id_end", "2026-11-01")
+    page.get_by_role("button", name="Visa").click()
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".wkp-period-form .errorlist").count() >= 1, "the editor sees the error"
+    assert errors == []
