@@ -189,6 +189,8 @@ def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
         paywall_analytics=settings_obj.analytics_events,
         analytics_currency=analytics.CURRENCY,
         purchase_page=page,
+        # The site's contact line under every reader message (includes/message.html); blank shows none.
+        customer_service=settings_obj.customer_service,
     )
     context.update(extra)
     return context
@@ -266,11 +268,14 @@ def _render_landing(
     status: int = 200,
     retry: Any = None,
     back_url: str = "",
+    retry_after: int = 0,
 ) -> HttpResponse:
     article = _article_offer(request, page) if request.method in ("GET", "HEAD") else None
     if article is not None:
         holder, offer = article
         choices = [{"page_id": holder.pk, "offer": offer, "selected": True}]
+        # The reader came from this article's paywall: every landing on its behalf leads back there.
+        back_url = back_url or _back_url(holder, page, request)
         if access.offer_is_owned(request, offer):
             # Never sell what the reader holds (the paywall hid this offer through the same decision).
             choices, message_code, back_url = (
@@ -289,6 +294,9 @@ def _render_landing(
         if not any(o.ref == selected for o in offers) and offers:
             selected = offers[0].ref
         choices = [{"page_id": page.pk, "offer": o, "selected": o.ref == selected} for o in offers]
+    if message_code == messages.TOO_MANY_ATTEMPTS:
+        # Paused: listing every offer again would only invite the click that is refused.
+        choices = []
     context = _context(
         request,
         page,
@@ -300,6 +308,7 @@ def _render_landing(
         message=messages.reader_message(message_code) if message_code else None,
         retry=retry,
         back_url=back_url,
+        retry_after_minutes=-(-retry_after // 60) if retry_after > 0 else 0,
     )
     return TemplateResponse(request, "wagtail_klarna_paywall/purchase_page.html", context, status=status)
 
@@ -341,6 +350,8 @@ def _render_checkout(
                     "aborted": str(_("The payment was not completed. You can try again.")),
                     "invalidFields": str(_("Please check the details you entered in Klarna.")),
                     "noPaymentMethod": str(messages.reader_message(messages.NO_PAYMENT_METHOD).body),
+                    # Shown while the order is placed (the pay button stays disabled until the answer).
+                    "placing": str(_("Placing your order… Please wait and do not close this page.")),
                 },
             },
             payment_unavailable=unavailable,
@@ -387,6 +398,19 @@ def _render_checkout(
     retry = _retry_form(attempt) if mode == "start_again" or (mode == "outcome" and message.retry) else None
     if state == AttemptState.UNKNOWN:
         retry = None  # never invite a second purchase while the first one is being settled
+    holder = attempt.page.specific if attempt.page is not None and attempt.page.live else None
+    if holder is not None:
+        # Every checkout page leads back to where the reader chose the offer.
+        extra.setdefault("article_url", _back_url(holder, page, request))
+        if state == AttemptState.DECLINED:
+            # Klarna said no to this payment, not to the reader: the other offers are where they were
+            # chosen (the article's paywall, or this purchase page's own list).
+            extra["other_offers_url"] = (
+                _page_url(page, request) if holder.pk == page.pk else extra["article_url"]
+            )
+    if mode == "outcome" and attempt.error_code == "ssn_already_taken":
+        # "Log in with that account": a real login that returns to the article.
+        extra["login_url"] = _reader_login_url(request, extra.get("article_url") or _home_url(request, page))
     context = _context(
         request,
         page,
@@ -481,7 +505,9 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         )
     reader = reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
-        return _render_landing(request, page, message_code="configuration", status=503)
+        return _render_landing(
+            request, page, message_code="configuration", status=503, back_url=_back_url(holder, page, request)
+        )
     # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
     budget = ratelimit.Decision(True)
     if ratelimit.needs_new_session(reader, offer, holder):
@@ -489,7 +515,14 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial
         )
         if not budget.allowed:
-            response = _render_landing(request, page, message_code=messages.TOO_MANY_ATTEMPTS, status=429)
+            response = _render_landing(
+                request,
+                page,
+                message_code=messages.TOO_MANY_ATTEMPTS,
+                status=429,
+                back_url=_back_url(holder, page, request),
+                retry_after=budget.retry_after,
+            )
             response["Retry-After"] = str(budget.retry_after)
             return response
     result = purchase.start_purchase(
@@ -511,7 +544,14 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             return HttpResponseRedirect(provider.login_url(request, landing), status=303)
     status = 503 if result.error_code in _TRANSIENT_CODES else 200
     retry = {"page": page_id, "offer": ref} if messages.reader_message(result.error_code).retry else None
-    return _render_landing(request, page, message_code=result.error_code, status=status, retry=retry)
+    return _render_landing(
+        request,
+        page,
+        message_code=result.error_code,
+        status=status,
+        retry=retry,
+        back_url=_back_url(holder, page, request),
+    )
 
 
 @flow_page
