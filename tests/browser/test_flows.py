@@ -749,3 +749,37 @@ def test_confirmation_without_a_purchase_of_this_browser_claims_none(page: Page,
         expect(page.get_by_text("Din prenumeration är klar")).to_have_count(0)
         expect(page.locator("[data-wkp-login]")).to_be_visible()
         expect(page.locator("[data-wkp-home]")).to_have_attribute("href", "/")
+
+
+def test_a_slow_order_says_it_is_being_placed_while_pay_is_disabled(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """Payway takes its time over place_order: between the click and the answer the reader is told the
+    order is being placed (in the status line, a polite live region), and cannot pay again."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    # The fake answers normally, after two seconds.
+    sandbox.control({"fail_next": {"endpoint": "place_order", "status": None, "delay": 2}})
+    fill_new_customer(page)
+    choose_outcome(page, "ok")
+    # The checkout page is mid-navigation while the order is placed, where Playwright cannot read it:
+    # note what the status line says, and whether pay is disabled then, in sessionStorage (same origin,
+    # so it survives the navigation to the confirmation).
+    page.evaluate(
+        """() => {
+            const status = document.querySelector("[data-wkp-status]");
+            const pay = document.querySelector("[data-wkp-pay]");
+            new MutationObserver(() => {
+                sessionStorage.setItem("wkpStatus", JSON.stringify([status.textContent, pay.disabled]));
+            }).observe(status, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    pay(page)
+
+    expect_confirmation(page, sandbox, "demo_digital")
+    text, disabled = page.evaluate("JSON.parse(sessionStorage.getItem('wkpStatus') || '[null, null]')")
+    assert text is not None and text.startswith("Placing your order"), text
+    assert disabled is True
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    assert payway(sandbox, "place_order") == {"place_order": 1}
+    assert_clean(watch)
