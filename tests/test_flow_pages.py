@@ -17,7 +17,7 @@ import responses
 from django.test import Client
 from freezegun import freeze_time
 
-from tests.test_purchase import CREATE_V2, PERSONNUMMER, PLACE_V2, Shop, session_json
+from tests.test_purchase import CREATE_V2, PERSONNUMMER, PLACE_TRIAL, PLACE_V2, Shop, order_json, session_json
 from tests.test_views import (
     AUTH_TOKEN,
     BROWSER,
@@ -290,3 +290,101 @@ def test_the_confirmation_of_an_unknown_outcome_links_back_and_names_customer_se
     assert "not be charged twice" in html
     assert hrefs(html, "data-wkp-back") == [article_url(shop)]
     assert CUSTOMER_SERVICE in html
+
+
+# -- what the checkout and confirmation say of the offer ------------------------------------------------
+
+
+def summary_html(html: str) -> str:
+    match = re.search(r'<div class="wkp-offer-summary">.*?</div>', html, re.S)
+    assert match, "no offer summary on the page"
+    return match.group(0)
+
+
+def give_selling_points(shop, points):
+    page = shop.purchase_page.specific
+    for child in page.offers:
+        if child.id == Shop.package_ref:
+            child.value["selling_points"] = points
+    page.save_revision().publish()
+
+
+def test_checkout_and_confirmation_show_the_editors_label_and_selling_points(shop, payway, reader):
+    give_selling_points(shop, ["All articles", "Cancel any time"])
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start_checkout(reader, shop)
+
+    checkout = summary_html(text(reader.get(checkout_path(attempt), secure=True)))
+    pay(reader, attempt)
+    confirmation = summary_html(text(reader.get(f"/thanks/?ref={attempt.reference}", secure=True)))
+
+    for summary in (checkout, confirmation):
+        assert re.search(r'<h2 class="wkp-offer-summary__name">Digital, monthly</h2>', summary)
+        assert '<p class="wkp-offer-summary__product">Digital</p>' in summary  # Payway's name, second
+        assert "<li>All articles</li><li>Cancel any time</li>" in summary
+        assert "99 kr / month" in summary
+
+
+def test_an_offer_edited_to_sell_something_else_is_not_described_as_the_attempt(shop, payway, reader):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start_checkout(reader, shop)
+    page = shop.purchase_page.specific
+    for child in page.offers:
+        if child.id == Shop.package_ref:
+            child.value.update(product_code="another", label="Something else", selling_points=["Other"])
+    page.save_revision().publish()
+
+    summary = summary_html(text(reader.get(checkout_path(attempt), secure=True)))
+
+    assert '<h2 class="wkp-offer-summary__name">Digital</h2>' in summary
+    assert "Something else" not in summary and "Other" not in summary
+    assert "99 kr / month" in summary  # what is charged is the attempt's
+
+
+def test_the_trial_is_called_a_free_trial_from_purchase_page_to_confirmation(shop, payway, reader):
+    landing = text(reader.get(landing_url(shop), secure=True))
+    trial_box = re.search(r'<li class="wkp-offer[^"]*" data-wkp-offer="offer-trial".*?</li>', landing, re.S)
+    assert "Start the free trial</button>" in trial_box.group(0)
+    assert "0 kr" not in trial_box.group(0)
+    assert "Free trial for 1 month" in trial_box.group(0)
+
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("direct_debit",)))
+    payway.add(responses.POST, PLACE_TRIAL, json=order_json())
+    attempt = start_checkout(reader, shop, ref=Shop.trial_ref)
+    checkout = text(reader.get(checkout_path(attempt), secure=True))
+    assert "Start the free trial with Klarna</button>" in checkout
+    assert "Pay with Klarna" not in checkout
+    assert "Nothing is charged during the free trial." in checkout  # a month has no fixed end date here
+    assert "0 kr" not in checkout
+
+    pay(reader, attempt)
+    confirmation = text(reader.get(f"/thanks/?ref={attempt.reference}", secure=True))
+    assert "Thank you! Your free trial has started." in confirmation
+    assert "Free trial for 1 month" in confirmation
+
+
+@freeze_time("2026-11-25 10:00:00")
+def test_a_trial_counted_in_days_says_when_it_ends_in_swedish(shop, payway, both_languages):
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("direct_debit",)))
+    reader = Client()
+    buy(reader, shop, ref=Shop.trial_ref, **SWEDISH)
+    attempt = PurchaseAttempt.objects.get()
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(price_period="14 day")
+
+    html = text(reader.get(checkout_path(attempt), secure=True, **SWEDISH))
+
+    assert "Under provperioden debiteras ingenting. Den slutar den 9 december 2026." in html
+    assert "Gratis provperiod i 14 dagar" in html
+    assert "Prova gratis med Klarna" in html
+    assert "kr /" not in summary_html(html)
+
+
+def test_a_package_checkout_says_nothing_of_a_trial(shop, payway, reader):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start_checkout(reader, shop)
+
+    html = text(reader.get(checkout_path(attempt), secure=True))
+
+    assert "data-wkp-trial-note" not in html
+    assert "Pay with Klarna</button>" in html

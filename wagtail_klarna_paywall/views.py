@@ -9,9 +9,11 @@ live page by its reference.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,6 +21,7 @@ from django import forms
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
@@ -420,10 +423,58 @@ def _render_checkout(
         retry=retry,
         buy_url=_subpage_url(page, request, "buy"),
         support_reference=str(attempt.reference)[:8],
+        summary=attempt_summary(attempt),
         **extra,
     )
     response = TemplateResponse(request, "wagtail_klarna_paywall/checkout.html", context, status=status)
     return response
+
+
+@dataclass(frozen=True)
+class AttemptSummary:
+    """What the checkout and confirmation show of an attempt: the editor's label and selling points from
+    the offer the reader chose, with the product, price and period the attempt stored (what is charged)."""
+
+    product_name: str
+    price: Any
+    price_period: str
+    is_trial: bool
+    label: str = ""
+    selling_points: tuple[str, ...] = ()
+    #: The last day of a free trial counted in days or weeks from when it starts (months vary in length).
+    trial_ends: datetime.date | None = None
+
+
+_TRIAL_LENGTH_RE = re.compile(r"^(?:(\d{1,4}) )?(day|week)s?$")
+
+
+def _trial_end(attempt: PurchaseAttempt) -> datetime.date | None:
+    match = _TRIAL_LENGTH_RE.match((attempt.price_period or "").strip())
+    if not attempt.is_trial or attempt.price or not match:
+        return None
+    days = int(match.group(1) or 1) * (7 if match.group(2) == "week" else 1)
+    start = timezone.localdate(attempt.placed_at) if attempt.placed_at else timezone.localdate()
+    return start + datetime.timedelta(days=days)
+
+
+def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
+    """The attempt's summary. The label and selling points come from the offer still configured on the
+    attempt's live page, and only while it sells the same product: an offer edited since then describes
+    something else, and the attempt's own product name is shown instead."""
+    offer = None
+    holder = attempt.page
+    if holder is not None and holder.live and ":" in attempt.offer_key:
+        offer = resolve_offer(holder, attempt.offer_key.split(":", 1)[1])
+    same = offer is not None and offer.product_code == attempt.product_code
+    return AttemptSummary(
+        product_name=attempt.product_name,
+        price=attempt.price,
+        price_period=attempt.price_period,
+        is_trial=attempt.is_trial,
+        label=offer.label if same else "",
+        selling_points=tuple(offer.selling_points) if same else (),
+        trial_ends=_trial_end(attempt),
+    )
 
 
 def _article_url(page: Page | None, request: HttpRequest) -> str:
@@ -668,6 +719,7 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         request,
         page,
         attempt=attempt,
+        summary=attempt_summary(attempt) if attempt is not None else None,
         purchased=purchased,
         neutral=attempt is None,
         analytics_event=analytics.purchase_event(attempt) if purchased else None,
