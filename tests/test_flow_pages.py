@@ -22,6 +22,8 @@ from tests.test_views import (
     AUTH_TOKEN,
     BROWSER,
     CUSTOMER,
+    STUB,
+    StubIdentityProvider,
     buy,
     checkout_path,
     klarna_config,
@@ -33,10 +35,23 @@ from tests.test_views import (
 from wagtail_klarna_paywall import messages
 from wagtail_klarna_paywall.models import PaywallSettings, PurchaseAttempt
 
-pytest_plugins = ["tests.test_purchase", "tests.test_views"]
+pytest_plugins = ["tests.test_purchase"]
 
 CUSTOMER_SERVICE = "Kundservice: kundservice@ekbytidning.se, 010-123 45 67"
 SWEDISH = {"HTTP_ACCEPT_LANGUAGE": "sv-SE,sv;q=0.9"}
+
+
+@pytest.fixture(autouse=True)
+def _anonymous_english(settings):
+    """Anonymous readers of English pages, as in test_views (the stub identity provider holds no token)."""
+    settings.LANGUAGES = [("en", "English")]
+    settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "IDENTITY_PROVIDER": STUB}
+    StubIdentityProvider.token = None
+
+
+@pytest.fixture
+def reader():
+    return Client()
 
 
 @pytest.fixture

@@ -36,7 +36,8 @@ OFFER_LABELS = {
     "demo_campaign_3m99": "Kampanj: 99 kr/mån i tre månader",
     "demo_trial_14d": "Prova gratis i 14 dagar",
 }
-#: The product name, which the checkout and confirmation summaries show (from the attempt, not the page).
+#: Payway's product name, which the checkout and confirmation summaries show under the offer's label (the
+#: product from the attempt, the label and selling points from the offer).
 PRODUCT_NAMES = {
     "demo_digital": "Digital",
     "demo_campaign_3m99": "3 månader för 99 kr",
@@ -141,8 +142,15 @@ def expect_confirmation(page: Page, sandbox: Sandbox, product_code: str) -> str:
     page.wait_for_url(re.compile(r"/tack/\?"))
     summary = page.locator("[data-wkp-confirmation]")
     expect(summary).to_be_visible()
-    expect(summary).to_contain_text("Thank you! Your purchase is complete.")
-    expect(summary.locator(".wkp-offer-summary__name")).to_have_text(PRODUCT_NAMES[product_code])
+    lead = (
+        "Thank you! Your free trial has started."
+        if product_code == "demo_trial_14d"
+        else "Thank you! Your purchase is complete."
+    )
+    expect(summary).to_contain_text(lead)
+    expect(summary.locator(".wkp-offer-summary__name")).to_have_text(OFFER_LABELS[product_code])
+    if PRODUCT_NAMES[product_code] != OFFER_LABELS[product_code]:
+        expect(summary.locator(".wkp-offer-summary__product")).to_have_text(PRODUCT_NAMES[product_code])
     refs = parse_qs(urlsplit(page.url).query).get("ref")
     assert refs, f"the confirmation URL carries no attempt reference: {page.url}"
     return refs[0]
@@ -204,7 +212,7 @@ def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch,
     save_screenshot(page, "article-paywall")
     reference = start_buying(page, "demo_digital")
     expect(page.locator("[data-wkp-test-mode]"), "the test-mode ribbon").to_be_visible()
-    expect(page.locator(".wkp-offer-summary__name")).to_have_text("Digital")
+    expect(page.locator(".wkp-offer-summary__name")).to_have_text(OFFER_LABELS["demo_digital"])
     expect(page.locator("[data-wkp-pay]")).to_have_text("Pay with Klarna")
     expect(
         page.get_by_role("link", name="Log in"), "a buyer who never logged in is not shown as logged in"
@@ -349,7 +357,9 @@ def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch
     expect(page.locator("[data-fake-klarna=widget]")).to_have_attribute(
         "data-fake-klarna-category", re.compile(f"^({categories})$")
     )
-    expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial")
+    expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial for 14 days")
+    expect(page.locator("[data-wkp-trial-note]")).to_contain_text("Nothing is charged during the free trial")
+    expect(page.locator("[data-wkp-pay]")).to_have_text("Start the free trial with Klarna")
 
     fill_new_customer(page, "provare@example.com")
     choose_outcome(page, "ok")
