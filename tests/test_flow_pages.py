@@ -403,3 +403,16 @@ def test_a_package_checkout_says_nothing_of_a_trial(shop, payway, reader):
 
     assert "data-wkp-trial-note" not in html
     assert "Pay with Klarna</button>" in html
+
+
+def test_the_unreadable_form_page_names_customer_service(shop, customer_service):
+    from tests.test_flow_hardening import UTF16_FORM
+
+    response = Client().post(
+        shop.purchase_page.url + "buy/", data="page=1&offer=x", content_type=UTF16_FORM, secure=True
+    )
+
+    assert response.status_code == 400
+    html = text(response)
+    assert CUSTOMER_SERVICE in html
+    assert hrefs(html, "data-wkp-back") == ["/"]
