@@ -183,13 +183,14 @@ def test_a_decline_offers_another_offer_besides_trying_again(shop, payway, reade
     assert "Choose another offer" in html
 
 
-def test_a_declined_purchase_page_offer_points_to_the_purchase_page(shop, payway, reader):
+def test_a_declined_purchase_page_offer_points_to_the_purchase_page_once(shop, payway, reader):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     attempt = start_checkout(reader, shop)
 
     html = text(reader.post(checkout_path(attempt) + "declined/", secure=True))
 
     assert hrefs(html, "data-wkp-other-offers") == [landing_url(shop)]
+    assert "data-wkp-back" not in html  # "back to the offers" would lead to the same list
 
 
 def test_other_outcomes_suggest_no_other_offer(shop, payway, reader):
@@ -416,3 +417,15 @@ def test_the_unreadable_form_page_names_customer_service(shop, customer_service)
     html = text(response)
     assert CUSTOMER_SERVICE in html
     assert hrefs(html, "data-wkp-back") == ["/"]
+
+
+def test_a_purchase_page_offer_leads_back_to_the_purchase_page(shop, payway, reader):
+    fail_place_order(payway, body=requests.ReadTimeout("slow"))
+    attempt = start_checkout(reader, shop)
+
+    widget = text(reader.get(checkout_path(attempt), secure=True))
+    outcome = text(pay(reader, attempt))
+
+    for html in (widget, outcome):
+        assert hrefs(html, "data-wkp-back") == [landing_url(shop)]
+        assert "Back to the offers" in html and "Back to the article" not in html

@@ -403,17 +403,21 @@ def _render_checkout(
         retry = None  # never invite a second purchase while the first one is being settled
     holder = attempt.page.specific if attempt.page is not None and attempt.page.live else None
     if holder is not None:
-        # Every checkout page leads back to where the reader chose the offer.
-        extra.setdefault("article_url", _back_url(holder, page, request))
+        # Every checkout page leads back to where the reader chose the offer: the article, or for the
+        # purchase page's own offers that page's list.
+        if holder.pk == page.pk:
+            extra.pop("article_url", None)
+            extra["offers_url"] = _page_url(page, request)
+        else:
+            extra.setdefault("article_url", _article_url(holder, request) or "/")
         if state == AttemptState.DECLINED:
             # Klarna said no to this payment, not to the reader: the other offers are where they were
             # chosen (the article's paywall, or this purchase page's own list).
-            extra["other_offers_url"] = (
-                _page_url(page, request) if holder.pk == page.pk else extra["article_url"]
-            )
+            extra["other_offers_url"] = extra.get("offers_url") or extra["article_url"]
     if mode == "outcome" and attempt.error_code == "ssn_already_taken":
         # "Log in with that account": a real login that returns to the article.
-        extra["login_url"] = _reader_login_url(request, extra.get("article_url") or _home_url(request, page))
+        next_url = extra.get("article_url") or extra.get("offers_url") or _home_url(request, page)
+        extra["login_url"] = _reader_login_url(request, next_url)
     context = _context(
         request,
         page,
