@@ -793,3 +793,27 @@ def test_a_slow_order_says_it_is_being_placed_while_pay_is_disabled(
     assert sandbox.attempt(reference)["state"] == "confirmed"
     assert payway(sandbox, "place_order") == {"place_order": 1}
     assert_clean(watch)
+
+
+def test_a_declined_payment_leads_back_to_the_article_and_its_other_offers(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """The reader is never stranded: after Klarna declines, the page names the demo's customer service
+    and links to the article's other offers and back to the article, which shows its paywall again."""
+    open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
+    start_buying(page, "demo_digital")
+    fill_new_customer(page)
+    choose_outcome(page, "payment_method_failed")
+    pay(page)
+
+    expect(page.locator("[data-wkp-customer-service]")).to_have_text(
+        "Kundservice: kundservice@ekbytidning.se, 010-123 45 67"
+    )
+    expect(page.get_by_role("link", name="Back to the article")).to_have_attribute(
+        "href", re.compile(re.escape(ARTICLE_CAMPAIGN_DIGITAL) + "$")
+    )
+    with page.expect_navigation():
+        page.get_by_role("link", name="Choose another offer").click()
+    assert urlsplit(page.url).path == ARTICLE_CAMPAIGN_DIGITAL
+    expect(offer_box(page, "demo_campaign_3m99")).to_be_visible()
+    assert_clean(watch)
