@@ -458,6 +458,18 @@ def period_label(value: Any) -> str:
     return str(singular) if length == 1 else f"{length} {plural}"
 
 
+def period_duration(value: Any) -> str:
+    """A stored period as a length of time, always counted: ``"month"`` -> "1 månad", ``"14 day"`` ->
+    "14 dagar" (for "free for ..."). Anything else is shown as it is."""
+    text = (value or "").strip() if isinstance(value, str) else ""
+    match = _PERIOD_RE.match(text)
+    if not match:
+        return text
+    length, unit = int(match.group(1) or 1), match.group(2)
+    singular, plural = PERIOD_UNITS[unit]
+    return f"{length} {singular if length == 1 else plural}"
+
+
 def _buy_url(purchase_page: Any, request: Any, *, route: bool = True) -> str:
     """The purchase page's ``buy/`` route (``route``), or the purchase page itself."""
     if purchase_page is None:

@@ -84,11 +84,10 @@ MESSAGES: dict[str, ReaderMessage] = {
     UNKNOWN_OUTCOME: ReaderMessage(
         _("We are checking your purchase"),
         _(
-            "We did not get a clear answer from our payment provider, so we do not yet know whether the "
-            "purchase went through. Do not buy again: you will not be charged twice. We settle the "
-            "purchase with the payment provider and you will be charged at most once. If it went through, "
-            "your subscription is activated and you get a confirmation by e-mail; otherwise nothing is "
-            "charged. Contact customer service with the reference below if you have questions."
+            "Our payment provider did not answer clearly, so we do not yet know whether your purchase "
+            "went through. We are checking it now, and you will not be charged twice, so please do not "
+            "buy again. If it went through, your subscription starts and you get a confirmation by "
+            "e-mail; if not, nothing is charged."
         ),
     ),
     IN_PROGRESS: ReaderMessage(
@@ -134,7 +133,7 @@ MESSAGES: dict[str, ReaderMessage] = {
         _("Please wait a little"),
         _(
             "You have started several purchases in a short time, so new ones are paused for a while. "
-            "Nothing has been charged. Please try again later."
+            "Nothing has been charged."
         ),
     ),
     # -- exception codes (exceptions.py) -----------------------------------------------------------

@@ -98,6 +98,16 @@ class PaywallSettings(BaseSiteSetting):
         ),
     )
 
+    customer_service = models.CharField(
+        _("customer service"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            'Shown to readers on every purchase error page, e.g. "Customer service: help@example.com, '
+            '010-123 45 67". Leave empty to show no contact line.'
+        ),
+    )
+
     panels = [
         MultiFieldPanel(
             [
@@ -111,6 +121,7 @@ class PaywallSettings(BaseSiteSetting):
                 ),
                 FieldPanel("test_mode"),
                 FieldPanel("purchase_grant_hours"),
+                FieldPanel("customer_service"),
             ],
             heading=_("Catalogue and purchase"),
         ),

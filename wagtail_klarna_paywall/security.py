@@ -282,11 +282,16 @@ def bad_request_page(request: HttpRequest) -> HttpResponse:
     from django.template.response import TemplateResponse
 
     from . import messages
+    from .models import PaywallSettings
 
+    try:
+        customer_service = PaywallSettings.for_request(request).customer_service
+    except Exception:  # noqa: BLE001  - no site (or no database) still gets the page, without the line
+        customer_service = ""
     response = TemplateResponse(
         request,
         "wagtail_klarna_paywall/bad_request.html",
-        {"message": messages.reader_message(messages.BAD_REQUEST)},
+        {"message": messages.reader_message(messages.BAD_REQUEST), "customer_service": customer_service},
         status=400,
     )
     return harden(response.render())

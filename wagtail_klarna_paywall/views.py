@@ -9,9 +9,11 @@ live page by its reference.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -190,6 +192,8 @@ def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
         paywall_analytics=settings_obj.analytics_events,
         analytics_currency=analytics.CURRENCY,
         purchase_page=page,
+        # The site's contact line under every reader message (includes/message.html); blank shows none.
+        customer_service=settings_obj.customer_service,
     )
     context.update(extra)
     return context
@@ -267,11 +271,14 @@ def _render_landing(
     status: int = 200,
     retry: Any = None,
     back_url: str = "",
+    retry_after: int = 0,
 ) -> HttpResponse:
     article = _article_offer(request, page) if request.method in ("GET", "HEAD") else None
     if article is not None:
         holder, offer = article
         choices = [{"page_id": holder.pk, "offer": offer, "selected": True}]
+        # The reader came from this article's paywall: every landing on its behalf leads back there.
+        back_url = back_url or _back_url(holder, page, request)
         if access.offer_is_owned(request, offer):
             # Never sell what the reader holds (the paywall hid this offer through the same decision).
             choices, message_code, back_url = (
@@ -290,6 +297,9 @@ def _render_landing(
         if not any(o.ref == selected for o in offers) and offers:
             selected = offers[0].ref
         choices = [{"page_id": page.pk, "offer": o, "selected": o.ref == selected} for o in offers]
+    if message_code == messages.TOO_MANY_ATTEMPTS:
+        # Paused: listing every offer again would only invite the click that is refused.
+        choices = []
     context = _context(
         request,
         page,
@@ -301,6 +311,7 @@ def _render_landing(
         message=messages.reader_message(message_code) if message_code else None,
         retry=retry,
         back_url=back_url,
+        retry_after_minutes=-(-retry_after // 60) if retry_after > 0 else 0,
     )
     return TemplateResponse(request, "wagtail_klarna_paywall/purchase_page.html", context, status=status)
 
@@ -342,6 +353,8 @@ def _render_checkout(
                     "aborted": str(_("The payment was not completed. You can try again.")),
                     "invalidFields": str(_("Please check the details you entered in Klarna.")),
                     "noPaymentMethod": str(messages.reader_message(messages.NO_PAYMENT_METHOD).body),
+                    # Shown while the order is placed (the pay button stays disabled until the answer).
+                    "placing": str(_("Placing your order… Please wait and do not close this page.")),
                 },
             },
             payment_unavailable=unavailable,
@@ -388,6 +401,23 @@ def _render_checkout(
     retry = _retry_form(attempt) if mode == "start_again" or (mode == "outcome" and message.retry) else None
     if state == AttemptState.UNKNOWN:
         retry = None  # never invite a second purchase while the first one is being settled
+    holder = attempt.page.specific if attempt.page is not None and attempt.page.live else None
+    if holder is not None:
+        # Every checkout page leads back to where the reader chose the offer: the article, or for the
+        # purchase page's own offers that page's list.
+        if holder.pk == page.pk:
+            extra.pop("article_url", None)
+            extra["offers_url"] = _page_url(page, request)
+        else:
+            extra.setdefault("article_url", _article_url(holder, request) or "/")
+        if state == AttemptState.DECLINED:
+            # Klarna said no to this payment, not to the reader: the other offers are where they were
+            # chosen (the article's paywall, or this purchase page's own list).
+            extra["other_offers_url"] = extra.get("offers_url") or extra["article_url"]
+    if mode == "outcome" and attempt.error_code == "ssn_already_taken":
+        # "Log in with that account": a real login that returns to the article.
+        next_url = extra.get("article_url") or extra.get("offers_url") or _home_url(request, page)
+        extra["login_url"] = _reader_login_url(request, next_url)
     context = _context(
         request,
         page,
@@ -397,10 +427,58 @@ def _render_checkout(
         retry=retry,
         buy_url=_subpage_url(page, request, "buy"),
         support_reference=str(attempt.reference)[:8],
+        summary=attempt_summary(attempt),
         **extra,
     )
     response = TemplateResponse(request, "wagtail_klarna_paywall/checkout.html", context, status=status)
     return response
+
+
+@dataclass(frozen=True)
+class AttemptSummary:
+    """What the checkout and confirmation show of an attempt: the editor's label and selling points from
+    the offer the reader chose, with the product, price and period the attempt stored (what is charged)."""
+
+    product_name: str
+    price: Any
+    price_period: str
+    is_trial: bool
+    label: str = ""
+    selling_points: tuple[str, ...] = ()
+    #: The last day of a free trial counted in days or weeks from when it starts (months vary in length).
+    trial_ends: datetime.date | None = None
+
+
+_TRIAL_LENGTH_RE = re.compile(r"^(?:(\d{1,4}) )?(day|week)s?$")
+
+
+def _trial_end(attempt: PurchaseAttempt) -> datetime.date | None:
+    match = _TRIAL_LENGTH_RE.match((attempt.price_period or "").strip())
+    if not attempt.is_trial or attempt.price or not match:
+        return None
+    days = int(match.group(1) or 1) * (7 if match.group(2) == "week" else 1)
+    start = timezone.localdate(attempt.placed_at) if attempt.placed_at else timezone.localdate()
+    return start + datetime.timedelta(days=days)
+
+
+def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
+    """The attempt's summary. The label and selling points come from the offer still configured on the
+    attempt's live page, and only while it sells the same product: an offer edited since then describes
+    something else, and the attempt's own product name is shown instead."""
+    offer = None
+    holder = attempt.page
+    if holder is not None and holder.live and ":" in attempt.offer_key:
+        offer = resolve_offer(holder, attempt.offer_key.split(":", 1)[1])
+    same = offer is not None and offer.product_code == attempt.product_code
+    return AttemptSummary(
+        product_name=attempt.product_name,
+        price=attempt.price,
+        price_period=attempt.price_period,
+        is_trial=attempt.is_trial,
+        label=offer.label if same else "",
+        selling_points=tuple(offer.selling_points) if same else (),
+        trial_ends=_trial_end(attempt),
+    )
 
 
 def _article_url(page: Page | None, request: HttpRequest) -> str:
@@ -489,7 +567,9 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         )
     reader = reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
-        return _render_landing(request, page, message_code="configuration", status=503)
+        return _render_landing(
+            request, page, message_code="configuration", status=503, back_url=_back_url(holder, page, request)
+        )
     # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
     budget = ratelimit.Decision(True)
     if ratelimit.needs_new_session(reader, offer, holder):
@@ -497,7 +577,14 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial
         )
         if not budget.allowed:
-            response = _render_landing(request, page, message_code=messages.TOO_MANY_ATTEMPTS, status=429)
+            response = _render_landing(
+                request,
+                page,
+                message_code=messages.TOO_MANY_ATTEMPTS,
+                status=429,
+                back_url=_back_url(holder, page, request),
+                retry_after=budget.retry_after,
+            )
             response["Retry-After"] = str(budget.retry_after)
             return response
     result = purchase.start_purchase(
@@ -519,7 +606,14 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             return HttpResponseRedirect(provider.login_url(request, landing), status=303)
     status = 503 if result.error_code in _TRANSIENT_CODES else 200
     retry = {"page": page_id, "offer": ref} if messages.reader_message(result.error_code).retry else None
-    return _render_landing(request, page, message_code=result.error_code, status=status, retry=retry)
+    return _render_landing(
+        request,
+        page,
+        message_code=result.error_code,
+        status=status,
+        retry=retry,
+        back_url=_back_url(holder, page, request),
+    )
 
 
 @flow_page
@@ -636,6 +730,7 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         request,
         page,
         attempt=attempt,
+        summary=attempt_summary(attempt) if attempt is not None else None,
         purchased=purchased,
         neutral=attempt is None,
         analytics_event=analytics.purchase_event(attempt) if purchased else None,

@@ -36,7 +36,8 @@ OFFER_LABELS = {
     "demo_campaign_3m99": "Kampanj: 99 kr/mån i tre månader",
     "demo_trial_14d": "Prova gratis i 14 dagar",
 }
-#: The product name, which the checkout and confirmation summaries show (from the attempt, not the page).
+#: Payway's product name, which the checkout and confirmation summaries show under the offer's label (the
+#: product from the attempt, the label and selling points from the offer).
 PRODUCT_NAMES = {
     "demo_digital": "Digital",
     "demo_campaign_3m99": "3 månader för 99 kr",
@@ -143,8 +144,15 @@ def expect_confirmation(page: Page, sandbox: Sandbox, product_code: str) -> str:
     page.wait_for_url(re.compile(r"/tack/\?"))
     summary = page.locator("[data-wkp-confirmation]")
     expect(summary).to_be_visible()
-    expect(summary).to_contain_text("Thank you! Your purchase is complete.")
-    expect(summary.locator(".wkp-offer-summary__name")).to_have_text(PRODUCT_NAMES[product_code])
+    lead = (
+        "Thank you! Your free trial has started."
+        if product_code == "demo_trial_14d"
+        else "Thank you! Your purchase is complete."
+    )
+    expect(summary).to_contain_text(lead)
+    expect(summary.locator(".wkp-offer-summary__name")).to_have_text(OFFER_LABELS[product_code])
+    if PRODUCT_NAMES[product_code] != OFFER_LABELS[product_code]:
+        expect(summary.locator(".wkp-offer-summary__product")).to_have_text(PRODUCT_NAMES[product_code])
     refs = parse_qs(urlsplit(page.url).query).get("ref")
     assert refs, f"the confirmation URL carries no attempt reference: {page.url}"
     return refs[0]
@@ -206,7 +214,7 @@ def test_new_customer_buys_a_package(page: Page, sandbox: Sandbox, watch: Watch,
     save_screenshot(page, "article-paywall")
     reference = start_buying(page, "demo_digital")
     expect(page.locator("[data-wkp-test-mode]"), "the test-mode ribbon").to_be_visible()
-    expect(page.locator(".wkp-offer-summary__name")).to_have_text("Digital")
+    expect(page.locator(".wkp-offer-summary__name")).to_have_text(OFFER_LABELS["demo_digital"])
     expect(page.locator("[data-wkp-pay]")).to_have_text("Pay with Klarna")
     expect(
         page.get_by_role("link", name="Log in"), "a buyer who never logged in is not shown as logged in"
@@ -351,7 +359,9 @@ def test_trial_uses_place_trial_order(page: Page, sandbox: Sandbox, watch: Watch
     expect(page.locator("[data-fake-klarna=widget]")).to_have_attribute(
         "data-fake-klarna-category", re.compile(f"^({categories})$")
     )
-    expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial")
+    expect(page.locator(".wkp-offer-summary")).to_contain_text("Free trial for 14 days")
+    expect(page.locator("[data-wkp-trial-note]")).to_contain_text("Nothing is charged during the free trial")
+    expect(page.locator("[data-wkp-pay]")).to_have_text("Start the free trial with Klarna")
 
     fill_new_customer(page, f"provare-{shape}@example.com")  # one new customer per run
     choose_outcome(page, "ok")
@@ -751,3 +761,61 @@ def test_confirmation_without_a_purchase_of_this_browser_claims_none(page: Page,
         expect(page.get_by_text("Din prenumeration är klar")).to_have_count(0)
         expect(page.locator("[data-wkp-login]")).to_be_visible()
         expect(page.locator("[data-wkp-home]")).to_have_attribute("href", "/")
+
+
+def test_a_slow_order_says_it_is_being_placed_while_pay_is_disabled(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """Payway takes its time over place_order: between the click and the answer the reader is told the
+    order is being placed (in the status line, a polite live region), and cannot pay again."""
+    page.goto(PURCHASE_PAGE)
+    reference = start_buying(page, "demo_digital")
+    # The fake answers normally, after two seconds.
+    sandbox.control({"fail_next": {"endpoint": "place_order", "status": None, "delay": 2}})
+    fill_new_customer(page)
+    choose_outcome(page, "ok")
+    # The checkout page is mid-navigation while the order is placed, where Playwright cannot read it:
+    # note what the status line says, and whether pay is disabled then, in sessionStorage (same origin,
+    # so it survives the navigation to the confirmation).
+    page.evaluate(
+        """() => {
+            const status = document.querySelector("[data-wkp-status]");
+            const pay = document.querySelector("[data-wkp-pay]");
+            new MutationObserver(() => {
+                sessionStorage.setItem("wkpStatus", JSON.stringify([status.textContent, pay.disabled]));
+            }).observe(status, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    pay(page)
+
+    expect_confirmation(page, sandbox, "demo_digital")
+    text, disabled = page.evaluate("JSON.parse(sessionStorage.getItem('wkpStatus') || '[null, null]')")
+    assert text is not None and text.startswith("Placing your order"), text
+    assert disabled is True
+    assert sandbox.attempt(reference)["state"] == "confirmed"
+    assert payway(sandbox, "place_order") == {"place_order": 1}
+    assert_clean(watch)
+
+
+def test_a_declined_payment_leads_back_to_the_article_and_its_other_offers(
+    page: Page, sandbox: Sandbox, watch: Watch
+):
+    """The reader is never stranded: after Klarna declines, the page names the demo's customer service
+    and links to the article's other offers and back to the article, which shows its paywall again."""
+    open_article(page, ARTICLE_CAMPAIGN_DIGITAL)
+    start_buying(page, "demo_digital")
+    fill_new_customer(page)
+    choose_outcome(page, "payment_method_failed")
+    pay(page)
+
+    expect(page.locator("[data-wkp-customer-service]")).to_have_text(
+        "Kundservice: kundservice@ekbytidning.se, 010-123 45 67"
+    )
+    expect(page.get_by_role("link", name="Back to the article")).to_have_attribute(
+        "href", re.compile(re.escape(ARTICLE_CAMPAIGN_DIGITAL) + "$")
+    )
+    with page.expect_navigation():
+        page.get_by_role("link", name="Choose another offer").click()
+    assert urlsplit(page.url).path == ARTICLE_CAMPAIGN_DIGITAL
+    expect(offer_box(page, "demo_campaign_3m99")).to_be_visible()
+    assert_clean(watch)

@@ -131,6 +131,14 @@ def paywall_period(value: Any) -> str:
     return period_label(value)
 
 
+@register.filter
+def paywall_duration(value: Any) -> str:
+    """An offer's stored period as a counted length ("1 month", "14 days") in the reader's language."""
+    from ..blocks import period_duration
+
+    return period_duration(value)
+
+
 @register.simple_tag(takes_context=True)
 def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     """Render a StreamField up to its first paywall block, and the rest only for readers with access.

@@ -147,7 +147,8 @@
 
   function submitToken(token) {
     tokenInput.value = token;
-    setStatus("");
+    // Placing the order can take several seconds: say so while the button stays disabled.
+    setStatus(messages.placing);
     // The prototype's submit: a field named "submit" cannot shadow it, and no submit event re-enters.
     HTMLFormElement.prototype.submit.call(form);
   }

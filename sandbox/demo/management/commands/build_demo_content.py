@@ -284,6 +284,10 @@ class Command(BaseCommand):
         # The demo shows its GA4 events: open the browser console and look at window.dataLayer. Without a
         # tag manager on the page they go nowhere.
         paywall_settings.analytics_events = True
+        # Readers see this line on every purchase error page; the demo's newspaper is Swedish.
+        paywall_settings.customer_service = (
+            paywall_settings.customer_service or "Kundservice: kundservice@ekbytidning.se, 010-123 45 67"
+        )
         paywall_settings.save()
 
         self._admin()
