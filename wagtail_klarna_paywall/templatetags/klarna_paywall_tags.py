@@ -178,7 +178,6 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         )
     if state == READER:
         from .. import access
-        from ..blocks import offer_from_value
 
         # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
         if any(

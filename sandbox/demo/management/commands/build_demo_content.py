@@ -21,11 +21,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from wagtail.models import Page, Site
 
 from demo.models import ArticleIndexPage, ArticlePage, HomePage
-from wagtail_klarna_paywall.blocks import period_code
+from wagtail_klarna_paywall.blocks import period_code, period_label
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 
 #: The fake Payway's free-trial period (``wagtail_klarna_paywall.fake.catalogue.TRIAL_PERIOD_ID``).
@@ -456,17 +456,10 @@ class Command(BaseCommand):
         return offers
 
 
-_PERIOD_WORDS = {
-    "day": ("dag", "dagar"),
-    "week": ("vecka", "veckor"),
-    "month": ("månad", "månader"),
-    "year": ("år", "år"),
-}
-
-
 def _period_text(iteration_type: str, length: int) -> str:
-    one, many = _PERIOD_WORDS.get(iteration_type, (iteration_type, iteration_type))
-    return one if length == 1 else f"{length} {many}"
+    """The period in Swedish, for the demo's own offer labels (editor's text on a Swedish site)."""
+    with translation.override("sv"):
+        return period_label(period_code(iteration_type, length))
 
 
 def _offer(product, period, *, is_trial: bool = False) -> dict[str, Any]:
