@@ -15,9 +15,9 @@ from bench.common import summary, write_result
 def run(*, quick: bool) -> dict[str, Any]:
     from django.conf import settings
 
-    from wagtail_klarna_paywall import catalogue
     from wagtail_klarna_paywall.fake import catalogue as fake_catalogue
     from wagtail_klarna_paywall.fake import state
+    from wagtail_klarna_paywall.newsroom import catalogue
     from wagtail_klarna_paywall.payway import get_client
 
     rounds = 30 if quick else 200

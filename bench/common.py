@@ -301,8 +301,8 @@ def logged_in_cookies() -> dict[str, str]:
     from django.conf import settings
     from django.contrib.sessions.backends.db import SessionStore
 
-    from wagtail_klarna_paywall import sso
     from wagtail_klarna_paywall.fake import state
+    from wagtail_klarna_paywall.login import sso
 
     token = state.issue_access_token(state.READER_ACCOUNT_ID)
     session = SessionStore()

@@ -7,7 +7,8 @@ full stack (test client: middleware, session, routing, template), SQL statements
 Payway calls; and the ratio paywalled / plain of the medians, per reader (target: at most 1.10).
 
 Steady state, as in production: the warm-up fills the template, URL and access caches and the paywall's
-rendered-HTML cache (``wagtail_klarna_paywall.render_cache``) before anything is timed. The breakdown also
+rendered-HTML cache (``wagtail_klarna_paywall.reading.render_cache``) before anything is timed. The
+breakdown also
 times the paywall tag with that cache emptied before every call (a page's first view after an edit).
 """
 
@@ -160,7 +161,7 @@ def breakdown(site: Site, *, rounds: int) -> dict[str, dict[str, float]]:
     from wagtail.models import Site as WagtailSite
 
     from tests.testapp.models import ArticlePage
-    from wagtail_klarna_paywall import render_cache
+    from wagtail_klarna_paywall.reading import render_cache
 
     tag = Template("{% load klarna_paywall_tags %}{% paywalled_stream page.body %}")
 

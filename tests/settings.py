@@ -45,13 +45,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Cache-Control: private / Vary: Cookie on responses that depend on the logged-in reader (API, feeds).
-    "wagtail_klarna_paywall.gating.ReaderDependentCacheMiddleware",
+    "wagtail_klarna_paywall.reading.gating.ReaderDependentCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     # A form POST Django cannot read (a charset other than UTF-8) gets the flow's 400 page; before CSRF,
     # which reads the form first.
-    "wagtail_klarna_paywall.security.UnreadableFormMiddleware",
+    "wagtail_klarna_paywall.purchase.hardening.UnreadableFormMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -59,7 +59,7 @@ MIDDLEWARE = [
 ]
 
 # CSRF failures of the purchase-flow pages keep their hardening (no-store, CSP, no framing).
-CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure"
+CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.purchase.hardening.csrf_failure"
 
 ROOT_URLCONF = "tests.urls"
 

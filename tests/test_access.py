@@ -12,7 +12,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import RequestFactory
 
-from wagtail_klarna_paywall import access, gating, sso
+from wagtail_klarna_paywall.login import sso
+from wagtail_klarna_paywall.reading import access, gating
 
 pytestmark = pytest.mark.django_db
 

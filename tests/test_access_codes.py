@@ -18,14 +18,14 @@ from wagtail.models import Site
 from tests.test_admin_pages import add_url, article_form, offer
 from tests.test_catalogue import mock_catalogue, product
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import catalogue as catalogue_module
-from wagtail_klarna_paywall.access import holds
 from wagtail_klarna_paywall.blocks import offer_access_codes, offer_from_value, paywall_access_codes
-from wagtail_klarna_paywall.chooser import chosen_data
 from wagtail_klarna_paywall.fake import catalogue, state
+from wagtail_klarna_paywall.newsroom import catalogue as catalogue_module
+from wagtail_klarna_paywall.newsroom.chooser import chosen_data
 from wagtail_klarna_paywall.payway.client import PaywayClient
 from wagtail_klarna_paywall.payway.parsing import included_product_codes, parse_product_page
 from wagtail_klarna_paywall.payway.types import PERIOD_RECURRING, AccountSyncFlags, BrowserInfo, CustomerInfo
+from wagtail_klarna_paywall.reading.access import holds
 
 
 def offer_is_held(offer_value, owned):

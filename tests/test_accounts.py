@@ -7,7 +7,7 @@ import responses
 from django.core.cache import cache
 
 from tests.test_purchase import ACCOUNT_ID, IDENTITY_TOKEN, ME_URL
-from wagtail_klarna_paywall import accounts
+from wagtail_klarna_paywall.purchase import accounts
 
 # The fake Payway fixture is shared with the flow tests.
 pytest_plugins = ["tests.test_purchase"]

@@ -349,7 +349,7 @@ def test_dashboard_panels(client, editor, viewer, attempt):
 
 
 def test_error_panel_lists_the_last_n_errors_newest_first(client, viewer, attempt):
-    from wagtail_klarna_paywall.reports import ErrorPanel
+    from wagtail_klarna_paywall.newsroom.reports import ErrorPanel
 
     for i in range(25):
         PurchaseEvent.objects.create(attempt=attempt, kind=EventKind.ERROR, error_code=f"code_{i:02d}")

@@ -13,9 +13,9 @@ from wagtail.test.utils.form_data import nested_form_data, rich_text, streamfiel
 from tests.factories import KlarnaPurchasePageFactory, PurchaseConfirmationPageFactory
 from tests.test_catalogue import MONTH_PERIOD, TRIAL_PERIOD, WEB_PRODUCT, mock_catalogue
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import gating
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 from wagtail_klarna_paywall.offers import resolve_offer
+from wagtail_klarna_paywall.reading import gating
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from bs4 import BeautifulSoup
 
 from tests.test_purchase import CREATE_V2, PLACE_V2, Shop, order_json, session_json
 from tests.test_views import BROWSER, CUSTOMER, buy, checkout_path, pay
-from wagtail_klarna_paywall import analytics
 from wagtail_klarna_paywall.models import PaywallSettings, PurchaseAttempt
+from wagtail_klarna_paywall.newsroom import analytics
 
 pytest_plugins = ["tests.test_purchase"]
 pytestmark = pytest.mark.django_db

@@ -123,10 +123,10 @@ def test_render_makes_no_payway_call_and_no_write(client, article):
 
 
 def test_subscriber_reads_on_without_the_paywall(client, article, monkeypatch):
-    from wagtail_klarna_paywall.access import ReaderAccess
+    from wagtail_klarna_paywall.reading.access import ReaderAccess
 
     monkeypatch.setattr(
-        "wagtail_klarna_paywall.access.reader_access",
+        "wagtail_klarna_paywall.reading.access.reader_access",
         lambda request: ReaderAccess(logged_in=True, subscribed=frozenset({"digital"})),
     )
     html = client.get(article.url).content.decode()

@@ -10,8 +10,8 @@ import responses
 from django.core.cache import caches
 from responses import matchers
 
-from wagtail_klarna_paywall import catalogue
 from wagtail_klarna_paywall.exceptions import PaywayError
+from wagtail_klarna_paywall.newsroom import catalogue
 
 BASE = "https://payway.test"
 TOKEN_URL = BASE + "/api/authorization/access_token"

@@ -21,8 +21,8 @@ from tests.test_catalogue import (
     mock_catalogue,
     product,
 )
-from wagtail_klarna_paywall.chooser import ProductChooserWidget
 from wagtail_klarna_paywall.models import PaywallSettings
+from wagtail_klarna_paywall.newsroom.chooser import ProductChooserWidget
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from wagtail.models import Page, Site
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.management.commands import klarna_paywall_check as check
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PaywallSettings, PurchaseAttempt
+from wagtail_klarna_paywall.newsroom.reconcile import reconcile
 from wagtail_klarna_paywall.payway import get_client
-from wagtail_klarna_paywall.reconcile import reconcile
 
 pytestmark = pytest.mark.django_db
 
@@ -426,7 +426,7 @@ def test_reconcile_is_idempotent(attempts):
 
 def test_reconcile_never_overwrites_a_state_the_web_flow_just_wrote(attempts):
     """The conditional update loses the race gracefully: PLACED stays PLACED, no event is recorded."""
-    from wagtail_klarna_paywall import reconcile as module
+    from wagtail_klarna_paywall.newsroom import reconcile as module
 
     stuck = attempts["placing_stuck"]
     PurchaseAttempt.objects.filter(pk=stuck.pk).update(state=AttemptState.PLACED)  # the web flow won

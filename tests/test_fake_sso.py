@@ -17,11 +17,12 @@ from django.conf import settings as django_settings
 from django.test import Client
 from freezegun import freeze_time
 
-from wagtail_klarna_paywall import access, sso
 from wagtail_klarna_paywall.fake import sso as fake_sso
 from wagtail_klarna_paywall.fake import state
+from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.payway import reset_client
 from wagtail_klarna_paywall.payway.sso_client import reset_sso_client
+from wagtail_klarna_paywall.reading import access
 
 SECRET = django_settings.WAGTAIL_KLARNA_PAYWALL["CLIENT_SECRET"]
 

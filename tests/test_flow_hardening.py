@@ -17,8 +17,10 @@ from django.http import HttpResponse
 from django.test import Client
 
 from tests.test_purchase import CREATE_V2, TOKEN_URL, Shop, session_json
-from wagtail_klarna_paywall import checks, ratelimit, security
+from wagtail_klarna_paywall import checks
 from wagtail_klarna_paywall.models import PurchaseAttempt
+from wagtail_klarna_paywall.purchase import hardening as security
+from wagtail_klarna_paywall.purchase import ratelimit
 
 pytest_plugins = ["tests.test_purchase"]
 

@@ -26,8 +26,10 @@ from tests.test_purchase import (
     session_json,
     start,
 )
-from wagtail_klarna_paywall import funnel, messages, purchase
+from wagtail_klarna_paywall import messages
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
+from wagtail_klarna_paywall.newsroom import funnel
+from wagtail_klarna_paywall.purchase import flow as purchase
 
 pytest_plugins = ["tests.test_purchase"]
 

@@ -8,9 +8,9 @@ import pytest
 from freezegun import freeze_time
 from wagtail.models import Page
 
-from wagtail_klarna_paywall import funnel
 from wagtail_klarna_paywall.models import EventKind, PaywallViewDay, PurchaseAttempt, PurchaseEvent
-from wagtail_klarna_paywall.reports import chart_bars
+from wagtail_klarna_paywall.newsroom import funnel
+from wagtail_klarna_paywall.newsroom.reports import chart_bars
 
 pytestmark = pytest.mark.django_db
 
@@ -198,7 +198,7 @@ def test_recent_errors_include_security_events_newest_first(seeded):
 
 
 def _views(page, day, codes, views, state="anonymous"):
-    from wagtail_klarna_paywall.paywall_views import offer_set_digest
+    from wagtail_klarna_paywall.newsroom.paywall_views import offer_set_digest
 
     PaywallViewDay.objects.create(
         day=day,

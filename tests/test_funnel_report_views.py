@@ -101,7 +101,7 @@ def test_the_report_and_export_need_the_permission(client, editor, viewed):  # n
 
 
 def test_the_report_opens_when_the_cache_fails(client, viewer, viewed, monkeypatch):  # noqa: F811
-    from wagtail_klarna_paywall import paywall_views
+    from wagtail_klarna_paywall.newsroom import paywall_views
 
     def broken(*args, **kwargs):
         raise ConnectionError("cache down")

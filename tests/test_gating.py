@@ -17,7 +17,7 @@ from wagtail.rich_text import RichText
 from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
 from tests.test_access import ACTIVE_PRODUCTS_URL, reader_request
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import gating
+from wagtail_klarna_paywall.reading import gating
 
 pytestmark = pytest.mark.django_db
 
@@ -254,7 +254,7 @@ def test_reader_cache_headers_only_when_marked(rf):
 def test_the_paywall_hides_offers_through_the_same_decision_as_buy(client, article, monkeypatch):
     """One function decides "the reader holds what this offer sells" for the paywall and the purchase
     views (access.offer_is_owned); replacing it changes what the paywall shows."""
-    from wagtail_klarna_paywall import access
+    from wagtail_klarna_paywall.reading import access
 
     asked = []
 

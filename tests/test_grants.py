@@ -36,8 +36,8 @@ from tests.test_views import (  # noqa: F401 - the autouse fixtures apply here t
     start_checkout,
     text,
 )
-from wagtail_klarna_paywall import access, gating, grants
 from wagtail_klarna_paywall.models import AttemptState, PaywallSettings, PurchaseAttempt
+from wagtail_klarna_paywall.reading import access, gating, grants
 
 pytest_plugins = ["tests.test_purchase"]
 
@@ -227,7 +227,7 @@ def test_django_logout_ends_the_grant(rf, shop, payway):
 def test_sso_logout_elsewhere_ends_the_grant(rf, shop, payway):
     from django.contrib.sessions.backends.db import SessionStore
 
-    from wagtail_klarna_paywall import sso
+    from wagtail_klarna_paywall.login import sso
 
     reader = Client()
     bought(reader, shop, payway)

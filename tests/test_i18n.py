@@ -332,7 +332,7 @@ def test_funnel_period_choices_follow_the_active_language():
     """The choices are built at import time; their text must still be translated per request."""
     from django.utils import translation
 
-    from wagtail_klarna_paywall.reports import PeriodForm
+    from wagtail_klarna_paywall.newsroom.reports import PeriodForm
 
     choices = dict(PeriodForm().fields["period"].choices)
     with translation.override("en"):

@@ -8,7 +8,7 @@ import logging.config
 
 import pytest
 
-from wagtail_klarna_paywall.logfilters import REDACTED, RedactSSO2Tokens, redact
+from wagtail_klarna_paywall.login.logfilters import REDACTED, RedactSSO2Tokens, redact
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzaWQiOiJzIiwic3RzIjoibG9nZ2VkaW4iLCJhdCI6IlRJQ0tFVCJ9.c2lnbmF0dXJl"
 TICKET = "TICKET-51b2"
@@ -110,7 +110,9 @@ def test_dictconfig_factory_path_works():
     Resolved the way dictConfig resolves it, without reconfiguring this process's logging.
     """
     configurator = logging.config.DictConfigurator({})
-    log_filter = configurator.configure_filter({"()": "wagtail_klarna_paywall.logfilters.RedactSSO2Tokens"})
+    log_filter = configurator.configure_filter(
+        {"()": "wagtail_klarna_paywall.login.logfilters.RedactSSO2Tokens"}
+    )
     stream = io.StringIO()
     logger = _logger("tests.logfilters.dictconfig", stream)
     logger.handlers[0].filters = [log_filter]

@@ -19,8 +19,8 @@ from wagtail.models import Site
 
 from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import paywall_views
 from wagtail_klarna_paywall.models import PaywallViewDay
+from wagtail_klarna_paywall.newsroom import paywall_views
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
 from tests.test_admin_pages import article_form, offer
 from tests.test_catalogue import mock_catalogue
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall.preview import PAYWALL_PREVIEW_MODES
+from wagtail_klarna_paywall.reading.preview import PAYWALL_PREVIEW_MODES
 
 pytestmark = pytest.mark.django_db
 
@@ -112,8 +112,8 @@ def test_preview_modes_do_not_check_access(home, purchase_page, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("access checked during a preview")
 
-    monkeypatch.setattr("wagtail_klarna_paywall.access.reader_access", fail)
-    monkeypatch.setattr("wagtail_klarna_paywall.access.reader_has_access", fail)
+    monkeypatch.setattr("wagtail_klarna_paywall.reading.access.reader_access", fail)
+    monkeypatch.setattr("wagtail_klarna_paywall.reading.access.reader_has_access", fail)
     page = ArticlePageFactory(
         parent=home,
         body__0__paragraph__value=f"<p>{FREE}</p>",

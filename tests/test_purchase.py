@@ -18,7 +18,7 @@ from freezegun import freeze_time
 from wagtail.models import Page, Site
 
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import accounts, purchase, signals
+from wagtail_klarna_paywall import signals
 from wagtail_klarna_paywall.models import (
     AttemptState,
     EventKind,
@@ -30,6 +30,8 @@ from wagtail_klarna_paywall.models import (
 )
 from wagtail_klarna_paywall.offers import resolve_offer
 from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
+from wagtail_klarna_paywall.purchase import accounts
+from wagtail_klarna_paywall.purchase import flow as purchase
 
 API = "https://payway.test"
 TOKEN_URL = f"{API}/api/authorization/access_token"

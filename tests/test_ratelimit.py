@@ -17,8 +17,8 @@ from freezegun import freeze_time
 
 from tests.test_purchase import CREATE_V2, Shop, calls_to, session_json
 from tests.test_views import BROWSER, buy, landing_url, text
-from wagtail_klarna_paywall import ratelimit
 from wagtail_klarna_paywall.models import PurchaseAttempt, PurchaseEvent
+from wagtail_klarna_paywall.purchase import ratelimit
 
 pytest_plugins = ["tests.test_purchase"]
 
@@ -90,7 +90,7 @@ def test_sixth_new_session_from_one_reader_is_refused_without_calling_payway(sho
         end_open_sessions()
     attempts, events = PurchaseAttempt.objects.count(), PurchaseEvent.objects.count()
 
-    with caplog.at_level(logging.WARNING, logger="wagtail_klarna_paywall.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="wagtail_klarna_paywall.purchase.ratelimit"):
         response = buy(reader, shop)
 
     # 12:03:20 is 200 s into the window that started at 12:00:00.

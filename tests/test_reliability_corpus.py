@@ -34,8 +34,8 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.test_purchase import CLIENT_TOKEN, SESSION_ID, Shop, build_shop
-from wagtail_klarna_paywall import purchase
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt, PurchaseEvent
+from wagtail_klarna_paywall.purchase import flow as purchase
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 

@@ -20,8 +20,8 @@ from django.test import Client
 
 from tests.test_purchase import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, build_shop, order_json, session_json
 from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
-from wagtail_klarna_paywall import purchase
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt
+from wagtail_klarna_paywall.purchase import flow as purchase
 
 #: Faults where nothing reached Payway.
 CONNECT_FAULTS = {"connection-refused", "connect-timeout"}

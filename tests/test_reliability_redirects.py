@@ -21,8 +21,8 @@ from django.test import Client
 from tests.test_purchase import PLACE_V2, TOKEN_URL, build_shop, order_json
 from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
 from tests.test_sso import answer, start_login
-from wagtail_klarna_paywall import purchase
 from wagtail_klarna_paywall.models import AttemptState, EventKind
+from wagtail_klarna_paywall.purchase import flow as purchase
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 

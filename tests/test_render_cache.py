@@ -15,7 +15,7 @@ from wagtail.models import Page
 from tests.test_access import ACTIVE_PRODUCTS_URL, reader_request
 from tests.test_gating import DIGITAL_OFFER, FREE, GATED, GATED_HEADING, PAPER_OFFER, article, as_reader
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall import gating, render_cache
+from wagtail_klarna_paywall.reading import gating, render_cache
 
 pytestmark = pytest.mark.django_db
 __all__ = ["article"]  # the fixture, re-used

@@ -27,7 +27,7 @@ from wagtail.models import Page, Site
 from demo.models import ArticlePage
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 from django.contrib.auth import get_user_model
-from wagtail_klarna_paywall import gating
+from wagtail_klarna_paywall.reading import gating
 
 client = Client(HTTP_HOST="localhost")
 site = Site.objects.get(is_default_site=True)

@@ -20,9 +20,10 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory
 from freezegun import freeze_time
 
-from wagtail_klarna_paywall import funnel, sso
 from wagtail_klarna_paywall.exceptions import InvalidSSOToken
+from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import LoginFailure, SSOLandingClaim
+from wagtail_klarna_paywall.newsroom import funnel
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +155,7 @@ def test_answers_are_accepted_whatever_their_aud_and_iss(shape):
 
 def test_answer_shape_is_logged_once_per_process(caplog, monkeypatch):
     monkeypatch.setattr(sso, "_shapes_seen", set())
-    caplog.set_level(logging.INFO, logger="wagtail_klarna_paywall.sso")
+    caplog.set_level(logging.INFO, logger="wagtail_klarna_paywall.login.sso")
     for _ in range(3):
         sso.read_answer(answer(sid="s", sts="anon", **SHAPES["pw-sso-aud"]))
     sso.read_answer(answer(sid="s", sts="anon", **SHAPES["none"]))
@@ -536,7 +537,7 @@ def test_refused_logins_are_pruned_by_age_and_count(monkeypatch):
 
 
 def test_refused_logins_show_in_the_error_panel(client):
-    from wagtail_klarna_paywall.reports import ErrorPanel
+    from wagtail_klarna_paywall.newsroom.reports import ErrorPanel
 
     _identify, r = start_login(client)
     land(client, answer(secret="x", sid="s", sts="anon"), r)

@@ -12,7 +12,7 @@ from wagtail.models import Site
 
 from tests.factories import ArticlePageFactory
 from tests.test_gating import FREE, GATED, GATED_HEADING, TEASER, article, as_reader
-from wagtail_klarna_paywall.structured_data import CSS_SELECTOR, PAID_PART_CLASS, article_data
+from wagtail_klarna_paywall.reading.structured_data import CSS_SELECTOR, PAID_PART_CLASS, article_data
 
 pytestmark = pytest.mark.django_db
 __all__ = ["article"]  # the fixture, re-used

@@ -37,8 +37,8 @@ from tests.test_purchase import (
     order_json,
     session_json,
 )
-from wagtail_klarna_paywall import views
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
+from wagtail_klarna_paywall.purchase import views
 
 # The shop, fake Payway and signal fixtures are shared with the flow tests.
 pytest_plugins = ["tests.test_purchase"]
@@ -796,7 +796,7 @@ def test_redirect_outside_the_allow_list_goes_to_confirmation(shop, payway, read
     assert attempt.state == AttemptState.PLACED and attempt.redirect_rejected
     assert attempt.events.filter(kind=EventKind.SECURITY, error_code="redirect_rejected").count() == 1
     assert any(
-        r.levelname == "WARNING" for r in caplog.records if r.name == "wagtail_klarna_paywall.purchase"
+        r.levelname == "WARNING" for r in caplog.records if r.name == "wagtail_klarna_paywall.purchase.flow"
     )
     assert pay(reader, attempt)["Location"] == f"/thanks/?ref={attempt.reference}"
 
@@ -804,7 +804,9 @@ def test_redirect_outside_the_allow_list_goes_to_confirmation(shop, payway, read
 def test_confirmation_is_idempotent(shop, payway, reader, monkeypatch):
     """C06: reloads show the same content, confirm once, refresh access once, call Payway never."""
     refreshed = []
-    monkeypatch.setattr("wagtail_klarna_paywall.access.refresh_access", lambda request: refreshed.append(1))
+    monkeypatch.setattr(
+        "wagtail_klarna_paywall.reading.access.refresh_access", lambda request: refreshed.append(1)
+    )
     payway.add(responses.POST, CREATE_V2, json=session_json())
     payway.add(responses.POST, PLACE_V2, json=order_json())
     attempt = start_checkout(reader, shop)
@@ -941,7 +943,7 @@ def test_error_reports_hide_the_authorization_token_and_customer_fields(shop, pa
     """S04: checkout marks the token and the new customer's details as sensitive POST parameters."""
     from django.views.debug import SafeExceptionReporterFilter
 
-    from wagtail_klarna_paywall import purchase
+    from wagtail_klarna_paywall.purchase import flow as purchase
 
     payway.add(responses.POST, CREATE_V2, json=session_json())
     attempt = start_checkout(reader, shop)

@@ -165,7 +165,7 @@ class ProductChooserBlock(blocks.FieldBlock):
 
     @cached_property
     def field(self) -> forms.Field:
-        from .chooser import ProductChooserWidget
+        from .newsroom.chooser import ProductChooserWidget
 
         return forms.CharField(widget=ProductChooserWidget(), **self.field_options)
 
@@ -494,9 +494,9 @@ def check_against_catalogue(code: str, period_id: str = "") -> dict[str, Validat
 
 def _check_against_catalogue(code: str, period_id: str = "") -> tuple[dict[str, ValidationError], Any]:
     """``check_against_catalogue``'s errors, and the catalogue's product when Payway was reached."""
-    from . import catalogue
     from .exceptions import PaywallError
     from .models import PaywallSettings
+    from .newsroom import catalogue
 
     try:
         title_codes = sorted(
@@ -537,7 +537,7 @@ def _check_against_catalogue(code: str, period_id: str = "") -> tuple[dict[str, 
 
 def split_at_paywall(stream: Any) -> tuple[list[Any], Any | None, list[Any]]:
     """``(free children, first paywall child or None, gated children)``; see :mod:`.gating`."""
-    from .gating import split_at_paywall as split
+    from .reading.gating import split_at_paywall as split
 
     return split(stream)
 

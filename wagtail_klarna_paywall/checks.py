@@ -56,7 +56,7 @@ TAG = "wagtail_klarna_paywall"
 #: Longest read timeout that still leaves a web worker (commonly 30-120 s) room to answer the reader.
 MAX_READ_TIMEOUT = 60
 
-SSO2_PROVIDER = "wagtail_klarna_paywall.sso.SSO2IdentityProvider"
+SSO2_PROVIDER = "wagtail_klarna_paywall.login.sso.SSO2IdentityProvider"
 
 
 def _id(code: str) -> str:
@@ -274,7 +274,7 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 # -- W010-W012: the flow pages' browser headers ------------------------------------------------------
 
-UNREADABLE_FORM_MIDDLEWARE = "wagtail_klarna_paywall.security.UnreadableFormMiddleware"
+UNREADABLE_FORM_MIDDLEWARE = "wagtail_klarna_paywall.purchase.hardening.UnreadableFormMiddleware"
 CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
 #: The headers a flow page must keep, whatever the site's middleware does (security.harden sets them).
 GUARDED_HEADERS = (
@@ -297,7 +297,7 @@ def _headers_after_middleware() -> dict[str, str | None] | None:
     from django.test import RequestFactory
     from django.utils.module_loading import import_string
 
-    from . import security
+    from .purchase import hardening as security
 
     def stub(request):
         return security.harden(HttpResponse("flow page"))
@@ -322,7 +322,7 @@ def _headers_after_middleware() -> dict[str, str | None] | None:
 def _check_flow_headers() -> list[CheckMessage]:
     from django.http import HttpResponse
 
-    from . import security
+    from .purchase import hardening as security
 
     try:
         expected = security.harden(HttpResponse())
@@ -361,8 +361,9 @@ def _check_csrf_failure_view() -> list[CheckMessage]:
         Warning(
             f"CSRF_FAILURE_VIEW ({path}) answers the purchase-flow pages' CSRF failures without their "
             "hardening (no-store, CSP frame-ancestors, no framing).",
-            hint='Set CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure", or decorate your '
-            "own view with wagtail_klarna_paywall.security.hardens_flow_pages.",
+            hint='Set CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.purchase.hardening.csrf_failure", '
+            "or decorate your "
+            "own view with wagtail_klarna_paywall.purchase.hardening.hardens_flow_pages.",
             id=_id("W011"),
         )
     ]
@@ -425,7 +426,7 @@ def _cache_backend(alias: str) -> str:
 def _landing_single_use_in_cache() -> bool:
     """Whether SSO2's landing single-use record is kept in ``CACHE`` (it is when ``sso.claim_once`` reads
     Django's caches; a record kept in the database needs no shared cache)."""
-    from . import sso
+    from .login import sso
 
     code = getattr(getattr(sso, "claim_once", None), "__code__", None)
     return code is not None and "caches" in code.co_names

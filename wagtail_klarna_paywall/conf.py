@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "paywall_view_ip": (600, 600),
     },
     # Dotted path to the identity provider (SSO2 by default); see ``identity.py``.
-    "IDENTITY_PROVIDER": "wagtail_klarna_paywall.sso.SSO2IdentityProvider",
+    "IDENTITY_PROVIDER": "wagtail_klarna_paywall.login.sso.SSO2IdentityProvider",
     # Seconds between SSO2 session-status polls for a logged-in reader.
     "SSO_STATUS_INTERVAL": 300,
     # The central login form readers are sent to after SSO2 Identify (Payway's own or a shared one),

@@ -19,7 +19,7 @@ from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
 
 from .blocks import PAYMENT_METHOD_CATEGORY_CHOICES, OfferBlock
-from .security import HardenedPageMixin, is_unrouted, not_found
+from .purchase.hardening import HardenedPageMixin, is_unrouted, not_found
 
 
 @register_setting(icon="password")
@@ -535,25 +535,25 @@ class KlarnaPurchasePage(HardenedPageMixin, RoutablePageMixin, Page):
 
     @path("")
     def landing(self, request):
-        from . import views
+        from .purchase import views
 
         return views.purchase_landing(request, self)
 
     @path("buy/")
     def buy(self, request):
-        from . import views
+        from .purchase import views
 
         return views.buy(request, self)
 
     @path("checkout/<uuid:reference>/")
     def checkout(self, request, reference):
-        from . import views
+        from .purchase import views
 
         return views.checkout(request, self, reference)
 
     @path("checkout/<uuid:reference>/declined/")
     def declined(self, request, reference):
-        from . import views
+        from .purchase import views
 
         return views.declined(request, self, reference)
 
@@ -571,7 +571,7 @@ class PurchaseConfirmationPage(HardenedPageMixin, Page):
         verbose_name = _("purchase confirmation page")
 
     def serve(self, request, *args, **kwargs):
-        from . import views
+        from .purchase import views
 
         if is_unrouted(request):
             return not_found(request)
@@ -581,7 +581,8 @@ class PurchaseConfirmationPage(HardenedPageMixin, Page):
 class PaywallViewDay(models.Model):
     """How many readers saw a paywall on one day: one row per day, page, paywall, offer set and reader state.
 
-    Written only by :func:`wagtail_klarna_paywall.paywall_views.fold`, from the shared-cache counters the
+    Written only by :func:`wagtail_klarna_paywall.newsroom.paywall_views.fold`, from the shared-cache
+    counters the
     view beacon increments; never on a page render. ``views`` is absolute: a fold sets it from the
     counter's current value (``base_views`` + ``cache_count``), so folding twice changes nothing.
     ``base_views`` keeps what was counted before the cache lost a counter (``cache_epoch`` changed, or the

@@ -3,7 +3,8 @@ prefix."""
 
 from django.urls import path
 
-from . import paywall_views, sso_views
+from .login import views as sso_views
+from .newsroom import paywall_views
 
 app_name = "wagtail_klarna_paywall"
 urlpatterns: list = [

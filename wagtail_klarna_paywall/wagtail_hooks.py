@@ -10,9 +10,9 @@ try:
 except ImportError:  # Wagtail 7.4: a viewset takes its policy from its own attribute
     register_permission_policy = None
 
-from . import chooser, reports
-from .admin_views import PurchaseLogViewSet, purchase_log_permission_policy
 from .models import PurchaseAttempt
+from .newsroom import chooser, reports
+from .newsroom.purchase_log import PurchaseLogViewSet, purchase_log_permission_policy
 
 # -- operations: purchase log, funnel, error panel, test-mode ribbon (admin_views.py, reports.py) -------
 

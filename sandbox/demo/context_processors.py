@@ -6,14 +6,14 @@ from django.conf import settings
 def _reader_logged_in(request) -> bool:
     # Reads the session only when the browser sent a session cookie: an anonymous page must neither
     # create a session nor vary on one.
-    from wagtail_klarna_paywall import sso
+    from wagtail_klarna_paywall.login import sso
 
     return sso.reader_key(request) is not None
 
 
 def _reader_has_grant(request) -> bool:
     # A new customer reads what they bought in this browser without a login; "log out" ends that.
-    from wagtail_klarna_paywall import grants
+    from wagtail_klarna_paywall.reading import grants
 
     return grants.has_grants(request)
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.utils.translation import gettext_lazy as _
 
-from wagtail_klarna_paywall.gating import feed_description
+from wagtail_klarna_paywall.reading.gating import feed_description
 
 from .models import ArticlePage
 

@@ -160,11 +160,7 @@ def shop(transactional_db) -> Shop:
     """A news site selling the fake Payway's products: a purchase page, a confirmation page, and an
     article whose paywall sells the digital package."""
     from tests.testapp.models import ArticlePage
-    from wagtail_klarna_paywall.models import (
-        KlarnaPurchasePage,
-        PaywallSettings,
-        PurchaseConfirmationPage,
-    )
+    from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
 
     site = _tree_root()
     site.hostname, site.port = "news.example", 443

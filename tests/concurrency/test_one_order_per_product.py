@@ -47,8 +47,8 @@ from tests.concurrency.test_races import (
     authorization,
 )
 from tests.test_purchase import offer_value
-from wagtail_klarna_paywall import sso
 from wagtail_klarna_paywall.fake import catalogue, state
+from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -11,8 +11,8 @@ from django.db import connection
 from tests.concurrency.conftest import _tree_root
 from tests.factories import KlarnaPurchasePageFactory
 from tests.test_paywall_views import paywall_id, paywalled_page
-from wagtail_klarna_paywall import paywall_views
 from wagtail_klarna_paywall.models import PaywallViewDay
+from wagtail_klarna_paywall.newsroom import paywall_views
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -36,10 +36,11 @@ from tests.concurrency.conftest import (
     slow_replies,
     timing,
 )
-from wagtail_klarna_paywall import purchase, signals
+from wagtail_klarna_paywall import signals
 from wagtail_klarna_paywall.fake import state
 from wagtail_klarna_paywall.models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt
 from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
+from wagtail_klarna_paywall.purchase import flow as purchase
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from tests.test_sso import answer, land, start_login
-from wagtail_klarna_paywall import sso
+from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import SSOLandingClaim
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

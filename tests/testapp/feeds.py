@@ -2,7 +2,7 @@
 
 from django.contrib.syndication.views import Feed
 
-from wagtail_klarna_paywall.gating import feed_description
+from wagtail_klarna_paywall.reading.gating import feed_description
 
 from .models import ArticlePage
 

@@ -8,8 +8,8 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from wagtail_klarna_paywall.blocks import PaywallBlock
-from wagtail_klarna_paywall.gating import PaywalledPageMixin, PaywalledStreamFieldSerializer
-from wagtail_klarna_paywall.preview import PaywallPreviewMixin
+from wagtail_klarna_paywall.reading.gating import PaywalledPageMixin, PaywalledStreamFieldSerializer
+from wagtail_klarna_paywall.reading.preview import PaywallPreviewMixin
 
 
 class ArticleBodyBlock(blocks.StreamBlock):

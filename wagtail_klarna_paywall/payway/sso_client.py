@@ -5,7 +5,7 @@ tokens, and needs no access token at all. It follows the same rules: one pooled 
 per process, ``timeout=(connect, read)`` on every call, transport errors converted into the package's
 own exceptions, and no retries (a logout that may have reached SSO2 is not re-sent).
 
-The JWTs themselves are built and read by :mod:`wagtail_klarna_paywall.sso`; this module only moves
+The JWTs themselves are built and read by :mod:`wagtail_klarna_paywall.login.sso`; this module only moves
 them: ``POST {sso}/<operation>`` with ``{"t": "<jwt>"}`` and back ``{"t": "<jwt>"}``.
 """
 

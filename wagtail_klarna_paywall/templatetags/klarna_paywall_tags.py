@@ -30,7 +30,7 @@ def _paid(html: str) -> str:
     For readers with access it holds the paywalled blocks; for readers without, the paywall that stands
     in their place (the paid text itself is never rendered for them).
     """
-    from ..structured_data import paid_part_open_tag
+    from ..reading.structured_data import paid_part_open_tag
 
     return f"{paid_part_open_tag()}{html}</div>"
 
@@ -40,7 +40,7 @@ def _login_url(request: Any, page: Any) -> str:
     if request is None:
         return ""
     try:
-        from ..identity import get_identity_provider
+        from ..login.identity import get_identity_provider
 
         next_url = page.get_url(request=request) if page is not None else request.get_full_path()
         return get_identity_provider().login_url(request, next_url or "/") or ""
@@ -51,7 +51,7 @@ def _login_url(request: Any, page: Any) -> str:
 
 def _reader_state(request: Any, codes: tuple[str, ...]) -> tuple[str, bool]:
     """(state, may read everything) for a real (non-preview) request, given the paywall's access codes."""
-    from .. import access
+    from ..reading import access
 
     if request is None:
         return ANONYMOUS, False
@@ -66,7 +66,7 @@ def _grant_notice(request: Any, flat: dict[str, Any], codes: tuple[str, ...]) ->
     to read on other devices. Nothing for a logged-in reader (their login already works everywhere)."""
     from django.template.loader import render_to_string
 
-    from .. import access
+    from ..reading import access
 
     decision = access.reader_access(request)
     grant = decision.grant_for(codes)
@@ -106,8 +106,8 @@ def _without_owned_offers(value: Any, request: Any) -> Any:
     from wagtail.blocks.list_block import ListValue
     from wagtail.blocks.struct_block import StructValue
 
-    from .. import access
     from ..blocks import offer_from_value
+    from ..reading import access
 
     offers = value["offers"]
     kept = [
@@ -148,8 +148,8 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     previewing the page see every block; the "anonymous", "reader" and "subscriber" preview modes show the
     page as those readers see it. Outside previews the paywall's HTML comes from :mod:`..render_cache`.
     """
-    from .. import gating
     from ..blocks import offer_from_value, paywall_access_codes
+    from ..reading import gating
 
     flat = context.flatten()
     request = flat.get("request")
@@ -177,7 +177,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
             request, flat, free, [stream[i] for i in range(index + 1, len(stream))], state, codes
         )
     if state == READER:
-        from .. import access
+        from ..reading import access
 
         # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
         if any(
@@ -200,7 +200,7 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         }
         return str(paywall.block.render(paywall.value, context=paywall_context))
 
-    from .. import render_cache
+    from ..reading import render_cache
 
     html = render_cache.paywall_html(
         request=request,
@@ -223,7 +223,7 @@ def _render_cut(
     request: Any, flat: dict[str, Any], free: list[Any], paywall: Any, gated: list[Any], state: str = ""
 ) -> SafeString:
     """Render a stream cut at ``paywall`` without the cache (previews, hidden offers, plain lists)."""
-    from .. import gating
+    from ..reading import gating
 
     page = flat.get("page")
     preview_mode = (
@@ -267,7 +267,7 @@ def paywall_json_ld(context: template.Context, page: Any = None, **extra: Any) -
     ``{% paywall_json_ld page %}`` in the page's ``<head>``; keyword arguments (``author=…``,
     ``image=…``) are added to the object.
     """
-    from ..structured_data import json_ld_script
+    from ..reading.structured_data import json_ld_script
 
     page = page if page is not None else context.get("page")
     return json_ld_script(page, request=context.get("request"), extra=extra)
@@ -276,6 +276,6 @@ def paywall_json_ld(context: template.Context, page: Any = None, **extra: Any) -
 @register.simple_tag(takes_context=True)
 def paywall_tracking(context: template.Context) -> dict[str, Any]:
     """What the paywall's static script needs: the view beacon's URL and the analytics switch."""
-    from ..paywall_views import tracking
+    from ..newsroom.paywall_views import tracking
 
     return tracking(context.get("request"))

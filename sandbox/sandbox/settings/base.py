@@ -53,18 +53,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # A form POST Django cannot read (a charset other than UTF-8) gets the flow's 400 page; before CSRF,
     # which reads the form first.
-    "wagtail_klarna_paywall.security.UnreadableFormMiddleware",
+    "wagtail_klarna_paywall.purchase.hardening.UnreadableFormMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
     # Cache-Control: private / Vary: Cookie on API and feed responses that depended on the reader.
-    "wagtail_klarna_paywall.gating.ReaderDependentCacheMiddleware",
+    "wagtail_klarna_paywall.reading.gating.ReaderDependentCacheMiddleware",
 ]
 
 # CSRF failures of the purchase-flow pages keep their hardening (no-store, CSP, no framing).
-CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure"
+CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.purchase.hardening.csrf_failure"
 
 ROOT_URLCONF = "sandbox.urls"
 WSGI_APPLICATION = "sandbox.wsgi.application"
@@ -133,7 +133,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_sso2": {"()": "wagtail_klarna_paywall.logfilters.RedactSSO2Tokens"}},
+    "filters": {"redact_sso2": {"()": "wagtail_klarna_paywall.login.logfilters.RedactSSO2Tokens"}},
     "formatters": {
         "django.server": {
             "()": "django.utils.log.ServerFormatter",

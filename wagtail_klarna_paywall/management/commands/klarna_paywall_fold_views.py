@@ -9,7 +9,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...paywall_views import RETENTION_DAYS, cached_days, fold
+from ...newsroom.paywall_views import RETENTION_DAYS, cached_days, fold
 
 
 class Command(BaseCommand):

@@ -1,13 +1,14 @@
 """``manage.py klarna_paywall_reconcile``: settle abandoned and interrupted purchase attempts.
 
-Safe to run from cron repeatedly (every few minutes is fine): see :mod:`wagtail_klarna_paywall.reconcile`.
+Safe to run from cron repeatedly (every few minutes is fine):
+see :mod:`wagtail_klarna_paywall.newsroom.reconcile`.
 """
 
 import datetime as dt
 
 from django.core.management.base import BaseCommand
 
-from ...reconcile import PLACING_TIMEOUT, reconcile
+from ...newsroom.reconcile import PLACING_TIMEOUT, reconcile
 
 
 class Command(BaseCommand):

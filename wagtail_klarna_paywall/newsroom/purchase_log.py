@@ -32,9 +32,9 @@ from wagtail.coreutils import multigetattr
 from wagtail.models import Page, Site
 from wagtail.permission_policies import ModelPermissionPolicy
 
-from . import messages
-from .blocks import PAYMENT_METHOD_CATEGORY_CHOICES
-from .models import AttemptState, PurchaseAttempt
+from .. import messages
+from ..blocks import PAYMENT_METHOD_CATEGORY_CHOICES
+from ..models import AttemptState, PurchaseAttempt
 
 PERMISSION_CODENAME = "view_purchase_log"
 PERMISSION = f"wagtail_klarna_paywall.{PERMISSION_CODENAME}"

@@ -21,9 +21,9 @@ from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.utils import timezone
 
-from .conf import paywall_settings
-from .payway import get_client
-from .payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product, Title
+from ..conf import paywall_settings
+from ..payway import get_client
+from ..payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product, Title
 
 __all__ = [
     "find_product",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from .models import PurchaseAttempt
+    from ..models import PurchaseAttempt
 
 #: Prices are Swedish kronor throughout (Payway's catalogue and the offer summaries).
 CURRENCY = "SEK"
@@ -43,7 +43,7 @@ def enabled(request: HttpRequest | None) -> bool:
     """
     from wagtail.models import Site
 
-    from .models import PaywallSettings
+    from ..models import PaywallSettings
 
     if request is None:
         return False

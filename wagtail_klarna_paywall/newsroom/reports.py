@@ -23,9 +23,9 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.views.mixins import SpreadsheetExportMixin
 from wagtail.admin.widgets import AdminDateInput
 
+from ..conf import paywall_settings
 from . import funnel, paywall_views
-from .admin_views import PERMISSION
-from .conf import paywall_settings
+from .purchase_log import PERMISSION
 
 logger = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 
-from .conf import paywall_settings
+from ..conf import paywall_settings
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -68,7 +68,7 @@ RETENTION_DAYS = 2
 PAGE_TTL = 300
 MAX_OFFERS = 20
 _PREFIX = "wkp:pv"
-_HMAC_SALT = "wagtail_klarna_paywall.paywall_views"
+_HMAC_SALT = "wagtail_klarna_paywall.newsroom.paywall_views"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: User agents that are not readers: crawlers, link previews, monitors, HTTP libraries, headless browsers.
 BOT_PATTERN = re.compile(
@@ -128,7 +128,7 @@ def _read_paywalls(page_id: int) -> dict[str, list[str]]:
     from wagtail.fields import StreamField
     from wagtail.models import Page
 
-    from .blocks import PaywallBlock
+    from ..blocks import PaywallBlock
 
     page = Page.objects.live().filter(pk=page_id).specific().first()
     if page is None:
@@ -170,21 +170,21 @@ def _forget_page(sender: Any, instance: Any = None, **kwargs: Any) -> None:
 
 def _forget_paywall_html(sender: Any, instance: Any = None, **kwargs: Any) -> None:
     # The analytics switch is part of the cached paywall markup (data-wkp-analytics).
-    from . import render_cache
+    from ..reading import render_cache
 
     render_cache.invalidate()
 
 
 def connect() -> None:
     """Keep the accepted pages fresh, and the cached paywalls in step with the analytics setting."""
-    from .models import PaywallSettings
+    from ..models import PaywallSettings
 
-    post_save.connect(_forget_page, dispatch_uid="wagtail_klarna_paywall.paywall_views.save")
-    post_delete.connect(_forget_page, dispatch_uid="wagtail_klarna_paywall.paywall_views.delete")
+    post_save.connect(_forget_page, dispatch_uid="wagtail_klarna_paywall.newsroom.paywall_views.save")
+    post_delete.connect(_forget_page, dispatch_uid="wagtail_klarna_paywall.newsroom.paywall_views.delete")
     post_save.connect(
         _forget_paywall_html,
         sender=PaywallSettings,
-        dispatch_uid="wagtail_klarna_paywall.paywall_views.settings",
+        dispatch_uid="wagtail_klarna_paywall.newsroom.paywall_views.settings",
     )
 
 
@@ -291,8 +291,8 @@ def record_view(request: HttpRequest) -> HttpResponse:
     404 for a page or paywall that does not exist, 405 for another method, 429 when rate-limited.
     Never reads or creates a session, never sets a cookie.
     """
-    from . import ratelimit
-    from .views import browser_ip
+    from ..purchase import ratelimit
+    from ..purchase.views import browser_ip
 
     status = 204
     if request.method != "POST":
@@ -350,7 +350,7 @@ def fold(day: dt.date | None = None) -> FoldResult:
     """Write the day's cached counters into :class:`PaywallViewDay` as absolute values. Idempotent."""
     from wagtail.models import Page
 
-    from .models import PaywallViewDay
+    from ..models import PaywallViewDay
 
     day = day or timezone.localdate()
     cache = _cache()
@@ -379,7 +379,7 @@ def fold(day: dt.date | None = None) -> FoldResult:
 
 def _write(day: dt.date, view: View, digest: str, epoch: str, count: int) -> int:
     """Set one row from its counter, under a row lock; a concurrent fold computes the same values."""
-    from .models import PaywallViewDay
+    from ..models import PaywallViewDay
 
     lookup = {
         "day": day,

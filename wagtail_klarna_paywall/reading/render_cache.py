@@ -43,7 +43,7 @@ _KEY_PREFIX = "wagtail_klarna_paywall:paywall-html:"
 
 
 def _cache() -> Any:
-    from .conf import paywall_settings
+    from ..conf import paywall_settings
 
     return caches[paywall_settings.CACHE]
 
@@ -131,6 +131,6 @@ def connect() -> None:
     """Invalidate on page and site changes. Connected when the blocks module loads (it always does)."""
     from wagtail.signals import post_page_move
 
-    post_save.connect(_on_change, dispatch_uid="wagtail_klarna_paywall.render_cache.save")
-    post_delete.connect(_on_change, dispatch_uid="wagtail_klarna_paywall.render_cache.delete")
-    post_page_move.connect(_on_move, dispatch_uid="wagtail_klarna_paywall.render_cache.move")
+    post_save.connect(_on_change, dispatch_uid="wagtail_klarna_paywall.reading.render_cache.save")
+    post_delete.connect(_on_change, dispatch_uid="wagtail_klarna_paywall.reading.render_cache.delete")
+    post_page_move.connect(_on_move, dispatch_uid="wagtail_klarna_paywall.reading.render_cache.move")

@@ -1,4 +1,4 @@
-"""Reader login and logout through Payway SSO2 (thin views over :mod:`wagtail_klarna_paywall.sso`).
+"""Reader login and logout through Payway SSO2 (thin views over :mod:`wagtail_klarna_paywall.login.sso`).
 
 The login dance (Payway's "alternative login form" sequence):
 
@@ -25,9 +25,9 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ..exceptions import InvalidSSOToken, SSOLoginFailed
+from ..models import record_login_failure
 from . import sso
-from .exceptions import InvalidSSOToken, SSOLoginFailed
-from .models import record_login_failure
 
 logger = logging.getLogger(__name__)
 

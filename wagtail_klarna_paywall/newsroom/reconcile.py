@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from .models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt, PurchaseEvent
+from ..models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt, PurchaseEvent
 
 #: A Payway session lives 48 hours (docs/payway-contract.md#create_session).
 SESSION_LIFETIME = dt.timedelta(hours=48)

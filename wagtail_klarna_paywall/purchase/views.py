@@ -1,8 +1,9 @@
 """The request/response layer of the purchase flow: read and validate the request, call
-:mod:`~wagtail_klarna_paywall.purchase`, render or redirect. No flow decisions live here.
+:mod:`~wagtail_klarna_paywall.purchase.flow`, render or redirect. No flow decisions live here.
 
 The purchase page's routes (``KlarnaPurchasePage``) and the confirmation page call these functions.
-Every view is wrapped in :func:`~wagtail_klarna_paywall.security.flow_page` (no caching, no framing, a
+Every view is wrapped in :func:`~wagtail_klarna_paywall.purchase.hardening.flow_page` (no caching, no
+framing, a
 strict CSP, HTTPS). Nothing the browser sends chooses what is bought: the offer is looked up in the saved
 live page by its reference.
 """
@@ -26,16 +27,20 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
 
-from . import access, accounts, analytics, grants, messages, purchase, ratelimit
-from .conf import paywall_settings
-from .exceptions import PaywallError
-from .identity import get_identity_provider
-from .models import AttemptState, PaywallSettings, PurchaseAttempt
-from .offers import Offer, resolve_offer
-from .payway.types import BrowserInfo, CustomerInfo
-from .security import flow_page
+from .. import messages
+from ..conf import paywall_settings
+from ..exceptions import PaywallError
+from ..login.identity import get_identity_provider
+from ..models import AttemptState, PaywallSettings, PurchaseAttempt
+from ..newsroom import analytics
+from ..offers import Offer, resolve_offer
+from ..payway.types import BrowserInfo, CustomerInfo
+from ..reading import access, grants
+from . import accounts, ratelimit
+from . import flow as purchase
+from .hardening import flow_page
 
-logger = logging.getLogger("wagtail_klarna_paywall.views")
+logger = logging.getLogger("wagtail_klarna_paywall.purchase.views")
 
 #: Set in the Django session on the buy POST so an anonymous reader gets a session (and a reader key).
 READER_SESSION_FLAG = "wagtail_klarna_paywall_reader"

@@ -12,7 +12,8 @@ other gate (:mod:`.gating`) go through it (or through :func:`reader_has_access` 
 :func:`owned_product_codes`, which are made from it), so the page, the API, search and feeds agree.
 
 Every check on a logged-in reader, and on a browser holding a grant, marks the request as
-reader-dependent (:func:`wagtail_klarna_paywall.gating.mark_reader_dependent`), so its response is sent
+reader-dependent (:func:`wagtail_klarna_paywall.reading.gating.mark_reader_dependent`), so its response is
+sent
 ``Cache-Control: private`` / ``Vary: Cookie``; anonymous responses stay cacheable.
 """
 
@@ -26,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import caches
 from django.utils.crypto import salted_hmac
 
-from .conf import paywall_settings as conf
-from .exceptions import AuthenticationExpired, NotFound, PaywallError
+from ..conf import paywall_settings as conf
+from ..exceptions import AuthenticationExpired, NotFound, PaywallError
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -146,8 +147,8 @@ def refresh_access(request: HttpRequest) -> None:
 
 def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
     """(logged in, Payway's active products) for the reader."""
+    from ..login.identity import get_identity_provider
     from .gating import mark_reader_dependent
-    from .identity import get_identity_provider
 
     provider = get_identity_provider()
     token = provider.get_identity_token(request)
@@ -172,7 +173,7 @@ def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
 
 
 def _active_products(request: HttpRequest, provider, token: str) -> frozenset[str]:
-    from .payway import get_client
+    from ..payway import get_client
 
     client = get_client()
     try:
@@ -192,7 +193,7 @@ def _active_products(request: HttpRequest, provider, token: str) -> frozenset[st
 
 def _cache_key(request: HttpRequest, *, provider=None, token: str | None = None) -> str | None:
     if provider is None:
-        from .identity import get_identity_provider
+        from ..login.identity import get_identity_provider
 
         provider = get_identity_provider()
     reader = None
@@ -201,5 +202,5 @@ def _cache_key(request: HttpRequest, *, provider=None, token: str | None = None)
         reader = reader_key(request)
     if not reader and token:
         # A provider that cannot name its reader: a keyed one-way hash, so the key never reveals the token.
-        reader = salted_hmac("wagtail_klarna_paywall.access", token).hexdigest()
+        reader = salted_hmac("wagtail_klarna_paywall.reading.access", token).hexdigest()
     return f"wkp:access:{reader}" if reader else None

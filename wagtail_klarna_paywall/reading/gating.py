@@ -44,7 +44,7 @@ _FLAG = "_klarna_paywall_reader_dependent"
 
 
 def _is_paywall(child: Any) -> bool:
-    from .blocks import PaywallBlock
+    from ..blocks import PaywallBlock
 
     return isinstance(getattr(child, "block", None), PaywallBlock)
 
@@ -61,7 +61,7 @@ def paywall_index(stream: Any) -> int | None:
     stream_block = getattr(stream, "stream_block", None)
     if raw_data is None or stream_block is None:
         return None
-    from .blocks import PaywallBlock
+    from ..blocks import PaywallBlock
 
     child_blocks = stream_block.child_blocks
     for index, item in enumerate(raw_data):
@@ -91,7 +91,7 @@ def split_at_paywall(stream: Iterable[Any]) -> tuple[list[Any], Any | None, list
 
 
 def access_codes(paywall_child: Any) -> tuple[str, ...]:
-    from .blocks import paywall_access_codes
+    from ..blocks import paywall_access_codes
 
     return paywall_access_codes(getattr(paywall_child, "value", None) or {})
 
@@ -221,7 +221,7 @@ def with_reader_cache_headers(request: HttpRequest, response: HttpResponse) -> H
 class ReaderDependentCacheMiddleware:
     """Optional: reader cache headers on every response (API, feeds, custom views), not just pages.
 
-    Add ``"wagtail_klarna_paywall.gating.ReaderDependentCacheMiddleware"`` to ``MIDDLEWARE``.
+    Add ``"wagtail_klarna_paywall.reading.gating.ReaderDependentCacheMiddleware"`` to ``MIDDLEWARE``.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -2,7 +2,7 @@
 
 A site that already logs readers into Payway can hand the plugin its own tokens by pointing the
 ``IDENTITY_PROVIDER`` setting at a class implementing :class:`IdentityProvider`. SSO2 is the default
-(``wagtail_klarna_paywall.sso.SSO2IdentityProvider``).
+(``wagtail_klarna_paywall.login.sso.SSO2IdentityProvider``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,6 @@ class IdentityProvider(Protocol):
 
 
 def get_identity_provider() -> IdentityProvider:
-    from .conf import paywall_settings
+    from ..conf import paywall_settings
 
     return import_string(paywall_settings.IDENTITY_PROVIDER)()

@@ -2,7 +2,7 @@
 
 A logged-in reader is their Payway *account*, whatever the browser, device or login: two Django sessions
 of one account are one reader, so the one-order-per-product guard
-(:func:`wagtail_klarna_paywall.purchase.place_order`) keys on :func:`account_key`. The account id comes
+(:func:`wagtail_klarna_paywall.purchase.flow.place_order`) keys on :func:`account_key`. The account id comes
 from ``GET /v3/me`` with the reader's identity token and is cached per reader in the Django cache under a
 keyed hash of the reader (never under, or next to, the token). What is cached and stored is a keyed hash
 of the account id, not the id.
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 from django.core.cache import caches
 from django.utils.crypto import salted_hmac
 
-from .conf import paywall_settings as conf
-from .exceptions import PaywallError
+from ..conf import paywall_settings as conf
+from ..exceptions import PaywallError
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from .payway.types import Account
+    from ..payway.types import Account
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def customer_details(request: HttpRequest | None, identity_token: str | None) ->
 
 def _fetch(request: HttpRequest | None, identity_token: str) -> Account | None:
     """``GET /v3/me``; caches the account's key for :func:`account_key`. None when Payway cannot say."""
-    from .payway import get_client
+    from ..payway import get_client
 
     try:
         account = get_client().current_account(identity_token)
@@ -98,7 +98,7 @@ def _fetch(request: HttpRequest | None, identity_token: str) -> Account | None:
 def _cache_key(request: HttpRequest | None, identity_token: str) -> str:
     reader = None
     if request is not None:
-        from .identity import get_identity_provider
+        from ..login.identity import get_identity_provider
 
         try:
             reader_key = getattr(get_identity_provider(), "reader_key", None)

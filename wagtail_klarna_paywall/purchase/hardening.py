@@ -30,7 +30,7 @@ from django.core.handlers.exception import response_for_exception
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.http.multipartparser import MultiPartParserError
 
-from .conf import paywall_settings
+from ..conf import paywall_settings
 
 CACHE_CONTROL = "private, no-store"
 
@@ -215,7 +215,7 @@ def is_flow_request(request: HttpRequest) -> bool:
     """
     from wagtail.models import Page
 
-    from .models import KlarnaPurchasePage, PurchaseConfirmationPage
+    from ..models import KlarnaPurchasePage, PurchaseConfirmationPage
 
     try:
         page = Page.find_for_request(request, request.path)
@@ -244,8 +244,8 @@ def hardens_flow_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 
 @hardens_flow_pages
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """``CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.security.csrf_failure"``: Django's own CSRF failure
-    page, hardened on flow pages (CsrfViewMiddleware answers before the flow view runs)."""
+    """``CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.purchase.hardening.csrf_failure"``: Django's own CSRF
+    failure page, hardened on flow pages (CsrfViewMiddleware answers before the flow view runs)."""
     from django.views.csrf import csrf_failure as django_csrf_failure
 
     return django_csrf_failure(request, reason=reason)
@@ -281,8 +281,8 @@ def bad_request_page(request: HttpRequest) -> HttpResponse:
     """The flow's humane 400 page ("we could not read what was sent"), hardened."""
     from django.template.response import TemplateResponse
 
-    from . import messages
-    from .models import PaywallSettings
+    from .. import messages
+    from ..models import PaywallSettings
 
     try:
         customer_service = PaywallSettings.for_request(request).customer_service

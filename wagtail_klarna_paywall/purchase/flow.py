@@ -39,9 +39,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import accounts, signals
-from .conf import paywall_settings
-from .exceptions import (
+from .. import signals
+from ..conf import paywall_settings
+from ..exceptions import (
     AccountSyncError,
     AuthenticationExpired,
     ConfigurationError,
@@ -57,8 +57,8 @@ from .exceptions import (
     ServerError,
     ValidationError,
 )
-from .messages import ALREADY_BOUGHT, DECLINED_IN_WIDGET, NO_PAYMENT_METHOD, SESSION_EXPIRED, UNKNOWN_OUTCOME
-from .models import (
+from ..messages import ALREADY_BOUGHT, DECLINED_IN_WIDGET, NO_PAYMENT_METHOD, SESSION_EXPIRED, UNKNOWN_OUTCOME
+from ..models import (
     OPEN_STATES,
     AttemptState,
     EventKind,
@@ -67,18 +67,19 @@ from .models import (
     PurchaseAttempt,
     record_event,
 )
-from .offers import TRIAL_PAYMENT_METHOD_CATEGORIES
-from .payway import client as payway_client_module
-from .payway import get_client
-from .payway.types import AccountSyncFlags, BrowserInfo, CustomerInfo
+from ..offers import TRIAL_PAYMENT_METHOD_CATEGORIES
+from ..payway import client as payway_client_module
+from ..payway import get_client
+from ..payway.types import AccountSyncFlags, BrowserInfo, CustomerInfo
+from . import accounts
 
 if TYPE_CHECKING:
     from wagtail.models import Page, Site
 
-    from .offers import Offer
-    from .payway.client import PaywayClient
+    from ..offers import Offer
+    from ..payway.client import PaywayClient
 
-logger = logging.getLogger("wagtail_klarna_paywall.purchase")
+logger = logging.getLogger("wagtail_klarna_paywall.purchase.flow")
 
 #: A Payway (and Klarna) session lives 48 hours (docs/payway-contract.md#create_session).
 SESSION_LIFETIME = dt.timedelta(hours=48)

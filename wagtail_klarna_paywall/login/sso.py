@@ -35,18 +35,18 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .conf import paywall_settings as conf
-from .exceptions import InvalidSSOToken, PaywallError, PaywayError, SSOLoginFailed
+from ..conf import paywall_settings as conf
+from ..exceptions import InvalidSSOToken, PaywallError, PaywayError, SSOLoginFailed
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from .payway.types import AccessToken
+    from ..payway.types import AccessToken
 
 logger = logging.getLogger(__name__)
 
 #: Where the reader's SSO2 state (sid, status, identity token) lives in the Django session.
-SESSION_KEY = "wagtail_klarna_paywall.sso"
+SESSION_KEY = "wagtail_klarna_paywall.login.sso"
 #: A login this browser started: the nonce SSO2 hands back to us inside ``r``, and where to go after.
 PENDING_LOGIN_KEY = "wagtail_klarna_paywall.sso_login"
 
@@ -232,7 +232,7 @@ def claim_once(token: str, status: SSOStatus) -> bool:
     signed part (header and payload), which a re-encoded signature cannot change. Expired records are
     pruned on the way: they stand for tokens :func:`read_answer` refuses anyway.
     """
-    from .models import SSOLandingClaim
+    from ..models import SSOLandingClaim
 
     signed_part = token.rsplit(".", 1)[0]
     digest = hashlib.sha256(signed_part.encode("ascii")).hexdigest()
@@ -367,8 +367,8 @@ def log_in(request: HttpRequest, status: SSOStatus) -> None:
 
 def log_out_locally(request: HttpRequest) -> None:
     """Forget the reader's SSO2 state and token here (SSO2 said the session ended)."""
-    from .access import refresh_access
-    from .grants import end_grants
+    from ..reading.access import refresh_access
+    from ..reading.grants import end_grants
 
     refresh_access(request)
     # A logout, even one SSO2 started elsewhere: what this browser bought is no longer readable here.
@@ -382,8 +382,8 @@ def end_session(request: HttpRequest) -> None:
 
     Also the logout of a new customer who never logged in: it ends what they read through their purchase
     in this browser (``grants.py``)."""
-    from .access import refresh_access
-    from .grants import end_grants
+    from ..reading.access import refresh_access
+    from ..reading.grants import end_grants
 
     state = _state(request)
     if state and state.get("sid"):
@@ -426,13 +426,13 @@ def _server_side_sessions() -> bool:
 
 
 def _client():
-    from .payway import get_client
+    from ..payway import get_client
 
     return get_client()
 
 
 def _sso_client():
-    from .payway.sso_client import get_sso_client
+    from ..payway.sso_client import get_sso_client
 
     return get_sso_client()
 

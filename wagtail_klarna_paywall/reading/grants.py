@@ -39,15 +39,15 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils import timezone
 
-from .models import AttemptState
+from ..models import AttemptState
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from .models import PurchaseAttempt
+    from ..models import PurchaseAttempt
 
 #: Where the grants live in the Django session: a list of {"ref", "until" (epoch seconds), "email"}.
-SESSION_KEY = "wagtail_klarna_paywall.grants"
+SESSION_KEY = "wagtail_klarna_paywall.reading.grants"
 #: Grants remembered per browser at most (the newest win), so the session stays small.
 MAX_GRANTS = 10
 #: Attempts whose order exists or may exist (see the module docstring for ``unknown``).
@@ -102,7 +102,7 @@ def has_grants(request: HttpRequest) -> bool:
 
 
 def grant_hours(attempt: PurchaseAttempt) -> int:
-    from .purchase import site_settings
+    from ..purchase.flow import site_settings
 
     return site_settings(attempt.site).purchase_grant_hours
 
@@ -148,8 +148,8 @@ def active_grants(request: HttpRequest, now: dt.datetime | None = None) -> tuple
     entries = _entries(request)
     if not entries:
         return ()
+    from ..models import PurchaseAttempt
     from .gating import mark_reader_dependent
-    from .models import PurchaseAttempt
 
     # Whatever the answer, it came from this browser's session: the response must not be shared.
     mark_reader_dependent(request)

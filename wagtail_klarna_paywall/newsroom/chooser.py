@@ -2,7 +2,7 @@
 
 Payway products are not Django models, so this is a small modal-workflow chooser built on Wagtail's chooser
 conventions (the stock ``Chooser`` widget JS, ``ChooserModal`` steps ``choose``/``chosen``, the search form
-and pagination markup), fed by :mod:`wagtail_klarna_paywall.catalogue`:
+and pagination markup), fed by :mod:`wagtail_klarna_paywall.newsroom.catalogue`:
 
 1. ``choose`` lists the title's packages and campaigns (search by name or code, filter by kind, paginate);
 2. picking one loads its Klarna payment periods (price per period) as another ``choose`` step;
@@ -32,10 +32,10 @@ from wagtail.admin.telepath import register
 from wagtail.admin.viewsets.base import ViewSet
 from wagtail.admin.widgets.chooser import BaseChooser, BaseChooserAdapter
 
+from ..blocks import period_code, period_label
+from ..exceptions import PaywallError
+from ..payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product
 from . import catalogue
-from .blocks import period_code, period_label
-from .exceptions import PaywallError
-from .payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _site_title_code(request: HttpRequest) -> str:
     """The title code of the site the admin is served from ("" when none matches: the picker decides)."""
     from wagtail.models import Site
 
-    from .models import PaywallSettings
+    from ..models import PaywallSettings
 
     site = Site.find_for_request(request)
     return PaywallSettings.for_site(site).title_code if site is not None else ""
@@ -356,7 +356,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
 def forget_unchecked_offers(request: HttpRequest, *args: Any) -> None:
     """``before_create_page`` / ``before_edit_page``: start the request with no unchecked offers (nor
     offers whose own code stands in for products the catalogue did not list)."""
-    from .blocks import reset_unchecked_offer_codes
+    from ..blocks import reset_unchecked_offer_codes
 
     reset_unchecked_offer_codes()
 
@@ -366,7 +366,7 @@ def warn_about_unchecked_offers(request: HttpRequest, page: Any) -> None:
     and which ones open articles on their own code because the catalogue listed no products."""
     from django.contrib import messages
 
-    from .blocks import pop_fallback_offer_codes, pop_unchecked_offer_codes
+    from ..blocks import pop_fallback_offer_codes, pop_unchecked_offer_codes
 
     codes = pop_unchecked_offer_codes()
     if codes:

@@ -20,7 +20,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import EventKind, PaywallViewDay, PurchaseEvent
+from ..models import EventKind, PaywallViewDay, PurchaseEvent
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def funnel_by_page(period: Period) -> list[FunnelRow]:
 
 
 def _product_names(codes: set[str]) -> dict[str, str]:
-    from .models import PurchaseAttempt
+    from ..models import PurchaseAttempt
 
     names: dict[str, str] = {}
     qs = (
@@ -265,7 +265,7 @@ def reason_title(error_code: str) -> str:
     generic fallback message is not used here: an operator needs to see which code it was.
     """
     try:
-        from .messages import MESSAGES
+        from ..messages import MESSAGES
     except ImportError:
         return error_code
     message = MESSAGES.get(error_code)
@@ -275,7 +275,7 @@ def reason_title(error_code: str) -> str:
 def recent_errors(limit: int = 20) -> list:
     """The last ``limit`` error and security events (with their attempt) and refused logins (which have
     none), newest first."""
-    from .models import LoginFailure
+    from ..models import LoginFailure
 
     events = list(
         PurchaseEvent.objects.filter(kind__in=(EventKind.ERROR, EventKind.SECURITY))

@@ -28,16 +28,16 @@ from django.core.cache import caches
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from . import purchase
-from .conf import DEFAULTS, paywall_settings
-from .models import OPEN_STATES, EventKind, PurchaseAttempt
+from ..conf import DEFAULTS, paywall_settings
+from ..models import OPEN_STATES, EventKind, PurchaseAttempt
+from . import flow as purchase
 
 if TYPE_CHECKING:
     from wagtail.models import Page
 
-    from .offers import Offer
+    from ..offers import Offer
 
-logger = logging.getLogger("wagtail_klarna_paywall.ratelimit")
+logger = logging.getLogger("wagtail_klarna_paywall.purchase.ratelimit")
 
 #: Limit names in ``RATE_LIMITS``.
 READER = "reader"
@@ -47,7 +47,7 @@ TRIAL_IP = "trial_ip"
 PAYWALL_VIEW_IP = "paywall_view_ip"
 
 _KEY_PREFIX = "wkp:rl"
-_HMAC_SALT = "wagtail_klarna_paywall.ratelimit"
+_HMAC_SALT = "wagtail_klarna_paywall.purchase.ratelimit"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+"""What editors and the newsroom use: the offer chooser, catalogue reads, the purchase log, the funnel,
+reports, paywall-view counts and reconciliation."""
