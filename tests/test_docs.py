@@ -357,7 +357,7 @@ def test_decided_in_checker_refuses_missing_files_and_names(index):
         "- **A rule**: assumed. Decided in: `wagtail_klarna_paywall/payway/client.py` `_api_error` and\n"
         "  `NO_SUCH_NAME`.\n"
         "- **Another**: assumed. Decided in: `wagtail_klarna_paywall/nowhere.p¦y` `anything`.\n"
-        "- **Fine**: assumed. Decided in: `wagtail_klarna_paywall/purchase/flow.py` `previous_order`.\n"
+        "- **Fine**: assumed. Decided in: `wagtail_klarna_paywall/purchase/attempts.py` `previous_order`.\n"
     )
     found = decided_in_offences(unmark(text), index)
     assert len(found) == 2

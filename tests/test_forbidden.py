@@ -29,7 +29,7 @@ from tests.test_purchase import (
 from wagtail_klarna_paywall import messages
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
 from wagtail_klarna_paywall.newsroom import funnel
-from wagtail_klarna_paywall.purchase import flow as purchase
+from wagtail_klarna_paywall.purchase import attempts, orders, session
 
 pytest_plugins = ["tests.test_purchase"]
 
@@ -50,7 +50,7 @@ FORBIDDEN = {
 }
 
 #: (flow, the offer, the reader, the order URL).
-LOGGED_IN = purchase.Reader(key="user:7", identity_token=IDENTITY_TOKEN)
+LOGGED_IN = attempts.Reader(key="user:7", identity_token=IDENTITY_TOKEN)
 ORDER_FLOWS = {
     "place_order-v2": (Shop.package_ref, None, PLACE_V2, CREATE_V2),
     "place_order-v1": (Shop.package_ref, LOGGED_IN, PLACE_V1, CREATE_V1),
@@ -77,13 +77,13 @@ def test_403_on_the_order_step(shop, payway, signal_log, flow, forbidden):
     [error] = attempt.events.filter(kind=EventKind.ERROR)
     assert (error.http_status, error.payway_code) == (403, payway_code)
     if payment_failed:
-        assert result.outcome == purchase.Outcome.DECLINED
+        assert result.outcome == orders.Outcome.DECLINED
         assert attempt.state == AttemptState.DECLINED
         assert attempt.error_code == error.error_code == "payment_method_failed"
         assert attempt.events.filter(kind=EventKind.DECLINED).count() == 1
     else:
         # A configuration error: failed, not declined by Klarna; the reader's message says so.
-        assert result.outcome == purchase.Outcome.FAILED
+        assert result.outcome == orders.Outcome.FAILED
         assert attempt.state == AttemptState.FAILED
         assert attempt.error_code == error.error_code == "permission_denied"
         assert attempt.events.filter(kind=EventKind.DECLINED).count() == 0
@@ -101,7 +101,7 @@ def test_403_on_create_session_is_a_configuration_error(shop, payway, forbidden,
 
     result = start(shop, **({"reader": LOGGED_IN} if identity else {}))
 
-    assert result.status == purchase.BuyStatus.FAILED
+    assert result.status == session.BuyStatus.FAILED
     assert result.error_code == "permission_denied"
     assert result.attempt.state == AttemptState.FAILED
     [error] = result.attempt.events.filter(kind=EventKind.ERROR)

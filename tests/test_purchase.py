@@ -30,8 +30,7 @@ from wagtail_klarna_paywall.models import (
 )
 from wagtail_klarna_paywall.offers import resolve_offer
 from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
-from wagtail_klarna_paywall.purchase import accounts
-from wagtail_klarna_paywall.purchase import flow as purchase
+from wagtail_klarna_paywall.purchase import accounts, attempts, orders, session
 
 API = "https://payway.test"
 TOKEN_URL = f"{API}/api/authorization/access_token"
@@ -239,14 +238,14 @@ def signal_log():
 
 # -- helpers for the function-level tests below -------------------------------------------------------
 
-READER = purchase.Reader(key="anon:" + "a" * 64)
+READER = attempts.Reader(key="anon:" + "a" * 64)
 BROWSER = BrowserInfo(ip="203.0.113.7", language="sv-SE", user_agent="TestBrowser/1.0")
 CUSTOMER = CustomerInfo(email="reader@example.com", first_name="Rea", last_name="Der")
 
 
 def start(shop, ref=Shop.package_ref, reader=READER, page=None, **kwargs):
     page = page or shop.purchase_page
-    return purchase.start_purchase(
+    return session.start_purchase(
         reader=reader,
         offer=shop.offer(page, ref),
         offer_page=page,
@@ -257,7 +256,7 @@ def start(shop, ref=Shop.package_ref, reader=READER, page=None, **kwargs):
 
 
 def place(attempt, reader=READER, token="auth-token-1", customer=CUSTOMER, **kwargs):
-    return purchase.place_order(
+    return orders.place_order(
         attempt, reader, authorization_token=token, browser=BROWSER, customer=customer, **kwargs
     )
 
@@ -270,7 +269,7 @@ def test_start_creates_a_v2_session_with_the_exact_body(shop, payway, signal_log
 
     result = start(shop, traffic_source="newsletter")
 
-    assert result.status == purchase.BuyStatus.READY
+    assert result.status == session.BuyStatus.READY
     attempt = result.attempt
     assert attempt.state == AttemptState.SESSION_READY
     assert attempt.payway_session_id == SESSION_ID
@@ -358,18 +357,18 @@ def test_choose_payment_method_category(is_trial, editor, listed, site_default, 
         listed,
         [type("Category", (), {"identifier": c})() for c in listed],
     ):
-        assert purchase.choose_payment_method_category(chooser, categories, site_default) == expected
+        assert attempts.choose_payment_method_category(chooser, categories, site_default) == expected
 
 
 def test_choose_payment_method_category_never_loads_junk():
     chooser = type("Choice", (), {"is_trial": False, "payment_method_category": ""})()
     junk = [{"identifier": "<script>"}, {"name": "no identifier"}, 42, {"identifier": "pay_now"}]
-    assert purchase.choose_payment_method_category(chooser, junk, "pay_later") == "pay_now"
+    assert attempts.choose_payment_method_category(chooser, junk, "pay_later") == "pay_now"
 
 
 def test_trial_goes_through_v2_even_for_a_logged_in_reader(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
-    reader = purchase.Reader(key="user:1", identity_token=IDENTITY_TOKEN)
+    reader = attempts.Reader(key="user:1", identity_token=IDENTITY_TOKEN)
 
     attempt = start(shop, Shop.trial_ref, reader=reader).attempt
 
@@ -383,7 +382,7 @@ def test_existing_customer_gets_a_v1_session_with_their_identity(shop, payway):
     settings_obj = PaywallSettings.for_site(shop.site)
     settings_obj.disable_account_info_overwrite = True
     settings_obj.save()
-    reader = purchase.Reader(key="user:7", user_id=None, identity_token=IDENTITY_TOKEN)
+    reader = attempts.Reader(key="user:7", user_id=None, identity_token=IDENTITY_TOKEN)
 
     attempt = start(shop, Shop.campaign_ref, reader=reader).attempt
 
@@ -428,7 +427,7 @@ def test_session_reused_until_the_margin_then_renewed(shop, payway):
 
     with freeze_time(t0 + dt.timedelta(hours=46, minutes=1)):
         renewed = start(shop).attempt
-        assert purchase.is_session_reusable(renewed)
+        assert attempts.is_session_reusable(renewed)
     assert len(calls_to(payway, CREATE_V2)) == 2
     assert renewed.pk == attempt.pk
     assert renewed.payway_session_id == "second-session"
@@ -458,7 +457,7 @@ def test_logging_in_gets_a_session_for_the_account(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     payway.add(responses.POST, CREATE_V1, json=session_json(session_id="v1-session"))
     start(shop)
-    again = start(shop, reader=purchase.Reader(key=READER.key, identity_token=IDENTITY_TOKEN)).attempt
+    again = start(shop, reader=attempts.Reader(key=READER.key, identity_token=IDENTITY_TOKEN)).attempt
     assert again.existing_customer is True
     assert again.payway_session_id == "v1-session"
 
@@ -477,7 +476,7 @@ def test_create_session_failures(shop, payway, answer, code, state, signal_log):
 
     result = start(shop)
 
-    assert result.status == purchase.BuyStatus.FAILED
+    assert result.status == session.BuyStatus.FAILED
     assert result.error_code == code
     assert result.attempt.state == state
     assert result.attempt.payway_session_id == ""
@@ -490,15 +489,15 @@ def test_transient_create_session_failure_can_be_retried_on_the_same_attempt(sho
     payway.add(responses.POST, CREATE_V2, json=session_json())
     failed = start(shop)
     ready = start(shop)
-    assert ready.status == purchase.BuyStatus.READY
+    assert ready.status == session.BuyStatus.READY
     assert ready.attempt.pk == failed.attempt.pk
 
 
 def test_identity_token_refused_on_create_session_asks_for_login(shop, payway):
     payway.add(responses.POST, CREATE_V1, status=401, json={"code": "unauthorized"})
-    reader = purchase.Reader(key="user:3", identity_token=IDENTITY_TOKEN)
+    reader = attempts.Reader(key="user:3", identity_token=IDENTITY_TOKEN)
     result = start(shop, reader=reader)
-    assert result.status == purchase.BuyStatus.LOGIN
+    assert result.status == session.BuyStatus.LOGIN
     assert result.attempt.state == AttemptState.NEW
 
 
@@ -506,7 +505,7 @@ def test_system_token_refused_is_not_a_login_problem(shop, payway):
     """A 401 on our own (system) token, after the client's one renewal, is "unavailable" for the reader."""
     payway.add(responses.POST, CREATE_V2, status=401, json={"code": "unauthorized"})
     result = start(shop)
-    assert result.status == purchase.BuyStatus.FAILED
+    assert result.status == session.BuyStatus.FAILED
     assert result.error_code == "unavailable"
     assert len(calls_to(payway, CREATE_V2)) == 2  # the client renewed the token and tried once more
 
@@ -516,7 +515,7 @@ def test_system_token_refused_on_place_order_can_be_retried(shop, payway):
     payway.add(responses.POST, PLACE_V2, status=401, json={"code": "unauthorized"})
     attempt = start(shop).attempt
     result = place(attempt)
-    assert result.outcome == purchase.Outcome.RETRY
+    assert result.outcome == orders.Outcome.RETRY
     assert result.error_code == "unavailable"
     assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
 
@@ -525,7 +524,7 @@ def test_no_confirmation_page_is_a_configuration_error(shop, payway):
     shop.purchase_page.confirmation_page = None
     shop.purchase_page.save()
     result = start(shop)
-    assert result.status == purchase.BuyStatus.FAILED
+    assert result.status == session.BuyStatus.FAILED
     assert result.error_code == "configuration"
     assert len(payway.calls) == 0
 
@@ -548,12 +547,12 @@ def test_confirmation_page_falls_back_to_the_site_default(shop, payway):
 
 def test_merchant_reference_pattern():
     pattern = "{page_id}-{offer_code}"
-    assert purchase.merchant_reference(pattern, page_id=4, offer_code="x", attempt="a") == "4-x"
-    assert purchase.merchant_reference("wkp-{attempt}", page_id=4, offer_code="x", attempt="abc") == "wkp-abc"
+    assert attempts.merchant_reference(pattern, page_id=4, offer_code="x", attempt="a") == "4-x"
+    assert attempts.merchant_reference("wkp-{attempt}", page_id=4, offer_code="x", attempt="abc") == "wkp-abc"
     # A broken pattern falls back to the default rather than failing the purchase.
-    assert purchase.merchant_reference("{nope}", page_id=4, offer_code="x", attempt="a") == "4-x"
-    assert purchase.merchant_reference("{", page_id=4, offer_code="x", attempt="a") == "4-x"
-    assert len(purchase.merchant_reference("x" * 400, page_id=4, offer_code="x", attempt="a")) == 255
+    assert attempts.merchant_reference("{nope}", page_id=4, offer_code="x", attempt="a") == "4-x"
+    assert attempts.merchant_reference("{", page_id=4, offer_code="x", attempt="a") == "4-x"
+    assert len(attempts.merchant_reference("x" * 400, page_id=4, offer_code="x", attempt="a")) == 255
 
 
 # -- step 2: place the order ---------------------------------------------------------------------------
@@ -566,7 +565,7 @@ def test_place_order_v2_exact_body_and_outcome(shop, payway, signal_log):
 
     result = place(attempt)
 
-    assert result.outcome == purchase.Outcome.REDIRECT
+    assert result.outcome == orders.Outcome.REDIRECT
     assert result.redirect_url == KLARNA_REDIRECT
     assert result.called_payway
     [call] = calls_to(payway, PLACE_V2)
@@ -643,10 +642,10 @@ def test_placing_attempt_is_in_progress_then_unknown_after_the_lease(shop, paywa
     now = timezone.now()
     PurchaseAttempt.objects.filter(pk=attempt.pk).update(state=AttemptState.PLACING, placing_at=now)
 
-    assert place(attempt).outcome == purchase.Outcome.IN_PROGRESS
-    with freeze_time(now + purchase.PLACING_LEASE + dt.timedelta(seconds=1)):
+    assert place(attempt).outcome == orders.Outcome.IN_PROGRESS
+    with freeze_time(now + attempts.PLACING_LEASE + dt.timedelta(seconds=1)):
         result = place(attempt)
-    assert result.outcome == purchase.Outcome.UNKNOWN
+    assert result.outcome == orders.Outcome.UNKNOWN
     assert len(calls_to(payway, PLACE_V2)) == 0
     assert [s for s, *_ in signal_log].count("failed") == 1
 
@@ -661,7 +660,7 @@ def test_atomic_requests_refuses_to_place_without_calling_payway(shop, payway, s
         result = place(attempt)
     finally:
         settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
-    assert result.outcome == purchase.Outcome.RETRY and result.error_code == "configuration"
+    assert result.outcome == orders.Outcome.RETRY and result.error_code == "configuration"
     assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
     assert len(calls_to(payway, PLACE_V2)) == 0
 
@@ -673,7 +672,7 @@ def test_expired_session_is_not_placed(shop, payway):
         attempt = start(shop).attempt
     with freeze_time(t0 + dt.timedelta(hours=48, seconds=1)):
         result = place(attempt)
-    assert result.outcome == purchase.Outcome.EXPIRED
+    assert result.outcome == orders.Outcome.EXPIRED
     assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.EXPIRED
     assert len(calls_to(payway, PLACE_V2)) == 0
 
@@ -681,16 +680,16 @@ def test_expired_session_is_not_placed(shop, payway):
 def test_v1_place_order_needs_the_identity_and_sends_no_customer(shop, payway):
     payway.add(responses.POST, CREATE_V1, json=session_json())
     payway.add(responses.POST, PLACE_V1, json=order_json())
-    reader = purchase.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
+    reader = attempts.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
     attempt = start(shop, reader=reader).attempt
 
-    logged_out = purchase.Reader(key="user:9")
-    assert place(attempt, reader=logged_out, customer=None).outcome == purchase.Outcome.LOGIN
+    logged_out = attempts.Reader(key="user:9")
+    assert place(attempt, reader=logged_out, customer=None).outcome == orders.Outcome.LOGIN
     assert len(calls_to(payway, PLACE_V1)) == 0
 
     result = place(attempt, reader=reader, customer=None)
 
-    assert result.outcome == purchase.Outcome.REDIRECT
+    assert result.outcome == orders.Outcome.REDIRECT
     [call] = calls_to(payway, PLACE_V1)
     assert call.request.headers["Authorization"] == f"Bearer {IDENTITY_TOKEN}"
     assert "customer_info" not in body_of(call)
@@ -700,7 +699,7 @@ def test_trial_is_placed_with_place_trial_order(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     payway.add(responses.POST, PLACE_TRIAL, json=order_json())
     attempt = start(shop, Shop.trial_ref).attempt
-    assert place(attempt).outcome == purchase.Outcome.REDIRECT
+    assert place(attempt).outcome == orders.Outcome.REDIRECT
     assert len(calls_to(payway, PLACE_TRIAL)) == 1
     assert len(calls_to(payway, PLACE_V2)) == 0
 
@@ -764,19 +763,19 @@ def test_unexpected_error_while_placing_is_stored_as_unknown(shop, payway, monke
         raise RuntimeError("bug")
 
     monkeypatch.setattr("wagtail_klarna_paywall.payway.client.PaywayClient.place_order", boom)
-    assert place(attempt).outcome == purchase.Outcome.UNKNOWN
+    assert place(attempt).outcome == orders.Outcome.UNKNOWN
     assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.UNKNOWN
 
 
 def test_authentication_expired_on_v1_keeps_the_attempt(shop, payway):
     payway.add(responses.POST, CREATE_V1, json=session_json())
     payway.add(responses.POST, PLACE_V1, status=401, json={"code": "unauthorized"})
-    reader = purchase.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
+    reader = attempts.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
     attempt = start(shop, reader=reader).attempt
 
     result = place(attempt, reader=reader, customer=None)
 
-    assert result.outcome == purchase.Outcome.LOGIN
+    assert result.outcome == orders.Outcome.LOGIN
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.SESSION_READY
     assert attempt.placing_at is None
@@ -827,28 +826,28 @@ REJECTED = [
 
 @pytest.mark.parametrize("url", ALLOWED)
 def test_allowed_klarna_redirects(url):
-    assert purchase.is_allowed_klarna_redirect(url)
+    assert orders.is_allowed_klarna_redirect(url)
 
 
 @pytest.mark.parametrize("url", REJECTED)
 def test_rejected_redirects(url):
     """B10/B11: classic and lookalike open-redirect payloads are never followed."""
-    assert not purchase.is_allowed_klarna_redirect(url)
+    assert not orders.is_allowed_klarna_redirect(url)
 
 
 def test_debug_accepts_the_sandbox_hop_only_for_listed_hosts():
     """The sandbox's fake Klarna hop is http on runserver's port; only DEBUG accepts that."""
     hop = "http://127.0.0.1:8000/fake-payway/klarna/hop/s1/"
-    assert purchase.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=True)
-    assert not purchase.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=False)
-    assert not purchase.is_allowed_klarna_redirect(hop, ["klarna.com"], debug=True)
-    assert not purchase.is_allowed_klarna_redirect("http://user@127.0.0.1:8000/", ["127.0.0.1"], debug=True)
-    assert not purchase.is_allowed_klarna_redirect("javascript:alert(1)", ["127.0.0.1"], debug=True)
+    assert orders.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=True)
+    assert not orders.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=False)
+    assert not orders.is_allowed_klarna_redirect(hop, ["klarna.com"], debug=True)
+    assert not orders.is_allowed_klarna_redirect("http://user@127.0.0.1:8000/", ["127.0.0.1"], debug=True)
+    assert not orders.is_allowed_klarna_redirect("javascript:alert(1)", ["127.0.0.1"], debug=True)
 
 
 def test_redirect_hosts_are_configurable(settings):
-    assert purchase.is_allowed_klarna_redirect("https://pay.example.org/x", ["example.org"])
-    assert not purchase.is_allowed_klarna_redirect("https://pay.klarna.com/x", ["example.org"])
+    assert orders.is_allowed_klarna_redirect("https://pay.example.org/x", ["example.org"])
+    assert not orders.is_allowed_klarna_redirect("https://pay.klarna.com/x", ["example.org"])
 
 
 def test_rejected_redirect_goes_to_confirmation_with_a_security_event(shop, payway, caplog):
@@ -858,7 +857,7 @@ def test_rejected_redirect_goes_to_confirmation_with_a_security_event(shop, payw
 
     result = place(attempt)
 
-    assert result.outcome == purchase.Outcome.CONFIRMATION
+    assert result.outcome == orders.Outcome.CONFIRMATION
     assert result.redirect_url == f"/thanks/?ref={attempt.reference}"
     attempt.refresh_from_db()
     assert attempt.state == AttemptState.PLACED  # the order stands
@@ -876,7 +875,7 @@ def test_order_without_redirect_goes_to_confirmation(shop, payway):
     payway.add(responses.POST, PLACE_V2, body="")
     attempt = start(shop).attempt
     result = place(attempt)
-    assert result.outcome == purchase.Outcome.CONFIRMATION
+    assert result.outcome == orders.Outcome.CONFIRMATION
     assert PurchaseAttempt.objects.get(pk=attempt.pk).events.filter(kind=EventKind.SECURITY).count() == 0
 
 
@@ -892,7 +891,7 @@ def test_buying_the_same_product_again_shows_the_existing_order(shop, payway):
 
     again = start(shop, Shop.article_offer_ref, page=shop.article)  # same product via the article's paywall
 
-    assert again.status == purchase.BuyStatus.EXISTING
+    assert again.status == session.BuyStatus.EXISTING
     assert again.attempt.pk == attempt.pk
     assert len(calls_to(payway, CREATE_V2)) == 1
 
@@ -902,11 +901,11 @@ def test_declined_in_widget_is_terminal_and_a_retry_is_a_new_attempt(shop, paywa
     payway.add(responses.POST, CREATE_V2, json=session_json(session_id="fresh-session"))
     attempt = start(shop).attempt
 
-    result = purchase.decline_in_widget(attempt)
-    assert result.outcome == purchase.Outcome.DECLINED
+    result = orders.decline_in_widget(attempt)
+    assert result.outcome == orders.Outcome.DECLINED
     assert result.error_code == "declined_in_widget"
-    assert place(attempt).outcome == purchase.Outcome.DECLINED  # never placed afterwards
-    purchase.decline_in_widget(attempt)  # a second decline changes nothing
+    assert place(attempt).outcome == orders.Outcome.DECLINED  # never placed afterwards
+    orders.decline_in_widget(attempt)  # a second decline changes nothing
 
     retry = start(shop).attempt
     assert retry.pk != attempt.pk
@@ -922,20 +921,20 @@ def test_confirm_once(shop, payway):
     place(attempt)
     attempt.refresh_from_db()
 
-    assert purchase.confirm(attempt) is True
-    assert purchase.confirm(attempt) is False
-    assert purchase.confirm(PurchaseAttempt.objects.get(pk=attempt.pk)) is False
+    assert orders.confirm(attempt) is True
+    assert orders.confirm(attempt) is False
+    assert orders.confirm(PurchaseAttempt.objects.get(pk=attempt.pk)) is False
     assert attempt.events.filter(kind=EventKind.CONFIRMED).count() == 1
 
 
 def test_find_attempt_is_per_reader(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     attempt = start(shop).attempt
-    assert purchase.find_attempt(str(attempt.reference), READER) == attempt
-    assert purchase.find_attempt(attempt.reference, purchase.Reader(key="anon:other")) is None
-    assert purchase.find_attempt("not-a-uuid", READER) is None
-    assert purchase.find_attempt(str(uuid.uuid4()), READER) is None
-    assert purchase.find_attempt(str(attempt.reference), None) is None
+    assert attempts.find_attempt(str(attempt.reference), READER) == attempt
+    assert attempts.find_attempt(attempt.reference, attempts.Reader(key="anon:other")) is None
+    assert attempts.find_attempt("not-a-uuid", READER) is None
+    assert attempts.find_attempt(str(uuid.uuid4()), READER) is None
+    assert attempts.find_attempt(str(attempt.reference), None) is None
 
 
 def test_broken_signal_receiver_does_not_break_the_purchase(shop, payway):
@@ -946,17 +945,17 @@ def test_broken_signal_receiver_does_not_break_the_purchase(shop, payway):
 
     signals.purchase_started.connect(broken)
     try:
-        assert start(shop).status == purchase.BuyStatus.READY
+        assert start(shop).status == session.BuyStatus.READY
     finally:
         signals.purchase_started.disconnect(broken)
 
 
 def test_traffic_source_is_cleaned():
-    assert purchase.clean_traffic_source("newsletter") == "newsletter"
-    assert purchase.clean_traffic_source(" facebook ") == "facebook"
-    assert purchase.clean_traffic_source("<script>") == ""
-    assert purchase.clean_traffic_source("x" * 101) == ""
-    assert purchase.clean_traffic_source(None) == ""
+    assert attempts.clean_traffic_source("newsletter") == "newsletter"
+    assert attempts.clean_traffic_source(" facebook ") == "facebook"
+    assert attempts.clean_traffic_source("<script>") == ""
+    assert attempts.clean_traffic_source("x" * 101) == ""
+    assert attempts.clean_traffic_source(None) == ""
 
 
 # -- one order per reader and product ---------------------------------------------------------------------
@@ -980,11 +979,11 @@ def test_product_key_names_what_is_bought_not_where(shop):
     package = shop.offer(shop.purchase_page, Shop.package_ref)
     article = shop.offer(shop.article, Shop.article_offer_ref)
     campaign = shop.offer(shop.purchase_page, Shop.campaign_ref)
-    assert purchase.offer_product_key(package, shop.site) == "news:package:digital"
-    assert purchase.offer_product_key(article, shop.site) == "news:package:digital"
-    assert purchase.offer_product_key(campaign, shop.site) == "news:campaign:spring-campaign"
-    long_key = purchase.product_key("news", "package", "x" * 1000)
-    assert len(long_key) <= 255 and long_key != purchase.product_key("news", "package", "x" * 999)
+    assert attempts.offer_product_key(package, shop.site) == "news:package:digital"
+    assert attempts.offer_product_key(article, shop.site) == "news:package:digital"
+    assert attempts.offer_product_key(campaign, shop.site) == "news:campaign:spring-campaign"
+    long_key = attempts.product_key("news", "package", "x" * 1000)
+    assert len(long_key) <= 255 and long_key != attempts.product_key("news", "package", "x" * 999)
 
 
 def test_second_offer_of_a_placed_product_is_refused_before_payway(shop, payway, signal_log):
@@ -992,11 +991,11 @@ def test_second_offer_of_a_placed_product_is_refused_before_payway(shop, payway,
     nothing; its attempt ends FAILED "already_bought", pointing at the first, with an event to find."""
     payway.add(responses.POST, PLACE_V2, json=order_json())
     first, second = two_offers_of_one_product(shop, payway)
-    assert place(first).outcome == purchase.Outcome.REDIRECT
+    assert place(first).outcome == orders.Outcome.REDIRECT
 
     result = place(second, token="auth-token-2")
 
-    assert result.outcome == purchase.Outcome.ALREADY_BOUGHT and result.error_code == "already_bought"
+    assert result.outcome == orders.Outcome.ALREADY_BOUGHT and result.error_code == "already_bought"
     assert result.called_payway is False
     assert len(calls_to(payway, PLACE_V2)) == 1
     second.refresh_from_db()
@@ -1006,8 +1005,8 @@ def test_second_offer_of_a_placed_product_is_refused_before_payway(shop, payway,
     assert str(first.reference) in event.detail
     assert ("failed", second.reference, AttemptState.FAILED) in signal_log
     # Its stored outcome says the same on every later submit, still without a call.
-    assert purchase.stored_outcome(second).outcome == purchase.Outcome.ALREADY_BOUGHT
-    assert place(second, token="auth-token-3").outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert orders.stored_outcome(second).outcome == orders.Outcome.ALREADY_BOUGHT
+    assert place(second, token="auth-token-3").outcome == orders.Outcome.ALREADY_BOUGHT
     assert len(calls_to(payway, PLACE_V2)) == 1
 
 
@@ -1018,7 +1017,7 @@ def test_an_order_being_placed_or_settled_also_holds_the_product(shop, payway, f
     place(first)
     PurchaseAttempt.objects.filter(pk=first.pk).update(state=first_state)
 
-    assert place(second).outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert place(second).outcome == orders.Outcome.ALREADY_BOUGHT
     assert len(calls_to(payway, PLACE_V2)) == 1
 
 
@@ -1030,7 +1029,7 @@ def test_a_first_attempt_that_ended_without_an_order_frees_the_product(shop, pay
     place(first)
     PurchaseAttempt.objects.filter(pk=first.pk).update(state=first_end)
 
-    assert place(second).outcome == purchase.Outcome.REDIRECT
+    assert place(second).outcome == orders.Outcome.REDIRECT
     assert len(calls_to(payway, PLACE_V2)) == 2
 
 
@@ -1039,11 +1038,11 @@ def test_nothing_reached_payway_frees_the_product_for_the_other_offer(shop, payw
     payway.add(responses.POST, PLACE_V2, body=requests.ConnectionError("refused"))
     payway.add(responses.POST, PLACE_V2, json=order_json())
     first, second = two_offers_of_one_product(shop, payway)
-    assert place(first).outcome == purchase.Outcome.RETRY
+    assert place(first).outcome == orders.Outcome.RETRY
 
-    assert place(second).outcome == purchase.Outcome.REDIRECT
+    assert place(second).outcome == orders.Outcome.REDIRECT
     # The first attempt, placed again afterwards, is the one refused now.
-    assert place(first, token="auth-token-9").outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert place(first, token="auth-token-9").outcome == orders.Outcome.ALREADY_BOUGHT
 
 
 def test_after_the_rebuy_window_the_product_can_be_bought_again(shop, payway):
@@ -1053,11 +1052,11 @@ def test_after_the_rebuy_window_the_product_can_be_bought_again(shop, payway):
     with freeze_time(t0):
         first, _second = two_offers_of_one_product(shop, payway)
         place(first)
-    with freeze_time(t0 + purchase.REBUY_GUARD + dt.timedelta(minutes=1)):
+    with freeze_time(t0 + attempts.REBUY_GUARD + dt.timedelta(minutes=1)):
         payway.add(responses.POST, CREATE_V2, json=session_json(session_id="third-session"))
         later = start(shop, Shop.article_offer_ref, page=shop.article)
-        assert later.status == purchase.BuyStatus.READY
-        assert place(later.attempt).outcome == purchase.Outcome.REDIRECT
+        assert later.status == session.BuyStatus.READY
+        assert place(later.attempt).outcome == orders.Outcome.REDIRECT
     assert len(calls_to(payway, PLACE_V2)) == 2
 
 
@@ -1068,8 +1067,8 @@ def test_other_products_are_not_held(shop, payway):
     payway.add(responses.POST, PLACE_V2, json=order_json(order_id="campaign-order"))
     package = start(shop).attempt
     campaign = start(shop, Shop.campaign_ref).attempt
-    assert place(package).outcome == purchase.Outcome.REDIRECT
-    assert place(campaign).outcome == purchase.Outcome.REDIRECT
+    assert place(package).outcome == orders.Outcome.REDIRECT
+    assert place(campaign).outcome == orders.Outcome.REDIRECT
     assert len(calls_to(payway, PLACE_V2)) == 2
 
 
@@ -1078,16 +1077,16 @@ def test_the_typed_email_counts_as_the_reader(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     payway.add(responses.POST, CREATE_V2, json=session_json(session_id="other-browser"))
     payway.add(responses.POST, PLACE_V2, json=order_json())
-    browser_a = purchase.Reader(key="anon:" + "a" * 64)
-    browser_b = purchase.Reader(key="anon:" + "b" * 64)
+    browser_a = attempts.Reader(key="anon:" + "a" * 64)
+    browser_b = attempts.Reader(key="anon:" + "b" * 64)
     first = start(shop, reader=browser_a).attempt
     second = start(shop, Shop.article_offer_ref, reader=browser_b, page=shop.article).attempt
-    assert place(first, reader=browser_a).outcome == purchase.Outcome.REDIRECT
+    assert place(first, reader=browser_a).outcome == orders.Outcome.REDIRECT
 
     same_person = CustomerInfo(email="  Reader@Example.COM ", first_name="R", last_name="D")
     result = place(second, reader=browser_b, customer=same_person)
 
-    assert result.outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert result.outcome == orders.Outcome.ALREADY_BOUGHT
     assert len(calls_to(payway, PLACE_V2)) == 1
     # Only keyed hashes of the address are stored, never the address.
     keys = list(ProductClaim.objects.values_list("reader_key", flat=True))
@@ -1101,13 +1100,13 @@ def test_another_email_in_another_browser_is_another_reader(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json(session_id="other-browser"))
     payway.add(responses.POST, PLACE_V2, json=order_json())
     payway.add(responses.POST, PLACE_V2, json=order_json(order_id="other-order"))
-    browser_a = purchase.Reader(key="anon:" + "a" * 64)
-    browser_b = purchase.Reader(key="anon:" + "b" * 64)
+    browser_a = attempts.Reader(key="anon:" + "a" * 64)
+    browser_b = attempts.Reader(key="anon:" + "b" * 64)
     first = start(shop, reader=browser_a).attempt
     second = start(shop, reader=browser_b).attempt
-    assert place(first, reader=browser_a).outcome == purchase.Outcome.REDIRECT
+    assert place(first, reader=browser_a).outcome == orders.Outcome.REDIRECT
     other = CustomerInfo(email="someone.else@example.com", first_name="S", last_name="E")
-    assert place(second, reader=browser_b, customer=other).outcome == purchase.Outcome.REDIRECT
+    assert place(second, reader=browser_b, customer=other).outcome == orders.Outcome.REDIRECT
 
 
 def test_a_logged_in_reader_is_their_payway_account_on_every_device(shop, payway):
@@ -1117,35 +1116,35 @@ def test_a_logged_in_reader_is_their_payway_account_on_every_device(shop, payway
     payway.add(responses.POST, CREATE_V1, json=session_json(session_id="second-device"))
     payway.add(responses.POST, PLACE_V1, json=order_json())
     account = accounts.key_for_account_id(ACCOUNT_ID)
-    device_a = purchase.Reader(key="anon:" + "c" * 64, identity_token=IDENTITY_TOKEN, account_key=account)
-    device_b = purchase.Reader(key="anon:" + "d" * 64, identity_token=IDENTITY_TOKEN, account_key=account)
+    device_a = attempts.Reader(key="anon:" + "c" * 64, identity_token=IDENTITY_TOKEN, account_key=account)
+    device_b = attempts.Reader(key="anon:" + "d" * 64, identity_token=IDENTITY_TOKEN, account_key=account)
     first = start(shop, reader=device_a).attempt
     second = start(shop, Shop.article_offer_ref, reader=device_b, page=shop.article).attempt
     assert first.account_key == second.account_key == account
     assert first.existing_customer and second.existing_customer
 
-    assert place(first, reader=device_a, customer=None).outcome == purchase.Outcome.REDIRECT
-    assert place(second, reader=device_b, customer=None).outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert place(first, reader=device_a, customer=None).outcome == orders.Outcome.REDIRECT
+    assert place(second, reader=device_b, customer=None).outcome == orders.Outcome.ALREADY_BOUGHT
     assert len(calls_to(payway, PLACE_V1)) == 1
 
-    again = start(shop, reader=purchase.Reader(key="anon:" + "e" * 64, account_key=account))
-    assert again.status == purchase.BuyStatus.EXISTING and again.attempt.pk == first.pk
+    again = start(shop, reader=attempts.Reader(key="anon:" + "e" * 64, account_key=account))
+    assert again.status == session.BuyStatus.EXISTING and again.attempt.pk == first.pk
     assert len(calls_to(payway, CREATE_V1)) == 2
     # The account's attempts are the reader's own on any device.
-    assert purchase.find_attempt(first.reference, device_b) == first
-    assert purchase.find_attempt(first.reference, purchase.Reader(key="anon:" + "e" * 64)) is None
+    assert attempts.find_attempt(first.reference, device_b) == first
+    assert attempts.find_attempt(first.reference, attempts.Reader(key="anon:" + "e" * 64)) is None
 
 
 def test_the_account_is_read_from_payway_when_the_caller_did_not(shop, payway):
     payway.add(responses.POST, CREATE_V1, json=session_json())
     payway.add(responses.POST, CREATE_V1, json=session_json(session_id="second-device"))
     payway.add(responses.POST, PLACE_V1, json=order_json())
-    device_a = purchase.Reader(key="anon:" + "c" * 64, identity_token=IDENTITY_TOKEN)
-    device_b = purchase.Reader(key="anon:" + "d" * 64, identity_token=IDENTITY_TOKEN)
+    device_a = attempts.Reader(key="anon:" + "c" * 64, identity_token=IDENTITY_TOKEN)
+    device_b = attempts.Reader(key="anon:" + "d" * 64, identity_token=IDENTITY_TOKEN)
     first = start(shop, reader=device_a).attempt
     second = start(shop, reader=device_b, page=shop.article, ref=Shop.article_offer_ref).attempt
-    assert place(first, reader=device_a, customer=None).outcome == purchase.Outcome.REDIRECT
-    assert place(second, reader=device_b, customer=None).outcome == purchase.Outcome.ALREADY_BOUGHT
+    assert place(first, reader=device_a, customer=None).outcome == orders.Outcome.REDIRECT
+    assert place(second, reader=device_b, customer=None).outcome == orders.Outcome.ALREADY_BOUGHT
     [me] = calls_to(payway, ME_URL)[:1]
     assert me.request.headers["Authorization"] == f"Bearer {IDENTITY_TOKEN}"
     assert len(calls_to(payway, PLACE_V1)) == 1
@@ -1154,11 +1153,11 @@ def test_the_account_is_read_from_payway_when_the_caller_did_not(shop, payway):
 def test_an_unknown_account_stops_a_logged_in_order_before_payway(shop, payway):
     payway.add(responses.POST, CREATE_V1, json=session_json())
     payway.replace(responses.GET, ME_URL, status=503, json={"code": "unavailable"})
-    reader = purchase.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
+    reader = attempts.Reader(key="user:9", identity_token=IDENTITY_TOKEN)
     attempt = start(shop, reader=reader).attempt
 
     result = place(attempt, reader=reader, customer=None)
 
-    assert result.outcome == purchase.Outcome.RETRY and result.error_code == "unavailable"
+    assert result.outcome == orders.Outcome.RETRY and result.error_code == "unavailable"
     assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
     assert len(calls_to(payway, PLACE_V1)) == 0

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from tests.test_purchase import CLIENT_TOKEN, SESSION_ID, Shop, build_shop
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt, PurchaseEvent
-from wagtail_klarna_paywall.purchase import flow as purchase
+from wagtail_klarna_paywall.purchase import attempts
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -92,7 +92,7 @@ def world(django_db_setup, django_db_blocker):
             session = SessionStore()
             session["wagtail_klarna_paywall_reader"] = True
             session.create()
-            key = purchase.anonymous_reader_key(session.session_key)
+            key = attempts.anonymous_reader_key(session.session_key)
             new_customer = _attempt(shop, key, AttemptState.SESSION_READY)
             placed = _attempt(
                 shop,

@@ -21,7 +21,7 @@ from django.test import Client
 from tests.test_purchase import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, build_shop, order_json, session_json
 from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt
-from wagtail_klarna_paywall.purchase import flow as purchase
+from wagtail_klarna_paywall.purchase import attempts
 
 #: Faults where nothing reached Payway.
 CONNECT_FAULTS = {"connection-refused", "connect-timeout"}
@@ -141,7 +141,7 @@ def test_place_order_fault(shop, db, fault):
     session["wagtail_klarna_paywall_reader"] = True
     session.create()
     client.cookies["sessionid"] = session.session_key
-    attempt = _attempt(shop, purchase.anonymous_reader_key(session.session_key), AttemptState.SESSION_READY)
+    attempt = _attempt(shop, attempts.anonymous_reader_key(session.session_key), AttemptState.SESSION_READY)
     url = f"/subscribe/checkout/{attempt.reference}/"
     data = {"klarna_authorization_token": VALID_TOKEN, **VALID_CUSTOMER}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
@@ -184,7 +184,7 @@ def test_place_order_success_is_the_control_case(shop, db):
     session["wagtail_klarna_paywall_reader"] = True
     session.create()
     client.cookies["sessionid"] = session.session_key
-    attempt = _attempt(shop, purchase.anonymous_reader_key(session.session_key), AttemptState.SESSION_READY)
+    attempt = _attempt(shop, attempts.anonymous_reader_key(session.session_key), AttemptState.SESSION_READY)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as payway:
         payway.add(responses.POST, TOKEN_URL, json={"access_token": "system", "expires_in": 3600})
         payway.add(responses.POST, PLACE_V2, json=order_json())

@@ -46,8 +46,7 @@ from wagtail_klarna_paywall.models import (
     PurchaseAttempt,
     PurchaseEvent,
 )
-from wagtail_klarna_paywall.purchase import flow as purchase
-from wagtail_klarna_paywall.purchase import views
+from wagtail_klarna_paywall.purchase import orders, views
 
 SYSTEM_TOKEN = "SENTINEL-SYSTEM-ACCESS-TOKEN-5d1c"
 IDENTITY_TOKEN = "SENTINEL-IDENTITY-TOKEN-77ab"
@@ -342,7 +341,7 @@ def _crash_report(shop, settings, monkeypatch) -> tuple[str, str]:
     def crash(*args, **kwargs):
         raise RuntimeError("bug after the call")
 
-    monkeypatch.setattr(purchase, "_order_placed", crash)
+    monkeypatch.setattr(orders, "_order_placed", crash)
     got_request_exception.connect(on_exception)
     client = Client(raise_request_exception=False)
     try:

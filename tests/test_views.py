@@ -796,7 +796,7 @@ def test_redirect_outside_the_allow_list_goes_to_confirmation(shop, payway, read
     assert attempt.state == AttemptState.PLACED and attempt.redirect_rejected
     assert attempt.events.filter(kind=EventKind.SECURITY, error_code="redirect_rejected").count() == 1
     assert any(
-        r.levelname == "WARNING" for r in caplog.records if r.name == "wagtail_klarna_paywall.purchase.flow"
+        r.levelname == "WARNING" for r in caplog.records if r.name == "wagtail_klarna_paywall.purchase.orders"
     )
     assert pay(reader, attempt)["Location"] == f"/thanks/?ref={attempt.reference}"
 
@@ -943,7 +943,7 @@ def test_error_reports_hide_the_authorization_token_and_customer_fields(shop, pa
     """S04: checkout marks the token and the new customer's details as sensitive POST parameters."""
     from django.views.debug import SafeExceptionReporterFilter
 
-    from wagtail_klarna_paywall.purchase import flow as purchase
+    from wagtail_klarna_paywall.purchase import orders
 
     payway.add(responses.POST, CREATE_V2, json=session_json())
     attempt = start_checkout(reader, shop)
@@ -954,7 +954,7 @@ def test_error_reports_hide_the_authorization_token_and_customer_fields(shop, pa
         seen.update(SafeExceptionReporterFilter().get_post_parameters(request))
         raise RuntimeError("forced")
 
-    monkeypatch.setattr(purchase, "place_order", capture)
+    monkeypatch.setattr(orders, "place_order", capture)
     with pytest.raises(RuntimeError):
         pay(reader, attempt)
     cleansed = SafeExceptionReporterFilter.cleansed_substitute

@@ -40,7 +40,7 @@ from wagtail_klarna_paywall import signals
 from wagtail_klarna_paywall.fake import state
 from wagtail_klarna_paywall.models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt
 from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
-from wagtail_klarna_paywall.purchase import flow as purchase
+from wagtail_klarna_paywall.purchase import attempts, orders
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -179,8 +179,8 @@ class ReadTogether:
 
     def __init__(self, monkeypatch, parties: int) -> None:
         self.barrier = threading.Barrier(parties, timeout=30)
-        self.original = purchase.find_attempt
-        monkeypatch.setattr(purchase, "find_attempt", self)
+        self.original = attempts.find_attempt
+        monkeypatch.setattr(attempts, "find_attempt", self)
 
     def __call__(self, reference, reader):
         attempt = self.original(reference, reader)
@@ -285,7 +285,7 @@ def test_c05_two_tabs_same_offer(shop, fake_payway):
     assert state.calls("place_order") == 1
 
     attempt.refresh_from_db()
-    assert not purchase.is_session_reusable(attempt)  # the session is dropped after the purchase
+    assert not attempts.is_session_reusable(attempt)  # the session is dropped after the purchase
     reload = browser(cookies).get(shop.checkout_url(attempt), secure=True)
     assert reload.status_code == 200
     assert client_token_in(reload.content.decode()) is None  # no widget for a bought attempt
@@ -342,7 +342,7 @@ def _age_session(attempt: PurchaseAttempt, age: dt.timedelta) -> None:
     frozen: freezegun does not reach the other threads, the database timestamps do."""
     created = timezone.now() - age
     PurchaseAttempt.objects.filter(pk=attempt.pk).update(
-        session_created_at=created, session_expires_at=created + purchase.SESSION_LIFETIME
+        session_created_at=created, session_expires_at=created + attempts.SESSION_LIFETIME
     )
 
 
@@ -474,7 +474,7 @@ def test_c10_states_are_monotonic_under_forced_interleavings(shop, fake_payway, 
             side_answers.append(response.status_code)
         elif step == "expire lease":
             PurchaseAttempt.objects.filter(pk=attempt.pk).update(
-                placing_at=timezone.now() - purchase.PLACING_LEASE - dt.timedelta(seconds=1)
+                placing_at=timezone.now() - attempts.PLACING_LEASE - dt.timedelta(seconds=1)
             )
         snapshot()
         assert attempt.state in (AttemptState.PLACING, AttemptState.UNKNOWN)
@@ -505,12 +505,12 @@ def test_c10_a_stale_worker_after_confirmation_changes_nothing(shop, fake_payway
     assert post_pay(browser(cookies), shop, attempt, authorization()).status_code == 303
     assert browser(cookies).get(shop.confirmation_url(attempt), secure=True).status_code == 200
 
-    reader = purchase.Reader(key=stale.reader_key, user_id=stale.user_id)
+    reader = attempts.Reader(key=stale.reader_key, user_id=stale.user_id)
     results = run_together(
         [
             lambda: Call(
                 extra={
-                    "result": purchase.place_order(
+                    "result": orders.place_order(
                         PurchaseAttempt.objects.get(pk=stale.pk) if i else stale,
                         reader,
                         authorization_token=authorization(),

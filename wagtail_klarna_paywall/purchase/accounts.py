@@ -2,7 +2,7 @@
 
 A logged-in reader is their Payway *account*, whatever the browser, device or login: two Django sessions
 of one account are one reader, so the one-order-per-product guard
-(:func:`wagtail_klarna_paywall.purchase.flow.place_order`) keys on :func:`account_key`. The account id comes
+(:func:`wagtail_klarna_paywall.purchase.orders.place_order`) keys on :func:`account_key`. The account id comes
 from ``GET /v3/me`` with the reader's identity token and is cached per reader in the Django cache under a
 keyed hash of the reader (never under, or next to, the token). What is cached and stored is a keyed hash
 of the account id, not the id.

@@ -30,7 +30,7 @@ from django.utils.crypto import salted_hmac
 
 from ..conf import DEFAULTS, paywall_settings
 from ..models import OPEN_STATES, EventKind, PurchaseAttempt
-from . import flow as purchase
+from . import attempts, session
 
 if TYPE_CHECKING:
     from wagtail.models import Page
@@ -178,28 +178,28 @@ def release(decision: Decision) -> None:
 # -- which buys count -------------------------------------------------------------------------------
 
 
-def needs_new_session(reader: purchase.Reader, offer: Offer, offer_page: Page) -> bool:
-    """Whether :func:`purchase.start_purchase` would call ``create_session`` for this buy.
+def needs_new_session(reader: attempts.Reader, offer: Offer, offer_page: Page) -> bool:
+    """Whether :func:`session.start_purchase` would call ``create_session`` for this buy.
 
     Repeated clicks on the same offer reuse the open attempt's session and must not use up the reader's
     budget. Uses the purchase flow's own reuse rule and rebuy guard; a race that makes the guess wrong is
     put right by :func:`settle`.
     """
     now = timezone.now()
-    if purchase.previous_order(reader, offer, now, offer_page.get_site()) is not None:
+    if attempts.previous_order(reader, offer, now, offer_page.get_site()) is not None:
         return False
     attempt = PurchaseAttempt.objects.filter(
-        reader_key=reader.key, offer_key=purchase.offer_key(offer_page, offer), state__in=OPEN_STATES
+        reader_key=reader.key, offer_key=attempts.offer_key(offer_page, offer), state__in=OPEN_STATES
     ).first()
-    return attempt is None or not purchase.can_reuse_session(attempt, reader, offer, now)
+    return attempt is None or not attempts.can_reuse_session(attempt, reader, offer, now)
 
 
-def created_a_session(result: purchase.BuyResult) -> bool:
+def created_a_session(result: session.BuyResult) -> bool:
     """Whether the buy that returned ``result`` reached Payway's ``create_session``: a fresh session, a
     failed call, or an identity refused. Not: a reused session, an existing order, a configuration error."""
-    if result.attempt is None or result.status == purchase.BuyStatus.EXISTING:
+    if result.attempt is None or result.status == session.BuyStatus.EXISTING:
         return False
-    if result.status != purchase.BuyStatus.READY:
+    if result.status != session.BuyStatus.READY:
         return True
     # The latest session event of the attempt is the one this buy wrote under the attempt's row lock.
     last = (
@@ -211,7 +211,7 @@ def created_a_session(result: purchase.BuyResult) -> bool:
     return last == EventKind.SESSION_CREATED
 
 
-def settle(decision: Decision, result: purchase.BuyResult) -> None:
+def settle(decision: Decision, result: session.BuyResult) -> None:
     """After the buy: give back a reservation that did not end in a ``create_session`` call."""
     if decision.keys and not created_a_session(result):
         release(decision)

@@ -1,5 +1,6 @@
 """The request/response layer of the purchase flow: read and validate the request, call
-:mod:`~wagtail_klarna_paywall.purchase.flow`, render or redirect. No flow decisions live here.
+:mod:`~wagtail_klarna_paywall.purchase.session` and :mod:`~wagtail_klarna_paywall.purchase.orders`, render
+or redirect. No flow decisions live here.
 
 The purchase page's routes (``KlarnaPurchasePage``) and the confirmation page call these functions.
 Every view is wrapped in :func:`~wagtail_klarna_paywall.purchase.hardening.flow_page` (no caching, no
@@ -36,8 +37,7 @@ from ..newsroom import analytics
 from ..offers import Offer, resolve_offer
 from ..payway.types import BrowserInfo, CustomerInfo
 from ..reading import access, grants
-from . import accounts, ratelimit
-from . import flow as purchase
+from . import accounts, attempts, orders, ratelimit, session
 from .hardening import flow_page
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.views")
@@ -81,7 +81,7 @@ def reader_identity_token(request: HttpRequest) -> str | None:
         return None
 
 
-def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader | None:
+def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader | None:
     """Who is asking. Anonymous readers are keyed by their Django session, which only the buy POST
     creates (``start=True``): viewing a page never creates a session (docs/reliability.md L01)."""
     token = reader_identity_token(request)
@@ -89,7 +89,7 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader 
     account = accounts.account_key(request, token) if token else None
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return purchase.Reader(purchase.user_reader_key(user.pk), user.pk, token, account)
+        return attempts.Reader(attempts.user_reader_key(user.pk), user.pk, token, account)
     session = getattr(request, "session", None)
     if session is None:
         return None
@@ -100,7 +100,7 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> purchase.Reader 
         session[READER_SESSION_FLAG] = True
         session.save()
         session_key = session.session_key
-    return purchase.Reader(purchase.anonymous_reader_key(session_key), None, token, account)
+    return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account)
 
 
 def browser_ip(request: HttpRequest) -> str:
@@ -138,7 +138,7 @@ def _utm_from_url(url: str) -> str:
     except ValueError:
         return ""
     values = parse_qs(query).get("utm_source") or [""]
-    return purchase.clean_traffic_source(values[0])
+    return attempts.clean_traffic_source(values[0])
 
 
 def traffic_source(request: HttpRequest) -> str:
@@ -146,7 +146,7 @@ def traffic_source(request: HttpRequest) -> str:
     posted = (
         request.POST.get("utm_source", "") if request.method == "POST" else request.GET.get("utm_source", "")
     )
-    return purchase.clean_traffic_source(posted) or _utm_from_url(request.META.get("HTTP_REFERER", ""))
+    return attempts.clean_traffic_source(posted) or _utm_from_url(request.META.get("HTTP_REFERER", ""))
 
 
 # -- forms ------------------------------------------------------------------------------------------
@@ -335,10 +335,10 @@ def _render_checkout(
     message = messages.reader_message(message_code) if message_code else None
     mode = "outcome"
     extra: dict[str, Any] = {}
-    if state == AttemptState.SESSION_READY and purchase.is_session_reusable(attempt):
+    if state == AttemptState.SESSION_READY and attempts.is_session_reusable(attempt):
         mode = "widget"
-        settings_obj = purchase.site_settings(attempt.site)
-        category = purchase.choose_payment_method_category(
+        settings_obj = attempts.site_settings(attempt.site)
+        category = attempts.choose_payment_method_category(
             attempt, attempt.payment_method_categories, settings_obj.default_payment_method_category
         )
         # No category the session lists fits (why is in the attempt's events): the widget's fallback,
@@ -384,16 +384,16 @@ def _render_checkout(
     elif state in (AttemptState.PLACED, AttemptState.CONFIRMED):
         mode = "already_bought"
         message = messages.reader_message(messages.ALREADY_BOUGHT)
-        extra["confirmation_url"] = purchase.confirmation_path(attempt, request)
+        extra["confirmation_url"] = attempts.confirmation_path(attempt, request)
     elif state == AttemptState.FAILED and attempt.error_code == messages.ALREADY_BOUGHT:
         # Stopped before Payway: the reader's other attempt holds this product. Link to that purchase's
         # confirmation when this reader may open it (same browser or same Payway account); a purchase
         # matched by the typed e-mail alone is another browser's, whose confirmation says nothing here.
         mode = "already_bought"
         winner = attempt.duplicate_of
-        if winner is not None and purchase.same_reader(attempt, winner):
+        if winner is not None and attempts.same_reader(attempt, winner):
             message = messages.reader_message(messages.ALREADY_BOUGHT)
-            extra["confirmation_url"] = purchase.confirmation_path(winner, request)
+            extra["confirmation_url"] = attempts.confirmation_path(winner, request)
         else:
             message = messages.reader_message(messages.ALREADY_BOUGHT_ELSEWHERE)
         extra["article_url"] = _article_url(attempt.page, request)
@@ -501,14 +501,14 @@ def _new_customer_form(request: HttpRequest) -> CustomerForm:
     return CustomerForm(initial=accounts.customer_details(request, token) if token else None)
 
 
-def _respond(request: HttpRequest, page: Page, result: purchase.PlaceResult, **kwargs: Any) -> HttpResponse:
+def _respond(request: HttpRequest, page: Page, result: orders.PlaceResult, **kwargs: Any) -> HttpResponse:
     """Turn a stored or fresh outcome into the reader's answer."""
     attempt, outcome = result.attempt, result.outcome
-    if outcome in (purchase.Outcome.REDIRECT, purchase.Outcome.CONFIRMATION) and result.redirect_url:
+    if outcome in (orders.Outcome.REDIRECT, orders.Outcome.CONFIRMATION) and result.redirect_url:
         return HttpResponseRedirect(result.redirect_url, status=303)
-    if outcome == purchase.Outcome.LOGIN:
+    if outcome == orders.Outcome.LOGIN:
         return _login_redirect(request, page, attempt)
-    if outcome == purchase.Outcome.RETRY:
+    if outcome == orders.Outcome.RETRY:
         status = 503 if result.error_code in _TRANSIENT_CODES else 400
         return _render_checkout(
             request, page, attempt, message_code=result.error_code, status=status, **kwargs
@@ -523,13 +523,13 @@ def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) 
     return HttpResponseRedirect(provider.login_url(request, checkout_url(page, request, attempt)), status=303)
 
 
-def _get_attempt(request: HttpRequest, page: Page, reference: Any) -> tuple[purchase.Reader, PurchaseAttempt]:
+def _get_attempt(request: HttpRequest, page: Page, reference: Any) -> tuple[attempts.Reader, PurchaseAttempt]:
     """The reader's own attempt, or 404 (another reader's attempt is indistinguishable from none)."""
     reader = reader_for(request)
-    attempt = purchase.find_attempt(reference, reader)
+    attempt = attempts.find_attempt(reference, reader)
     if reader is None or attempt is None:
         raise Http404
-    return reader, purchase.expire_stale_placing(attempt)
+    return reader, orders.expire_stale_placing(attempt)
 
 
 # -- views ------------------------------------------------------------------------------------------
@@ -561,7 +561,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         # The reader holds what this offer sells (their account, or what this browser just bought):
         # nothing to buy, no Payway session. Their own recent order of it is shown if there is one.
         known = reader_for(request)
-        previous = purchase.previous_order(known, offer, timezone.now(), page.get_site()) if known else None
+        previous = attempts.previous_order(known, offer, timezone.now(), page.get_site()) if known else None
         if previous is not None and previous.purchase_page_id:
             return HttpResponseRedirect(
                 checkout_url(previous.purchase_page.specific, request, previous), status=303
@@ -592,7 +592,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             )
             response["Retry-After"] = str(budget.retry_after)
             return response
-    result = purchase.start_purchase(
+    result = session.start_purchase(
         reader=reader,
         offer=offer,
         offer_page=holder,
@@ -601,9 +601,9 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         traffic_source=traffic_source(request),
     )
     ratelimit.settle(budget, result)
-    if result.status in (purchase.BuyStatus.READY, purchase.BuyStatus.EXISTING):
+    if result.status in (session.BuyStatus.READY, session.BuyStatus.EXISTING):
         return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
-    if result.status == purchase.BuyStatus.LOGIN:
+    if result.status == session.BuyStatus.LOGIN:
         provider = _identity_provider()
         if provider is not None:
             provider.forget(request)
@@ -636,7 +636,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
 
     if attempt.state != AttemptState.SESSION_READY:
         # A second submit, a second tab, a reload: the stored outcome, never a second call (C02, C04).
-        return _respond(request, page, purchase.stored_outcome(attempt, request))
+        return _respond(request, page, orders.stored_outcome(attempt, request))
 
     token = request.POST.get("klarna_authorization_token", "")
     customer_form = None
@@ -644,7 +644,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         customer_form = CustomerForm(request.POST)
     if not _AUTH_TOKEN_RE.match(token):
         # B01/B03: no call, the attempt stays ready, the widget is shown again.
-        purchase.record_validation_error(attempt, messages.MISSING_AUTHORIZATION)
+        orders.record_validation_error(attempt, messages.MISSING_AUTHORIZATION)
         if customer_form is not None:
             customer_form.is_valid()
         return _render_checkout(
@@ -656,7 +656,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
             customer_form=customer_form,
         )
     if customer_form is not None and not customer_form.is_valid():
-        purchase.record_validation_error(attempt, messages.INVALID_CUSTOMER)
+        orders.record_validation_error(attempt, messages.INVALID_CUSTOMER)
         return _render_checkout(
             request,
             page,
@@ -665,7 +665,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
             status=400,
             customer_form=customer_form,
         )
-    result = purchase.place_order(
+    result = orders.place_order(
         attempt,
         reader,
         authorization_token=token,
@@ -679,7 +679,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         result.attempt,
         email=customer_form.cleaned_data["email"] if customer_form is not None else "",
     )
-    if result.outcome == purchase.Outcome.LOGIN and result.error_code == "authentication_expired":
+    if result.outcome == orders.Outcome.LOGIN and result.error_code == "authentication_expired":
         provider = _identity_provider()
         if provider is not None:
             provider.forget(request)
@@ -692,7 +692,7 @@ def declined(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     _reader, attempt = _get_attempt(request, page, reference)
-    result = purchase.decline_in_widget(attempt)
+    result = orders.decline_in_widget(attempt)
     return _render_checkout(request, page, result.attempt, message_code=result.error_code)
 
 
@@ -706,15 +706,15 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         return HttpResponseNotAllowed(["GET", "HEAD"])
     ref = request.GET.get("ref", "")
     reader = reader_for(request)
-    attempt = purchase.find_attempt(ref, reader) if ref else None
+    attempt = attempts.find_attempt(ref, reader) if ref else None
     if attempt is None and ref:
-        purchase.record_foreign_reference(ref)
+        orders.record_foreign_reference(ref)
     message = None
     article_url = ""
     grant = None
     if attempt is not None:
-        attempt = purchase.expire_stale_placing(attempt)
-        if purchase.confirm(attempt):
+        attempt = orders.expire_stale_placing(attempt)
+        if orders.confirm(attempt):
             # The reader now owns the product: forget any cached "no access" answer.
             access.refresh_access(request)
         if attempt.state == AttemptState.PLACING:

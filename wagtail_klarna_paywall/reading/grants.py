@@ -11,7 +11,7 @@ What keeps it safe:
 - The grant lives only in the server-side session, as attempt references with an end time. The browser
   holds nothing but its session cookie: no value it could forge or copy into a URL.
 - Only the request that placed the order (the checkout POST) or that found the reader's own attempt (the
-  confirmation page, through ``purchase.find_attempt``) adds a grant.
+  confirmation page, through ``purchase.attempts.find_attempt``) adds a grant.
 - At read time a grant counts only while its attempt is in :data:`GRANTING_STATES`: when reconciliation
   settles an ``unknown`` attempt as failed (or an attempt ends any other way), its grant ends at once.
 - It ends :data:`PaywallSettings.purchase_grant_hours` after the order was sent to Payway (visiting the
@@ -102,7 +102,7 @@ def has_grants(request: HttpRequest) -> bool:
 
 
 def grant_hours(attempt: PurchaseAttempt) -> int:
-    from ..purchase.flow import site_settings
+    from ..purchase.attempts import site_settings
 
     return site_settings(attempt.site).purchase_grant_hours
 

@@ -1,0 +1,586 @@
+"""Steps 2 and 3 of the purchase flow: place the order once, then confirm (``docs/payway-contract.md``).
+
+2. :func:`place_order`: the reader authorized in Klarna's widget. The attempt is moved from
+   ``session_ready`` to ``placing`` by a conditional UPDATE committed BEFORE Payway is called, so whatever
+   the number of submits, tabs or workers, exactly one request calls Payway. Its outcome is committed
+   before the reader gets an answer; every later request gets that stored outcome (:func:`stored_outcome`).
+   The same step claims the product (:func:`~.attempts.product_key`: title, kind, code) for every identity
+   of the buyer (browser reader, Payway account, typed e-mail): while another attempt of theirs holds it,
+   this one ends FAILED "already_bought" and nothing is sent (one order per reader and product).
+3. :func:`confirm`: the reader is back on the confirmation page; ``placed`` becomes ``confirmed`` once.
+
+Rules held here: a POST that may have reached Payway is never re-sent (its outcome is "unknown" and
+is settled, not retried); nothing secret or personal is stored or logged.
+
+``place_order`` needs autocommit: do not run it inside ``transaction.atomic`` (nor with
+``ATOMIC_REQUESTS``), or the ``placing`` mark would not be committed before the call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
+from django.db import IntegrityError, connections, router, transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from .. import signals
+from ..conf import paywall_settings
+from ..exceptions import (
+    AccountSyncError,
+    AuthenticationExpired,
+    ConfigurationError,
+    MalformedResponse,
+    NotFound,
+    PaymentMethodFailed,
+    PaywayAPIError,
+    PaywayConnectError,
+    PaywayTimeout,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    ValidationError,
+)
+from ..messages import ALREADY_BOUGHT, DECLINED_IN_WIDGET, SESSION_EXPIRED, UNKNOWN_OUTCOME
+from ..models import (
+    AttemptState,
+    EventKind,
+    ProductClaim,
+    PurchaseAttempt,
+    record_event,
+)
+from ..payway import get_client
+from ..payway.types import BrowserInfo, CustomerInfo
+from . import accounts
+from .attempts import (
+    ORDERED_STATES,
+    PLACING_LEASE,
+    REBUY_GUARD,
+    UNAVAILABLE,
+    Reader,
+    account_sync_flags,
+    attempt_product_key,
+    confirmation_path,
+    parse_reference,
+    record_error,
+    send_signal,
+    site_settings,
+)
+
+if TYPE_CHECKING:
+    from ..payway.client import PaywayClient
+
+logger = logging.getLogger("wagtail_klarna_paywall.purchase.orders")
+
+# -- step 2: place the order ------------------------------------------------------------------------
+
+
+class Outcome:
+    REDIRECT = "redirect"  # to Klarna (allow-listed URL)
+    CONFIRMATION = "confirmation"  # straight to our confirmation page
+    IN_PROGRESS = "in_progress"  # another request is placing this attempt right now
+    DECLINED = "declined"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    RETRY = "retry"  # nothing reached Payway: the reader may authorize and submit again
+    LOGIN = "login"  # the reader must log in (again) to buy as an existing customer
+    ALREADY_BOUGHT = "already_bought"  # the reader's other attempt holds this product: nothing was sent
+    NOT_PLACEABLE = "not_placeable"  # the attempt has no session yet (never placed)
+
+
+@dataclass
+class PlaceResult:
+    outcome: str
+    attempt: PurchaseAttempt
+    error_code: str = ""
+    redirect_url: str = ""
+    #: True for the request that actually called Payway (False for a replay of a stored outcome).
+    called_payway: bool = False
+
+
+def is_allowed_klarna_redirect(url: Any, hosts: Any = None, *, debug: bool | None = None) -> bool:
+    """An absolute ``https`` URL, no user info, no port, no odd characters, whose host is one of
+    ``KLARNA_REDIRECT_HOSTS`` or a subdomain of one. Anything else is refused
+    (docs/payway-contract.md#klarna-redirect-allow-list; docs/reliability.md B10, B11).
+
+    Under ``DEBUG`` only (the sandbox, whose fake Klarna hop is served by runserver), ``http`` and an
+    explicit port are accepted too; the host must still be on the list.
+    """
+    if debug is None:
+        debug = bool(django_settings.DEBUG)
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        return False
+    if not url.isascii() or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    if "\\" in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    schemes = ("https", "http") if debug else ("https",)
+    if parts.scheme not in schemes or not url.startswith(f"{parts.scheme}://"):
+        return False
+    host = parts.hostname or ""
+    expected_netloc = f"{host}:{port}" if (debug and port is not None) else host
+    # The netloc must be exactly a lower-case host name: no user info, no port, no upper case, no
+    # trailing-dot tricks.
+    if "@" in parts.netloc or parts.netloc != expected_netloc:
+        return False
+    if not host or not re.fullmatch(r"[a-z0-9.-]+", host) or host.endswith("."):
+        return False
+    if hosts is None:
+        hosts = paywall_settings.KLARNA_REDIRECT_HOSTS
+    for allowed in hosts:
+        allowed = str(allowed).lower().strip(".")
+        if allowed and (host == allowed or host.endswith("." + allowed)):
+            return True
+    return False
+
+
+def expire_stale_placing(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> PurchaseAttempt:
+    """A ``placing`` attempt past its lease lost its worker: mark it ``unknown`` (never re-placed)."""
+    now = now or timezone.now()
+    if attempt.state != AttemptState.PLACING or attempt.placing_at is None:
+        return attempt
+    if now - attempt.placing_at < PLACING_LEASE:
+        return attempt
+    rows = PurchaseAttempt.objects.filter(
+        pk=attempt.pk, state=AttemptState.PLACING, placing_at__lte=now - PLACING_LEASE
+    ).update(state=AttemptState.UNKNOWN, error_code=UNKNOWN_OUTCOME, finished_at=now, updated_at=now)
+    attempt.refresh_from_db()
+    if rows:
+        record_event(attempt, EventKind.ERROR, error_code=UNKNOWN_OUTCOME, detail="placing lease expired")
+        logger.error("Attempt %s was left placing past its lease: outcome unknown", attempt.reference)
+        send_signal(signals.purchase_failed, attempt)
+    return attempt
+
+
+def stored_outcome(attempt: PurchaseAttempt, request: Any = None) -> PlaceResult:
+    """What a request for an attempt that is no longer ``session_ready`` gets: its stored outcome."""
+    attempt = expire_stale_placing(attempt)
+    state = attempt.state
+    if state == AttemptState.PLACING:
+        return PlaceResult(Outcome.IN_PROGRESS, attempt)
+    if state in (AttemptState.PLACED, AttemptState.CONFIRMED):
+        if (
+            attempt.redirect_uri
+            and not attempt.redirect_rejected
+            and is_allowed_klarna_redirect(attempt.redirect_uri)
+        ):
+            return PlaceResult(Outcome.REDIRECT, attempt, redirect_url=attempt.redirect_uri)
+        return PlaceResult(Outcome.CONFIRMATION, attempt, redirect_url=confirmation_path(attempt, request))
+    if state == AttemptState.DECLINED:
+        return PlaceResult(Outcome.DECLINED, attempt, attempt.error_code)
+    if state == AttemptState.FAILED:
+        if attempt.error_code == ALREADY_BOUGHT:
+            return PlaceResult(Outcome.ALREADY_BOUGHT, attempt, ALREADY_BOUGHT)
+        return PlaceResult(Outcome.FAILED, attempt, attempt.error_code)
+    if state == AttemptState.UNKNOWN:
+        return PlaceResult(Outcome.UNKNOWN, attempt, UNKNOWN_OUTCOME)
+    if state == AttemptState.EXPIRED:
+        return PlaceResult(Outcome.EXPIRED, attempt, SESSION_EXPIRED)
+    return PlaceResult(Outcome.NOT_PLACEABLE, attempt)
+
+
+def _request_wide_transaction() -> bool:
+    """Whether the database wraps each request in a transaction (``ATOMIC_REQUESTS``)."""
+    return bool(connections[router.db_for_write(PurchaseAttempt)].settings_dict.get("ATOMIC_REQUESTS"))
+
+
+def _finish(attempt: PurchaseAttempt, from_states: tuple[str, ...], **fields: Any) -> bool:
+    """Conditional, monotonic state change; returns whether this call made it. Updates ``attempt``."""
+    fields.setdefault("updated_at", timezone.now())
+    rows = PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=from_states).update(**fields)
+    attempt.refresh_from_db()
+    return bool(rows)
+
+
+@sensitive_variables("authorization_token", "customer")
+def place_order(
+    attempt: PurchaseAttempt,
+    reader: Reader,
+    *,
+    authorization_token: str,
+    browser: BrowserInfo,
+    customer: CustomerInfo | None = None,
+    now: dt.datetime | None = None,
+    client: PaywayClient | None = None,
+    request: Any = None,
+) -> PlaceResult:
+    """Place the order of ``attempt`` exactly once (invariants I1-I3). See the module docstring.
+
+    ``request`` is only passed through to build a site-relative confirmation URL.
+    """
+    now = now or timezone.now()
+    if attempt.state != AttemptState.SESSION_READY:
+        return stored_outcome(attempt, request)
+    identity_token = reader.identity_token if attempt.existing_customer else None
+    if attempt.existing_customer and not identity_token:
+        # The session was made for the reader's Payway account; they have logged out since.
+        return PlaceResult(Outcome.LOGIN, attempt, "login_required")
+    if not attempt.existing_customer and customer is None:
+        return PlaceResult(Outcome.RETRY, attempt, "invalid_customer")
+    if _request_wide_transaction():
+        # The PLACING mark below would stay uncommitted during the call (check E010): refuse rather than
+        # risk a rolled-back mark and a second order. Nothing has been sent; the attempt stays as it was.
+        logger.error("Refusing to place attempt %s: ATOMIC_REQUESTS is on (check E010)", attempt.reference)
+        return PlaceResult(Outcome.RETRY, attempt, "configuration")
+
+    keys = _reader_identities(attempt, reader, identity_token, customer)
+    if keys is None:
+        # A logged-in purchase whose Payway account cannot be named: the guard could not see this
+        # reader's other devices, so nothing is sent. The attempt stays ready.
+        record_event(attempt, EventKind.ERROR, error_code=UNAVAILABLE, detail="Payway account unknown")
+        return PlaceResult(Outcome.RETRY, attempt, UNAVAILABLE)
+
+    # The exactly-once gate: only the request whose UPDATE changes the row calls Payway, and only while
+    # no other attempt of the same reader holds the product (:func:`_claim_and_mark_placing`). Its
+    # transaction commits the PLACING mark and the claim before the call (I2).
+    rows, holder = _claim_and_mark_placing(attempt, keys, attempt_product_key(attempt), now)
+    attempt.refresh_from_db()
+    if holder is not None:
+        record_event(
+            attempt,
+            EventKind.ERROR,
+            error_code=ALREADY_BOUGHT,
+            detail=f"already bought in attempt {holder.reference}; nothing sent to Payway",
+        )
+        logger.info(
+            "Attempt %s not placed: attempt %s holds the product", attempt.reference, holder.reference
+        )
+        send_signal(signals.purchase_failed, attempt)
+        return PlaceResult(Outcome.ALREADY_BOUGHT, attempt, ALREADY_BOUGHT)
+    if not rows:
+        if attempt.state == AttemptState.SESSION_READY:
+            # The session is past its 48 hours (or was never made): this attempt cannot be placed.
+            if attempt.session_expires_at is not None and _finish(
+                attempt,
+                (AttemptState.SESSION_READY,),
+                state=AttemptState.EXPIRED,
+                error_code=SESSION_EXPIRED,
+                finished_at=now,
+            ):
+                record_event(attempt, EventKind.ERROR, error_code=SESSION_EXPIRED)
+                return PlaceResult(Outcome.EXPIRED, attempt, SESSION_EXPIRED)
+            return PlaceResult(Outcome.NOT_PLACEABLE, attempt)
+        return stored_outcome(attempt, request)
+
+    record_event(attempt, EventKind.AUTHORIZED)
+    settings_obj = site_settings(attempt.site)
+    try:
+        order = (client or get_client()).place_order(
+            klarna_payments_session_id=attempt.payway_session_id,
+            klarna_authorization_token=authorization_token,
+            browser=browser,
+            flags=account_sync_flags(settings_obj),
+            traffic_source=attempt.traffic_source or settings_obj.traffic_source_default,
+            merchant_reference=attempt.merchant_reference,
+            customer=None if attempt.existing_customer else customer,
+            identity_token=identity_token,
+            trial=attempt.is_trial,
+        )
+    # Every failure, even a bug, must leave a stored outcome: the attempt is PLACING and may be at Payway.
+    except BaseException as exc:  # noqa: BLE001
+        return _order_failed(attempt, exc, now)
+    return _order_placed(attempt, order, request)
+
+
+def _reader_identities(
+    attempt: PurchaseAttempt, reader: Reader, identity_token: str | None, customer: CustomerInfo | None
+) -> list[str] | None:
+    """Every key that names the buyer of ``attempt``: the browser reader, their Payway account and, for a
+    new customer, the typed e-mail address (keyed hashes only). None when a logged-in purchase's account
+    cannot be named."""
+    keys = {attempt.reader_key, reader.key}
+    account = reader.account_key
+    if not account and identity_token:
+        account = accounts.account_key(None, identity_token)
+    account = account or attempt.account_key
+    if account:
+        keys.add(account)
+    elif attempt.existing_customer:
+        return None
+    if customer is not None and not attempt.existing_customer:
+        email = accounts.email_key(customer.email)
+        if email:
+            keys.add(email)
+    return sorted(key for key in keys if key)
+
+
+def _claim_and_mark_placing(
+    attempt: PurchaseAttempt, keys: list[str], product: str, now: dt.datetime
+) -> tuple[int, PurchaseAttempt | None]:
+    """Move ``attempt`` to PLACING while claiming ``product`` for every identity in ``keys``, in one
+    short transaction committed before Payway is called. Returns (rows moved, None), or (0, the attempt
+    holding the product) after marking ``attempt`` FAILED "already_bought".
+
+    Why claim rows and not a partial unique index: "one order per reader and product" must hold across
+    several identities of one buyer (session, account, typed e-mail) and only within the rebuy window.
+    A unique index can neither span several keys of one row nor say "within the last 48 hours" (its
+    predicate must be immutable, so ``now()`` is out), and an index on the attempts would also keep
+    refusing after the window. So each (identity, product) has one :class:`ProductClaim` row, unique in
+    the database; this step locks the rows (``SELECT ... FOR UPDATE``, in sorted key order so two buyers
+    sharing a key cannot deadlock), refuses while another attempt holding one of them is placing, placed,
+    confirmed or unknown before ``held_until``, and otherwise makes the conditional UPDATE to PLACING and
+    takes the rows, all in the same transaction. Concurrent submits, tabs, devices and worker processes
+    queue on the row locks; the first one commits its claim, and every later one sees it.
+    """
+    with transaction.atomic():
+        claims = [_locked_claim(key, product) for key in keys]
+        holder_ids = {
+            claim.attempt_id
+            for claim in claims
+            if claim.attempt_id
+            and claim.attempt_id != attempt.pk
+            and claim.held_until is not None
+            and claim.held_until > now
+        }
+        holder = (
+            PurchaseAttempt.objects.filter(pk__in=holder_ids, state__in=ORDERED_STATES)
+            .order_by("placing_at", "pk")
+            .first()
+            if holder_ids
+            else None
+        )
+        if holder is not None:
+            refused = PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SESSION_READY).update(
+                state=AttemptState.FAILED,
+                error_code=ALREADY_BOUGHT,
+                duplicate_of=holder,
+                finished_at=now,
+                updated_at=now,
+            )
+            return 0, (holder if refused else None)
+        rows = (
+            PurchaseAttempt.objects.filter(
+                pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
+            )
+            .exclude(payway_session_id="")
+            .update(
+                state=AttemptState.PLACING,
+                placing_at=now,
+                error_code="",
+                product_key=product,
+                updated_at=now,
+            )
+        )
+        if rows:
+            ProductClaim.objects.filter(pk__in=[claim.pk for claim in claims]).update(
+                attempt=attempt, held_until=now + REBUY_GUARD, updated_at=now
+            )
+        return rows, None
+
+
+def _locked_claim(reader_key: str, product: str) -> ProductClaim:
+    """The claim row of (``reader_key``, ``product``), locked until the transaction ends; created when
+    missing. Two requests creating it at once: the unique constraint makes the second wait for the
+    first's commit and fail, and it then locks the committed row."""
+    for _ in range(3):
+        claim = (
+            ProductClaim.objects.select_for_update()
+            .filter(reader_key=reader_key, product_key=product)
+            .first()
+        )
+        if claim is not None:
+            return claim
+        try:
+            with transaction.atomic():
+                return ProductClaim.objects.create(reader_key=reader_key, product_key=product)
+        except IntegrityError:
+            continue
+    raise IntegrityError("Could not lock the product claim")
+
+
+def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceResult:
+    now = timezone.now()
+    redirect = order.redirect_uri or ""
+    allowed = is_allowed_klarna_redirect(redirect)
+    rejected = bool(redirect) and not allowed
+    # UNKNOWN too: a lease that ran out while Payway was slow must not hide the order it did place.
+    made = _finish(
+        attempt,
+        (AttemptState.PLACING, AttemptState.UNKNOWN),
+        state=AttemptState.PLACED,
+        order_id=(order.order_id or "")[:255],
+        redirect_uri=redirect if allowed else "",
+        redirect_rejected=rejected,
+        error_code="",
+        placed_at=now,
+        finished_at=now,
+    )
+    if made:
+        record_event(attempt, EventKind.PLACED)
+        logger.info("Order placed for attempt %s", attempt.reference)
+        if rejected:
+            record_event(
+                attempt,
+                EventKind.SECURITY,
+                error_code="redirect_rejected",
+                detail=f"redirect not allowed: {_describe_url(redirect)}"[:255],
+            )
+            logger.warning(
+                "Attempt %s: Payway's redirect is not on the Klarna allow-list; sent the reader to the "
+                "confirmation page instead",
+                attempt.reference,
+            )
+        send_signal(signals.purchase_completed, attempt)
+    result = stored_outcome(attempt, request)
+    result.called_payway = True
+    return result
+
+
+def _describe_url(url: str) -> str:
+    """Scheme and host of an untrusted URL for the purchase log (never its path or query)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}"
+    except ValueError:
+        return "?"
+
+
+def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime) -> PlaceResult:
+    """Store the outcome of a failed place_order (committed before the reader is answered)."""
+    if not isinstance(exc, Exception):
+        # KeyboardInterrupt/SystemExit while the request may be at Payway: record what we can, then go.
+        _finish(
+            attempt,
+            (AttemptState.PLACING,),
+            state=AttemptState.UNKNOWN,
+            error_code=UNKNOWN_OUTCOME,
+            finished_at=now,
+        )
+        raise exc
+    record_error(attempt, exc)
+    code = str(getattr(exc, "error_code", "error"))
+    common = {
+        "payway_status": getattr(exc, "status", None),
+        "payway_code": str(getattr(exc, "code", "") or "")[:100],
+        "payway_field": str(getattr(exc, "field", "") or "")[:100],
+    }
+
+    if isinstance(exc, (PaywayConnectError, ConfigurationError, AuthenticationExpired)):
+        # Nothing reached Payway (a connect failure) or Payway refused the token before executing
+        # anything (401): the attempt is placeable again (docs/payway-contract.md#never-re-send).
+        _finish(
+            attempt,
+            (AttemptState.PLACING,),
+            state=AttemptState.SESSION_READY,
+            placing_at=None,
+            error_code=code[:50],
+            **common,
+        )
+        logger.warning("place_order not executed for attempt %s: %s", attempt.reference, code)
+        if isinstance(exc, AuthenticationExpired):
+            if attempt.existing_customer:
+                return PlaceResult(Outcome.LOGIN, attempt, code, called_payway=True)
+            # Our own system token was refused twice: nothing the reader can fix by logging in.
+            code = UNAVAILABLE
+        return PlaceResult(Outcome.RETRY, attempt, code, called_payway=True)
+
+    if isinstance(exc, PaymentMethodFailed):
+        state, outcome = AttemptState.DECLINED, Outcome.DECLINED
+    elif isinstance(exc, PermissionDenied):
+        # A 403 with a scope, identity or permission code: our configuration, not Klarna's refusal, so
+        # never DECLINED. Whether Payway rejects such a 403 before executing anything is not documented
+        # (docs/payway-contract.md, "Errors"), so we decide conservatively: the attempt is not put back to
+        # session_ready (its single-use authorization is never re-sent), it ends FAILED with the error
+        # recorded for the editors' error panel, and the reader is told payments cannot be taken just now.
+        # A later try is a new attempt with a new session and a new authorization.
+        logger.error(
+            "place_order refused for attempt %s: configuration error (HTTP 403 %s)",
+            attempt.reference,
+            getattr(exc, "code", "") or "without a code",
+        )
+        state, outcome = AttemptState.FAILED, Outcome.FAILED
+    elif isinstance(exc, (AccountSyncError, ValidationError, NotFound)) or (
+        isinstance(exc, PaywayAPIError)
+        and not isinstance(exc, (ServerError, RateLimited))
+        and exc.status < 500
+    ):
+        state, outcome = AttemptState.FAILED, Outcome.FAILED
+    else:
+        # PaywayTimeout (incl. a lost connection), ServerError, MalformedResponse, RateLimited, or a bug:
+        # the order may exist. Never re-sent; settled by reconciliation
+        # (docs/payway-contract.md#never-re-send).
+        if not isinstance(exc, (PaywayTimeout, ServerError, MalformedResponse, RateLimited)):
+            logger.exception(
+                "Unexpected error placing the order of attempt %s", attempt.reference, exc_info=exc
+            )
+        state, outcome, code = AttemptState.UNKNOWN, Outcome.UNKNOWN, UNKNOWN_OUTCOME
+
+    made = _finish(
+        attempt, (AttemptState.PLACING,), state=state, error_code=code[:50], finished_at=now, **common
+    )
+    log = logger.error if outcome == Outcome.UNKNOWN else logger.warning
+    log("place_order for attempt %s ended %s (%s)", attempt.reference, state, type(exc).__name__)
+    if made:
+        if state == AttemptState.DECLINED:
+            record_event(attempt, EventKind.DECLINED, error_code=code[:50])
+        send_signal(signals.purchase_failed, attempt)
+        return PlaceResult(outcome, attempt, code, called_payway=True)
+    result = stored_outcome(attempt)
+    result.called_payway = True
+    return result
+
+
+def record_validation_error(attempt: PurchaseAttempt, code: str) -> None:
+    """The browser's submission was rejected before any Payway call (no body is recorded)."""
+    record_event(attempt, EventKind.ERROR, error_code=code[:50], detail="rejected before calling Payway")
+
+
+# -- the widget said no -----------------------------------------------------------------------------
+
+
+def decline_in_widget(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> PlaceResult:
+    """Klarna's widget answered ``show_form: false``: this session cannot be paid. Terminal; a retry
+    starts a new attempt with a new session."""
+    now = now or timezone.now()
+    if _finish(
+        attempt,
+        (AttemptState.SESSION_READY, AttemptState.NEW),
+        state=AttemptState.DECLINED,
+        error_code=DECLINED_IN_WIDGET,
+        finished_at=now,
+    ):
+        record_event(attempt, EventKind.DECLINED, error_code=DECLINED_IN_WIDGET)
+        send_signal(signals.purchase_failed, attempt)
+    return stored_outcome(attempt)
+
+
+# -- step 3: confirmation ---------------------------------------------------------------------------
+
+
+def confirm(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> bool:
+    """Mark a placed attempt confirmed; True only for the one request that did it (C06)."""
+    now = now or timezone.now()
+    if attempt.state != AttemptState.PLACED:
+        return False
+    if _finish(attempt, (AttemptState.PLACED,), state=AttemptState.CONFIRMED, confirmed_at=now):
+        record_event(attempt, EventKind.CONFIRMED)
+        return True
+    return False
+
+
+def record_foreign_reference(reference: Any) -> None:
+    """Someone opened the confirmation page with another reader's reference (B08): a security event."""
+    ref = parse_reference(reference)
+    if ref is None:
+        return
+    attempt = PurchaseAttempt.objects.filter(reference=ref).first()
+    if attempt is not None:
+        record_event(
+            attempt,
+            EventKind.SECURITY,
+            error_code="foreign_reference",
+            detail="confirmation opened by another reader",
+        )
+        logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)

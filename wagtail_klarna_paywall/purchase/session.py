@@ -1,0 +1,285 @@
+"""Step 1 of the purchase flow: the reader pressed "buy" (``docs/payway-contract.md``).
+
+:func:`start_purchase` finds or creates the reader's open attempt for the offer (single flight: a unique
+constraint plus a row lock), and reuses its Payway session while it has at least
+``SESSION_REUSE_MARGIN`` left, or creates one (v1 with the reader's identity, else v2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import signals
+from ..conf import paywall_settings
+from ..exceptions import (
+    AuthenticationExpired,
+    ConfigurationError,
+    NotFound,
+    PaywallError,
+    PermissionDenied,
+    ValidationError,
+)
+from ..messages import NO_PAYMENT_METHOD
+from ..models import (
+    OPEN_STATES,
+    AttemptState,
+    EventKind,
+    PaywallSettings,
+    PurchaseAttempt,
+    record_event,
+)
+from ..payway import client as payway_client_module
+from ..payway import get_client
+from .attempts import (
+    SESSION_LIFETIME,
+    UNAVAILABLE,
+    Reader,
+    can_reuse_session,
+    choose_payment_method_category,
+    confirmation_page_for,
+    confirmation_url,
+    grant_codes,
+    merchant_reference,
+    offer_fields,
+    offer_key,
+    offer_product_key,
+    previous_order,
+    record_error,
+    send_signal,
+    session_category_identifiers,
+    site_settings,
+    uses_identity,
+)
+
+if TYPE_CHECKING:
+    from wagtail.models import Page, Site
+
+    from ..offers import Offer
+    from ..payway.client import PaywayClient
+
+logger = logging.getLogger("wagtail_klarna_paywall.purchase.session")
+
+# -- step 1: buy ------------------------------------------------------------------------------------
+
+
+class BuyStatus:
+    READY = "ready"  # the attempt has a usable session: show the widget
+    EXISTING = "existing"  # the reader already bought (or is buying) this product: show that attempt
+    FAILED = "failed"  # no session; ``error_code`` says why (the attempt, if any, may be retried)
+    LOGIN = "login"  # the reader's identity token was refused: log in again
+
+
+@dataclass
+class BuyResult:
+    status: str
+    attempt: PurchaseAttempt | None = None
+    error_code: str = ""
+
+
+def _get_or_create_open_attempt(defaults: dict[str, Any], reader: Reader, key: str) -> PurchaseAttempt:
+    # The partial unique constraint wkp_one_open_attempt_per_reader_offer makes this single-flight:
+    # a concurrent create loses with IntegrityError, and the retry finds the winner's row.
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                attempt, _created = PurchaseAttempt.objects.get_or_create(
+                    reader_key=reader.key, offer_key=key, state__in=OPEN_STATES, defaults=defaults
+                )
+            return attempt
+        except IntegrityError:
+            continue
+    raise IntegrityError("Could not get or create the open purchase attempt")
+
+
+def start_purchase(
+    *,
+    reader: Reader,
+    offer: Offer,
+    offer_page: Page,
+    purchase_page: Page,
+    site: Site | None,
+    traffic_source: str = "",
+    now: dt.datetime | None = None,
+    client: PaywayClient | None = None,
+) -> BuyResult:
+    """The reader pressed "buy" on ``offer`` (configured on ``offer_page``, bought on ``purchase_page``).
+
+    Returns READY with an attempt holding a usable Payway session (reused or new), EXISTING with the
+    reader's recent order of this product, LOGIN when Payway refused the reader's identity token, or FAILED
+    with an ``error_code`` (nothing was bought). Never raises for Payway failures.
+    """
+    now = now or timezone.now()
+    settings_obj = site_settings(site)
+
+    for _ in range(3):
+        previous = previous_order(reader, offer, now, site)
+        if previous is not None:
+            return BuyResult(BuyStatus.EXISTING, previous)
+
+        confirmation_page = confirmation_page_for(offer, purchase_page, settings_obj)
+        if confirmation_page is None:
+            logger.error("No live confirmation page for offer %s on page %s", offer.ref, offer_page.pk)
+            return BuyResult(BuyStatus.FAILED, None, "configuration")
+
+        reference = uuid.uuid4()
+        defaults = {
+            "reference": reference,
+            "user_id": reader.user_id,
+            "account_key": reader.account_key or "",
+            "product_key": offer_product_key(offer, site),
+            "site": site,
+            "page": offer_page,
+            "purchase_page": purchase_page,
+            "confirmation_page": confirmation_page,
+            "traffic_source": traffic_source[:100],
+            "merchant_reference": merchant_reference(
+                settings_obj.merchant_reference_pattern,
+                page_id=offer_page.pk,
+                offer_code=offer.product_code,
+                attempt=reference,
+            ),
+            "test_mode": settings_obj.test_mode or not paywall_settings.is_production,
+            **offer_fields(offer),
+        }
+        attempt = _get_or_create_open_attempt(defaults, reader, offer_key(offer_page, offer))
+        result = _prepare_session(
+            attempt, reader, offer, confirmation_page, settings_obj, traffic_source, now, client
+        )
+        if result is not None:
+            return result
+        # The attempt left the open states between our read and our lock (another tab placed it): look again.
+    return BuyResult(BuyStatus.FAILED, None, "error")
+
+
+def _prepare_session(
+    attempt: PurchaseAttempt,
+    reader: Reader,
+    offer: Offer,
+    confirmation_page: Page,
+    settings_obj: PaywallSettings,
+    traffic_source: str,
+    now: dt.datetime,
+    client: PaywayClient | None,
+) -> BuyResult | None:
+    """Under the attempt's row lock: reuse its session or create one. None if the attempt left the open
+    states meanwhile."""
+    error: PaywallError | None = None
+    started = False
+    with transaction.atomic():
+        attempt = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if attempt.state not in OPEN_STATES:
+            return None
+        with_identity = uses_identity(offer.is_trial, reader.identity_token)
+        record_event(attempt, EventKind.BUY)
+        if can_reuse_session(attempt, reader, offer, now):
+            changed = {"traffic_source": traffic_source[:100]} if traffic_source else {}
+            changed["access_codes"] = grant_codes(offer)
+            changed = {name: v for name, v in changed.items() if getattr(attempt, name) != v}
+            if changed:
+                for name, value in changed.items():
+                    setattr(attempt, name, value)
+                attempt.save(update_fields=[*changed, "updated_at"])
+            record_event(attempt, EventKind.SESSION_REUSED)
+            return BuyResult(BuyStatus.READY, attempt)
+
+        # A new session: the editor changed the offer, the reader logged in or out, or the old session
+        # is too close to its end (or there is none yet). Drop the old one first so that, should
+        # create_session fail, no stale client token can be rendered.
+        for name, value in offer_fields(offer).items():
+            setattr(attempt, name, value)
+        attempt.product_key = offer_product_key(offer, attempt.site)
+        attempt.account_key = reader.account_key or ""
+        attempt.confirmation_page = confirmation_page
+        attempt.existing_customer = with_identity
+        attempt.payway_session_id = ""
+        attempt.klarna_client_token = ""
+        attempt.payment_method_categories = []
+        attempt.session_created_at = None
+        attempt.session_expires_at = None
+        if traffic_source:
+            attempt.traffic_source = traffic_source[:100]
+        try:
+            session = (client or get_client()).create_session(
+                code=offer.product_code,
+                confirmation_url=confirmation_url(attempt),
+                # v1 requires period_type; a trial is named by its period_id
+                # (docs/payway-contract.md#create_session).
+                period_type=offer.period_type if (not offer.is_trial or with_identity) else None,
+                period_id=offer.period_id or None,
+                disable_account_info_overwrite=settings_obj.disable_account_info_overwrite,
+                identity_token=reader.identity_token if with_identity else None,
+            )
+        except PaywallError as exc:
+            error = exc
+            record_error(attempt, exc)
+            terminal = isinstance(exc, (ValidationError, NotFound, PermissionDenied, ConfigurationError))
+            if terminal and attempt.can_transition(AttemptState.FAILED):
+                attempt.state = AttemptState.FAILED
+                attempt.error_code = exc.error_code
+                attempt.finished_at = now
+            attempt.save()
+        else:
+            categories = [
+                {"identifier": c.identifier, "name": c.name} for c in session.payment_method_categories
+            ]
+            attempt.payway_session_id = session.klarna_payments_session_id[:255]
+            attempt.klarna_client_token = session.klarna_client_token
+            attempt.payment_method_categories = categories
+            attempt.payment_method_category = choose_payment_method_category(
+                offer, categories, settings_obj.default_payment_method_category
+            )[:50]
+            attempt.session_created_at = now
+            attempt.session_expires_at = now + SESSION_LIFETIME
+            started = attempt.state == AttemptState.NEW
+            attempt.state = AttemptState.SESSION_READY
+            attempt.error_code = ""
+            attempt.save()
+            record_event(attempt, EventKind.SESSION_CREATED, endpoint=_session_endpoint(with_identity))
+            if not attempt.payment_method_category:
+                # The checkout will show the fallback, not Klarna: say why where editors look (the
+                # purchase log's error filter and the attempt's timeline).
+                attempt.error_code = NO_PAYMENT_METHOD
+                attempt.save(update_fields=["error_code", "updated_at"])
+                listed = ", ".join(session_category_identifiers(categories))
+                record_event(
+                    attempt,
+                    EventKind.ERROR,
+                    error_code=NO_PAYMENT_METHOD,
+                    detail=f"{'trial' if offer.is_trial else 'offer'}; session lists: {listed}"[:255],
+                )
+                logger.warning(
+                    "No Klarna payment method category fits attempt %s (session lists: %s)",
+                    attempt.reference,
+                    listed,
+                )
+
+    if error is not None:
+        logger.warning(
+            "create_session failed for attempt %s: %s (%s)",
+            attempt.reference,
+            error.error_code,
+            type(error).__name__,
+        )
+        if isinstance(error, AuthenticationExpired) and with_identity:
+            return BuyResult(BuyStatus.LOGIN, attempt, "authentication_expired")
+        if attempt.state == AttemptState.FAILED:
+            send_signal(signals.purchase_failed, attempt)
+        code = UNAVAILABLE if isinstance(error, AuthenticationExpired) else error.error_code
+        return BuyResult(BuyStatus.FAILED, attempt, code)
+    if started:
+        send_signal(signals.purchase_started, attempt)
+    logger.info("Payway session created for attempt %s", attempt.reference)
+    return BuyResult(BuyStatus.READY, attempt)
+
+
+def _session_endpoint(with_identity: bool) -> str:
+    if with_identity:
+        return payway_client_module.CREATE_SESSION_IDENTITY_PATH
+    return payway_client_module.CREATE_SESSION_NEW_CUSTOMER_PATH
