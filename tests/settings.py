@@ -45,7 +45,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Cache-Control: private / Vary: Cookie on responses that depend on the logged-in reader (API, feeds).
-    "wagtail_klarna_paywall.reading.gating.ReaderDependentCacheMiddleware",
+    "wagtail_klarna_paywall.reading.cache_headers.ReaderDependentCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -13,7 +13,7 @@ from django.core.cache import caches
 from django.test import RequestFactory
 
 from wagtail_klarna_paywall.login import sso
-from wagtail_klarna_paywall.reading import access, gating
+from wagtail_klarna_paywall.reading import access, cache_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def test_anonymous_reader_has_no_access_without_any_io():
         assert access.reader_has_access(request, ["digital"]) is False
         assert access.owned_product_codes(request) == frozenset()
     assert not hasattr(request, "session")
-    assert not gating.is_reader_dependent(request)
+    assert not cache_headers.is_reader_dependent(request)
 
 
 def test_reader_with_a_session_but_no_login_has_no_access():
@@ -84,7 +84,7 @@ def test_subscriber_has_access_with_the_identity_token():
         assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
         assert len(rsps.calls) == 1
     assert access.owned_product_codes(request) == frozenset({"digital", "paper"})
-    assert gating.is_reader_dependent(request)
+    assert cache_headers.is_reader_dependent(request)
 
 
 def test_empty_product_codes_never_grant_access():

@@ -13,8 +13,8 @@ from wagtail.test.utils.form_data import nested_form_data, rich_text, streamfiel
 from tests.factories import KlarnaPurchasePageFactory, PurchaseConfirmationPageFactory
 from tests.test_catalogue import MONTH_PERIOD, TRIAL_PERIOD, WEB_PRODUCT, mock_catalogue
 from tests.testapp.models import ArticlePage
+from wagtail_klarna_paywall.blocks import find_offer
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
-from wagtail_klarna_paywall.offers import resolve_offer
 from wagtail_klarna_paywall.reading import gating
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +139,7 @@ def test_editor_creates_a_paywalled_article_through_the_admin(editor, home, purc
     # not the package or campaign codes (which no reader's active_products lists).
     assert list(paywall.value["access_product_codes"]) == []
     assert gating.access_codes(paywall) == (WEB_PRODUCT,)
-    trial = resolve_offer(page, f"{paywall.id}:{items[1].id}")
+    trial = find_offer(page, f"{paywall.id}:{items[1].id}")
     assert trial.is_trial and trial.period_id == TRIAL_PERIOD and trial.payment_method_category == "pay_now"
     assert trial.access_product_codes == (WEB_PRODUCT,)
     assert trial.purchase_page_id == purchase_page.pk

@@ -16,8 +16,8 @@ from wagtail.models import Site
 from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory, OfferBlockFactory
 from tests.test_catalogue import CAMPAIGNS_URL, TRIAL_PERIOD, mock_catalogue
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock, paywall_access_codes, split_at_paywall
-from wagtail_klarna_paywall.offers import resolve_offer
+from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock, find_offer, paywall_access_codes
+from wagtail_klarna_paywall.reading.gating import split_at_paywall
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_anonymous_reader_buys_through_a_get_to_the_purchase_page(client, articl
         # Only the reference travels: no code, period or price in the form.
         assert "digital" not in form.replace("wkp", "") and TRIAL_PERIOD not in form
     # The reference the form sends is the one the purchase flow resolves.
-    offer = resolve_offer(article, f"{paywall.id}:{item_ids[1]}")
+    offer = find_offer(article, f"{paywall.id}:{item_ids[1]}")
     assert offer.is_trial and offer.period_id == TRIAL_PERIOD and offer.purchase_page_id == purchase_page.pk
 
     # Following the GET lands on the purchase page with that offer and a POST to buy/ carrying CSRF.
@@ -401,7 +401,7 @@ def test_offer_values_still_read_into_offers():
 def test_periods_are_stored_as_data_and_shown_in_the_readers_language(stored, language, shown):
     from django.utils import translation
 
-    from wagtail_klarna_paywall.blocks import period_label
+    from wagtail_klarna_paywall.periods import period_label
 
     with translation.override(language):
         assert period_label(stored) == shown
@@ -410,7 +410,7 @@ def test_periods_are_stored_as_data_and_shown_in_the_readers_language(stored, la
 def test_the_chooser_stores_periods_in_no_ones_language():
     from django.utils import translation
 
-    from wagtail_klarna_paywall.blocks import period_code
+    from wagtail_klarna_paywall.periods import period_code
 
     with translation.override("en"):
         english = period_code("month", 3)

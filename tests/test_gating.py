@@ -8,6 +8,7 @@ import pytest
 import responses
 from django.conf import settings
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from wagtail.blocks import CharBlock, ListBlock
 from wagtail.blocks.list_block import ListValue
@@ -17,7 +18,7 @@ from wagtail.rich_text import RichText
 from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
 from tests.test_access import ACTIVE_PRODUCTS_URL, reader_request
 from tests.testapp.models import ArticlePage
-from wagtail_klarna_paywall.reading import gating
+from wagtail_klarna_paywall.reading import access, cache_headers, gating
 
 pytestmark = pytest.mark.django_db
 
@@ -79,10 +80,32 @@ def test_stream_without_paywall_is_free(article):
     assert gating.can_read_all(None, free)
 
 
-def test_visible_children_without_request_stop_at_the_paywall(article):
-    children, paywall, has_access = gating.visible_children(None, article.body)
-    assert [c.block.name for c in children] == ["paragraph"] and paywall.block.name == "paywall"
-    assert has_access is False
+def test_without_a_request_the_stream_stops_at_the_paywall(article):
+    free, paywall, _rest = gating.split_at_paywall(article.body)
+    assert [c.block.name for c in free] == ["paragraph"] and paywall.block.name == "paywall"
+    assert gating.can_read_all(None, article.body) is False
+    assert access.reading(None, gating.access_codes(paywall)) == access.Reading(access.ANONYMOUS, False)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("", ("subscriber", True, "")),
+        ("anonymous", ("anonymous", False, "anonymous")),
+        ("reader", ("reader", False, "reader")),
+        ("subscriber", ("subscriber", True, "subscriber")),
+        (None, ("subscriber", True, None)),
+    ],
+)
+def test_previews_are_decided_by_the_same_function_as_readers(mode, expected):
+    """One owner: preview modes, editors and readers are all answered by access.reading, without Payway."""
+    request = RequestFactory().get("/")
+    request.is_preview = True
+    if mode is not None:
+        setattr(request, access.PREVIEW_MODE_ATTR, mode)
+    with responses.RequestsMock():
+        verdict = access.reading(request, ["digital"])
+    assert (verdict.state, verdict.reads, verdict.preview_mode) == expected
 
 
 # -- page HTML -------------------------------------------------------------------------------------
@@ -244,10 +267,10 @@ def test_reader_cache_headers_only_when_marked(rf):
     from django.http import HttpResponse
 
     request = rf.get("/")
-    response = gating.apply_reader_cache_headers(request, HttpResponse("x"))
+    response = cache_headers.apply_reader_cache_headers(request, HttpResponse("x"))
     assert not response.has_header("Vary") and not response.has_header("Cache-Control")
-    gating.mark_reader_dependent(request)
-    response = gating.apply_reader_cache_headers(request, HttpResponse("x"))
+    cache_headers.mark_reader_dependent(request)
+    response = cache_headers.apply_reader_cache_headers(request, HttpResponse("x"))
     assert response["Vary"] == "Cookie" and response["Cache-Control"] == "private"
 
 

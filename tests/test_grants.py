@@ -37,7 +37,7 @@ from tests.test_views import (  # noqa: F401 - the autouse fixtures apply here t
     text,
 )
 from wagtail_klarna_paywall.models import AttemptState, PaywallSettings, PurchaseAttempt
-from wagtail_klarna_paywall.reading import access, gating, grants
+from wagtail_klarna_paywall.reading import access, cache_headers, gating, grants
 
 pytest_plugins = ["tests.test_purchase"]
 
@@ -278,7 +278,7 @@ def test_the_decision_function(rf, shop, payway):
     assert decision.grant_for(["digital-access"]).email == MASKED
     assert access.reader_has_access(request, ["digital-access"])
     assert gating.can_read_all(request, shop.article.specific.body)
-    assert gating.is_reader_dependent(request)
+    assert cache_headers.is_reader_dependent(request)
     assert access.reader_access(request) is decision  # once per request
 
 
@@ -288,7 +288,7 @@ def test_a_request_without_a_session_cookie_touches_no_session(rf, shop):
     request.session.get.side_effect = AssertionError("session read")
     assert access.reader_access(request).codes == frozenset()
     assert grants.active_grants(request) == () and not grants.has_grants(request)
-    assert not gating.is_reader_dependent(request)
+    assert not cache_headers.is_reader_dependent(request)
 
 
 def test_anonymous_article_stays_cacheable_after_someone_bought(shop, payway):

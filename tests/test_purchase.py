@@ -19,6 +19,7 @@ from wagtail.models import Page, Site
 
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall import signals
+from wagtail_klarna_paywall.blocks import find_offer
 from wagtail_klarna_paywall.models import (
     AttemptState,
     EventKind,
@@ -28,7 +29,6 @@ from wagtail_klarna_paywall.models import (
     PurchaseAttempt,
     PurchaseConfirmationPage,
 )
-from wagtail_klarna_paywall.offers import resolve_offer
 from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
 from wagtail_klarna_paywall.purchase import accounts, attempts, orders, session
 
@@ -88,7 +88,7 @@ class Shop:
     trial_ref = "offer-trial"
 
     def offer(self, page, ref):
-        return resolve_offer(Page.objects.get(pk=page.pk), ref)
+        return find_offer(Page.objects.get(pk=page.pk), ref)
 
 
 def build_shop() -> Shop:

@@ -1,15 +1,24 @@
-"""The paywall block (a cut point in any StreamField), its offer blocks, and their validation."""
+"""The paywall block (a cut point in any StreamField), its offer blocks, their validation, and the
+:class:`Offer` a reader can buy, read from them.
+
+The browser only ever names an offer by its reference (``offer_ref``); code, period and price always come
+from the page's saved configuration through :func:`find_offer`, so a reader cannot choose them.
+
+Offer references:
+- on an article: ``"<paywall block id>:<offer list item id>"``
+- on a purchase page: ``"<offer block id>"`` (its own ``offers`` stream)
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
-from contextvars import ContextVar
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.utils import translation
@@ -17,47 +26,41 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 from wagtail.blocks.struct_block import StructBlockValidationError
+from wagtail.fields import StreamField
 
-from .offers import TRIAL_PAYMENT_METHOD_CATEGORIES, Offer
+from .newsroom import offer_checks
 
 logger = logging.getLogger(__name__)
 
-#: Product codes saved without a catalogue check during the current admin request (Payway unreachable),
-#: so the admin can warn the editor once the page is saved (see ``chooser.warn_about_unchecked_offers``).
-_unchecked_codes: ContextVar[tuple[str, ...]] = ContextVar("wagtail_klarna_paywall_unchecked", default=())
+#: Klarna payment method categories a trial (a 0-amount purchase) can be paid with, in order of preference:
+#: Klarna allows only direct debit for trials, listed as ``direct_debit`` or grouped under ``pay_now``.
+TRIAL_PAYMENT_METHOD_CATEGORIES = ("direct_debit", "pay_now")
 
 
-#: Offered codes that grant access themselves during the current admin request, because Payway's catalogue
-#: lists no products for them and the paywall names none (see ``chooser.warn_about_unchecked_offers``).
-_fallback_codes: ContextVar[tuple[str, ...]] = ContextVar("wagtail_klarna_paywall_fallback", default=())
-
-
-def reset_unchecked_offer_codes() -> None:
-    _unchecked_codes.set(())
-    _fallback_codes.set(())
-
-
-def pop_unchecked_offer_codes() -> tuple[str, ...]:
-    codes = _unchecked_codes.get()
-    _unchecked_codes.set(())
-    return codes
-
-
-def pop_fallback_offer_codes() -> tuple[str, ...]:
-    codes = tuple(dict.fromkeys(_fallback_codes.get()))
-    _fallback_codes.set(())
-    return codes
-
-
-def _record_fallback(code: str) -> None:
-    _fallback_codes.set((*_fallback_codes.get(), code))
-
-
-def _forget_fallback(code: str) -> None:
-    codes = list(_fallback_codes.get())
-    if code in codes:
-        codes.remove(code)
-        _fallback_codes.set(tuple(codes))
+@dataclass(frozen=True)
+class Offer:
+    ref: str
+    product_code: str
+    product_kind: str  # "package" | "campaign"
+    period_type: str  # "limited" | "recurring" (always recurring for campaigns)
+    label: str
+    product_name: str = ""
+    period_id: str = ""
+    is_trial: bool = False
+    #: The editor's choice; empty means "no preference". Loaded only when Payway's session lists it
+    #: (see ``purchase.attempts.choose_payment_method_category``).
+    payment_method_category: str = ""
+    selling_points: tuple[str, ...] = ()
+    price: Decimal | None = None
+    price_period: str = ""
+    #: The paywall (or purchase page) this offer belongs to.
+    purchase_page_id: int | None = None
+    confirmation_page_id: int | None = None
+    #: The product codes that open its paywall's article (:func:`paywall_access_codes`), or for an offer
+    #: of a purchase page's own, the products it grants (:func:`offer_access_codes`).
+    access_product_codes: tuple[str, ...] = field(default=())
+    #: The products buying this offer grants (:func:`offer_access_codes`): what the buyer holds after.
+    grants: tuple[str, ...] = field(default=())
 
 
 # -- which product codes open an article ---------------------------------------------------------------
@@ -165,6 +168,8 @@ class ProductChooserBlock(blocks.FieldBlock):
 
     @cached_property
     def field(self) -> forms.Field:
+        # Wagtail's pattern for a block's widget: imported when the admin first builds the form (the
+        # chooser's views read the models, which import these blocks).
         from .newsroom.chooser import ProductChooserWidget
 
         return forms.CharField(widget=ProductChooserWidget(), **self.field_options)
@@ -259,7 +264,7 @@ class OfferBlock(blocks.StructBlock):
         code = value.get("product_code")
         product = None
         if "product_code" not in errors and code:
-            catalogue_errors, product = _check_against_catalogue(code, value.get("period_id") or "")
+            catalogue_errors, product = offer_checks.check_offer(code, value.get("period_id") or "")
             errors.update(catalogue_errors)
             if product is not None and not split_codes(value.get("included_product_codes")):
                 # Chosen without the chooser's script (an API, a copied block), or chosen before offers
@@ -270,7 +275,7 @@ class OfferBlock(blocks.StructBlock):
         if product is not None and not split_codes(value.get("included_product_codes")):
             # Payway answered and lists no products: the offered code stands in (and the editor is told).
             # Unreached, the "unchecked" warning already asks the editor to check the offer later.
-            _record_fallback(code)
+            offer_checks.record_fallback(code)
         return value
 
 
@@ -369,7 +374,7 @@ class PaywallBlock(blocks.StructBlock):
             # The editor named the codes: no offer falls back to its own code, so no warning about it.
             for offer in value.get("offers") or ():
                 if not split_codes(offer.get("included_product_codes")) and offer.get("product_code"):
-                    _forget_fallback(offer.get("product_code"))
+                    offer_checks.forget_fallback(offer.get("product_code"))
         return value
 
     def get_context(self, value: Any, parent_context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -399,8 +404,7 @@ class PaywallBlock(blocks.StructBlock):
 
 def _only_purchase_page() -> Any:
     """The one live Klarna purchase page, or None when there are none or several."""
-    from django.apps import apps
-
+    # Looked up by name: the models import the blocks.
     pages = list(apps.get_model("wagtail_klarna_paywall", "KlarnaPurchasePage").objects.live()[:2])
     return pages[0] if len(pages) == 1 else None
 
@@ -430,46 +434,6 @@ def _stored_default_login_texts() -> frozenset[str]:
     return frozenset(texts)
 
 
-#: Period units the chooser stores (Payway's ``iteration_type``), in words for readers and editors.
-PERIOD_UNITS: dict[str, tuple[Any, Any]] = {
-    "day": (_("day"), _("days")),
-    "week": (_("week"), _("weeks")),
-    "month": (_("month"), _("months")),
-    "year": (_("year"), _("years")),
-}
-_PERIOD_RE = re.compile(r"^(?:(\d{1,4}) )?(day|week|month|year)s?$")
-
-
-def period_code(iteration_type: str, iteration_length: int) -> str:
-    """What an offer stores as its period: ``"month"`` or ``"3 month"``, data in no one's language."""
-    unit = (iteration_type or "").strip().lower()
-    return unit if iteration_length == 1 else f"{iteration_length} {unit}"
-
-
-def period_label(value: Any) -> str:
-    """A stored period in the reader's (or editor's) language: ``"month"`` -> "månad", ``"3 month"`` ->
-    "3 månader". Anything else (text an editor typed) is shown as it is."""
-    text = (value or "").strip() if isinstance(value, str) else ""
-    match = _PERIOD_RE.match(text)
-    if not match:
-        return text
-    length, unit = int(match.group(1) or 1), match.group(2)
-    singular, plural = PERIOD_UNITS[unit]
-    return str(singular) if length == 1 else f"{length} {plural}"
-
-
-def period_duration(value: Any) -> str:
-    """A stored period as a length of time, always counted: ``"month"`` -> "1 månad", ``"14 day"`` ->
-    "14 dagar" (for "free for ..."). Anything else is shown as it is."""
-    text = (value or "").strip() if isinstance(value, str) else ""
-    match = _PERIOD_RE.match(text)
-    if not match:
-        return text
-    length, unit = int(match.group(1) or 1), match.group(2)
-    singular, plural = PERIOD_UNITS[unit]
-    return f"{length} {singular if length == 1 else plural}"
-
-
 def _buy_url(purchase_page: Any, request: Any, *, route: bool = True) -> str:
     """The purchase page's ``buy/`` route (``route``), or the purchase page itself."""
     if purchase_page is None:
@@ -481,65 +445,6 @@ def _buy_url(purchase_page: Any, request: Any, *, route: bool = True) -> str:
     if not base or not route:
         return base or ""
     return base.rstrip("/") + "/" + page.reverse_subpage("buy")
-
-
-def check_against_catalogue(code: str, period_id: str = "") -> dict[str, ValidationError]:
-    """Errors for an unknown or expired product code, or a period it does not have.
-
-    When Payway cannot be reached the offer is accepted (and logged): an outage must not stop editors
-    from saving, and the purchase flow checks the offer with Payway again anyway.
-    """
-    return _check_against_catalogue(code, period_id)[0]
-
-
-def _check_against_catalogue(code: str, period_id: str = "") -> tuple[dict[str, ValidationError], Any]:
-    """``check_against_catalogue``'s errors, and the catalogue's product when Payway was reached."""
-    from .exceptions import PaywallError
-    from .models import PaywallSettings
-    from .newsroom import catalogue
-
-    try:
-        title_codes = sorted(
-            {code for code in PaywallSettings.objects.values_list("title_code", flat=True) if code}
-        )
-        product = catalogue.find_product(code, in_titles=title_codes or None)
-        if product is None:
-            return {
-                "product_code": ValidationError(
-                    _("“%(code)s” is not a package or campaign in Payway's catalogue. Choose it again."),
-                    code="unknown_product",
-                    params={"code": code},
-                )
-            }, None
-        if catalogue.is_expired(product):
-            return {
-                "product_code": ValidationError(
-                    _("“%(code)s” has expired in Payway and can no longer be sold. Choose another product."),
-                    code="expired_product",
-                    params={"code": code},
-                )
-            }, product
-        if period_id and period_id not in {period.id for period in catalogue.payment_periods(code)}:
-            return {
-                "period_id": ValidationError(
-                    _("“%(code)s” has no such Klarna payment period (any more). Choose the product again."),
-                    code="unknown_period",
-                    params={"code": code},
-                )
-            }, product
-    except PaywallError as err:
-        logger.warning("Payway catalogue unreachable; offer %s saved unchecked: %s", code, err)
-        if code not in _unchecked_codes.get():
-            _unchecked_codes.set((*_unchecked_codes.get(), code))
-        return {}, None
-    return {}, product
-
-
-def split_at_paywall(stream: Any) -> tuple[list[Any], Any | None, list[Any]]:
-    """``(free children, first paywall child or None, gated children)``; see :mod:`.gating`."""
-    from .reading.gating import split_at_paywall as split
-
-    return split(stream)
 
 
 def _page_id(page: Any) -> int | None:
@@ -579,8 +484,6 @@ def offer_from_value(ref: str, value: Any, *, paywall: Any = None) -> Offer:
 
 
 def iter_stream_fields(page: Any):
-    from wagtail.fields import StreamField
-
     for model_field in page._meta.get_fields():
         if isinstance(model_field, StreamField):
             yield getattr(page, model_field.name)
@@ -595,8 +498,10 @@ def iter_paywalls(page: Any):
 
 
 def find_offer(page: Any, offer_ref: str) -> Offer | None:
+    """The offer ``offer_ref`` names on ``page`` (any StreamField), or None if there is no such offer."""
     if not isinstance(offer_ref, str) or len(offer_ref) > 200:
         return None
+    page = getattr(page, "specific", page)
     block_id, _sep, item_id = offer_ref.partition(":")
     if item_id:
         for pid, paywall in iter_paywalls(page):

@@ -486,6 +486,14 @@ def record_login_failure(endpoint: str, error_code: str, *, http_status: int, de
     ).delete()
 
 
+def _flow_views() -> Any:
+    """The purchase flow's views, imported when a page first routes to them: as in Wagtail's own contrib
+    apps, a page's views read the models, so the models reach their views lazily."""
+    from .purchase import views
+
+    return views
+
+
 class KlarnaPurchasePage(HardenedPageMixin, RoutablePageMixin, Page):
     """Hosts the purchase flow: offer choice, the Klarna widget, placing the order.
 
@@ -535,27 +543,19 @@ class KlarnaPurchasePage(HardenedPageMixin, RoutablePageMixin, Page):
 
     @path("")
     def landing(self, request):
-        from .purchase import views
-
-        return views.purchase_landing(request, self)
+        return _flow_views().purchase_landing(request, self)
 
     @path("buy/")
     def buy(self, request):
-        from .purchase import views
-
-        return views.buy(request, self)
+        return _flow_views().buy(request, self)
 
     @path("checkout/<uuid:reference>/")
     def checkout(self, request, reference):
-        from .purchase import views
-
-        return views.checkout(request, self, reference)
+        return _flow_views().checkout(request, self, reference)
 
     @path("checkout/<uuid:reference>/declined/")
     def declined(self, request, reference):
-        from .purchase import views
-
-        return views.declined(request, self, reference)
+        return _flow_views().declined(request, self, reference)
 
 
 class PurchaseConfirmationPage(HardenedPageMixin, Page):
@@ -571,11 +571,9 @@ class PurchaseConfirmationPage(HardenedPageMixin, Page):
         verbose_name = _("purchase confirmation page")
 
     def serve(self, request, *args, **kwargs):
-        from .purchase import views
-
         if is_unrouted(request):
             return not_found(request)
-        return views.confirmation(request, self)
+        return _flow_views().confirmation(request, self)
 
 
 class PaywallViewDay(models.Model):

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Where the reader's SSO2 state (sid, status, identity token) lives in the Django session.
-SESSION_KEY = "wagtail_klarna_paywall.login.sso"
+SESSION_KEY = "wagtail_klarna_paywall.sso"
 #: A login this browser started: the nonce SSO2 hands back to us inside ``r``, and where to go after.
 PENDING_LOGIN_KEY = "wagtail_klarna_paywall.sso_login"
 

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from wagtail.models import Site
+
+from ..models import PaywallSettings
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -41,9 +45,6 @@ def enabled(request: HttpRequest | None) -> bool:
     Read with a plain query, not ``PaywallSettings.for_request``: that creates the settings row when it
     is missing, and rendering a paywall must write nothing.
     """
-    from wagtail.models import Site
-
-    from ..models import PaywallSettings
 
     if request is None:
         return False

@@ -19,10 +19,12 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
@@ -31,11 +33,14 @@ from wagtail.admin.staticfiles import versioned_static
 from wagtail.admin.telepath import register
 from wagtail.admin.viewsets.base import ViewSet
 from wagtail.admin.widgets.chooser import BaseChooser, BaseChooserAdapter
+from wagtail.models import Site
 
-from ..blocks import period_code, period_label
 from ..exceptions import PaywallError
+from ..models import PaywallSettings
 from ..payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product
+from ..periods import period_code, period_label
 from . import catalogue
+from .offer_checks import pop_fallback_offer_codes, pop_unchecked_offer_codes, reset_unchecked_offer_codes
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +139,6 @@ class ProductFilterForm(forms.Form):
 
 def _site_title_code(request: HttpRequest) -> str:
     """The title code of the site the admin is served from ("" when none matches: the picker decides)."""
-    from wagtail.models import Site
-
-    from ..models import PaywallSettings
 
     site = Site.find_for_request(request)
     return PaywallSettings.for_site(site).title_code if site is not None else ""
@@ -209,7 +211,6 @@ def _listing_context(request: HttpRequest) -> dict[str, Any]:
 
 
 def _product_row(product: Product, title_code: str) -> dict[str, Any]:
-    from django.utils.http import urlencode
 
     return {
         "product": product,
@@ -255,7 +256,6 @@ def _find(request: HttpRequest) -> Product:
 
 def periods(request: HttpRequest) -> HttpResponse:
     """Second step: the chosen product's Klarna payment periods."""
-    from django.utils.http import urlencode
 
     context = _furniture()
     context["page_title"] = _("Choose a payment period")
@@ -308,7 +308,7 @@ def chosen_data(product: Product, period: PaymentPeriod) -> dict[str, Any]:
         # Campaign periods are always recurring for Payway, whatever the listing says.
         "period_type": "recurring" if product.kind == PRODUCT_CAMPAIGN else (period.type or "recurring"),
         "price": "" if price is None else str(price),
-        # Data, not words: rendered in each reader's language (blocks.period_label).
+        # Data, not words: rendered in each reader's language (periods.period_label).
         "price_period": period_code(period.iteration_type, period.iteration_length),
         # A free campaign is a trial: it needs the period id and Klarna's direct debit.
         "is_trial": free_campaign,
@@ -356,7 +356,6 @@ def refresh(request: HttpRequest) -> HttpResponse:
 def forget_unchecked_offers(request: HttpRequest, *args: Any) -> None:
     """``before_create_page`` / ``before_edit_page``: start the request with no unchecked offers (nor
     offers whose own code stands in for products the catalogue did not list)."""
-    from ..blocks import reset_unchecked_offer_codes
 
     reset_unchecked_offer_codes()
 
@@ -364,9 +363,6 @@ def forget_unchecked_offers(request: HttpRequest, *args: Any) -> None:
 def warn_about_unchecked_offers(request: HttpRequest, page: Any) -> None:
     """``after_create_page`` / ``after_edit_page``: tell the editor which offers Payway could not confirm,
     and which ones open articles on their own code because the catalogue listed no products."""
-    from django.contrib import messages
-
-    from ..blocks import pop_fallback_offer_codes, pop_unchecked_offer_codes
 
     codes = pop_unchecked_offer_codes()
     if codes:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from wagtail.models import Page
 
-from ..models import EventKind, PaywallViewDay, PurchaseEvent
+from ..messages import MESSAGES
+from ..models import EventKind, LoginFailure, PaywallViewDay, PurchaseAttempt, PurchaseEvent
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,6 @@ def funnel_by_offer(period: Period) -> list[FunnelRow]:
 
 def funnel_by_page(period: Period) -> list[FunnelRow]:
     """One row per article (the page the paywall was on), most buy clicks first."""
-    from wagtail.models import Page
 
     rows = {
         r["attempt__page_id"]: r
@@ -219,7 +220,6 @@ def funnel_by_page(period: Period) -> list[FunnelRow]:
 
 
 def _product_names(codes: set[str]) -> dict[str, str]:
-    from ..models import PurchaseAttempt
 
     names: dict[str, str] = {}
     qs = (
@@ -264,10 +264,6 @@ def reason_title(error_code: str) -> str:
     ``messages`` belongs to the purchase flow; the funnel must keep working with or without it. Its
     generic fallback message is not used here: an operator needs to see which code it was.
     """
-    try:
-        from ..messages import MESSAGES
-    except ImportError:
-        return error_code
     message = MESSAGES.get(error_code)
     return str(message.title) if message is not None else error_code
 
@@ -275,7 +271,6 @@ def reason_title(error_code: str) -> str:
 def recent_errors(limit: int = 20) -> list:
     """The last ``limit`` error and security events (with their attempt) and refused logins (which have
     none), newest first."""
-    from ..models import LoginFailure
 
     events = list(
         PurchaseEvent.objects.filter(kind__in=(EventKind.ERROR, EventKind.SECURITY))

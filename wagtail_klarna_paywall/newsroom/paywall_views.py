@@ -48,12 +48,21 @@ from django.core.cache import caches
 from django.db import IntegrityError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
+from wagtail.fields import StreamField
+from wagtail.models import Page
 
+from ..blocks import PaywallBlock
 from ..conf import paywall_settings
+from ..models import PaywallSettings, PaywallViewDay
+from ..purchase import ratelimit
+from ..purchase.views import browser_ip
+from ..reading import render_cache
+from . import analytics
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -68,7 +77,7 @@ RETENTION_DAYS = 2
 PAGE_TTL = 300
 MAX_OFFERS = 20
 _PREFIX = "wkp:pv"
-_HMAC_SALT = "wagtail_klarna_paywall.newsroom.paywall_views"
+_HMAC_SALT = "wagtail_klarna_paywall.paywall_views"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: User agents that are not readers: crawlers, link previews, monitors, HTTP libraries, headless browsers.
 BOT_PATTERN = re.compile(
@@ -125,10 +134,6 @@ def _raw_items(raw_value: dict[str, Any], name: str) -> list[Any]:
 
 def _read_paywalls(page_id: int) -> dict[str, list[str]]:
     """``{paywall block id: [product codes]}`` of a live page's top-level paywalls, from stored data."""
-    from wagtail.fields import StreamField
-    from wagtail.models import Page
-
-    from ..blocks import PaywallBlock
 
     page = Page.objects.live().filter(pk=page_id).specific().first()
     if page is None:
@@ -162,7 +167,6 @@ def page_paywalls(page_id: int) -> dict[str, list[str]]:
 
 
 def _forget_page(sender: Any, instance: Any = None, **kwargs: Any) -> None:
-    from wagtail.models import Page
 
     if isinstance(instance, Page) and instance.pk:
         _cache().delete(_page_key(instance.pk))
@@ -170,14 +174,12 @@ def _forget_page(sender: Any, instance: Any = None, **kwargs: Any) -> None:
 
 def _forget_paywall_html(sender: Any, instance: Any = None, **kwargs: Any) -> None:
     # The analytics switch is part of the cached paywall markup (data-wkp-analytics).
-    from ..reading import render_cache
 
     render_cache.invalidate()
 
 
 def connect() -> None:
     """Keep the accepted pages fresh, and the cached paywalls in step with the analytics setting."""
-    from ..models import PaywallSettings
 
     post_save.connect(_forget_page, dispatch_uid="wagtail_klarna_paywall.newsroom.paywall_views.save")
     post_delete.connect(_forget_page, dispatch_uid="wagtail_klarna_paywall.newsroom.paywall_views.delete")
@@ -291,8 +293,6 @@ def record_view(request: HttpRequest) -> HttpResponse:
     404 for a page or paywall that does not exist, 405 for another method, 429 when rate-limited.
     Never reads or creates a session, never sets a cookie.
     """
-    from ..purchase import ratelimit
-    from ..purchase.views import browser_ip
 
     status = 204
     if request.method != "POST":
@@ -348,9 +348,6 @@ def _counters(cache: Any, day: dt.date, epoch: str) -> dict[View, int]:
 
 def fold(day: dt.date | None = None) -> FoldResult:
     """Write the day's cached counters into :class:`PaywallViewDay` as absolute values. Idempotent."""
-    from wagtail.models import Page
-
-    from ..models import PaywallViewDay
 
     day = day or timezone.localdate()
     cache = _cache()
@@ -379,7 +376,6 @@ def fold(day: dt.date | None = None) -> FoldResult:
 
 def _write(day: dt.date, view: View, digest: str, epoch: str, count: int) -> int:
     """Set one row from its counter, under a row lock; a concurrent fold computes the same values."""
-    from ..models import PaywallViewDay
 
     lookup = {
         "day": day,
@@ -430,9 +426,6 @@ def tracking(request: HttpRequest | None) -> dict[str, Any]:
     Used while the paywall is rendered, which only happens when its cached HTML is missing: the settings
     read here costs nothing on a warm page. Previews are never counted nor reported.
     """
-    from django.urls import NoReverseMatch, reverse
-
-    from . import analytics
 
     if request is None or getattr(request, "is_preview", False):
         return {}

@@ -16,6 +16,8 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.urls import path
@@ -347,8 +349,6 @@ class PurchaseLogViewSet(ModelViewSet):
     export_filename = "klarna-purchase-log"
 
     def get_permissions_to_register(self):
-        from django.contrib.auth.models import Permission
-        from django.contrib.contenttypes.models import ContentType
 
         return Permission.objects.filter(
             content_type=ContentType.objects.get_for_model(PurchaseAttempt), codename=PERMISSION_CODENAME

@@ -13,6 +13,7 @@ import logging
 
 from django import forms
 from django.core.exceptions import PermissionDenied
+from django.templatetags.static import static
 from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -297,6 +298,5 @@ def test_mode_ribbon_html() -> str:
 def test_mode_ribbon_css() -> str:
     if paywall_settings.is_production:
         return ""
-    from django.templatetags.static import static
 
     return format_html('<link rel="stylesheet" href="{}">', static("wagtail_klarna_paywall/admin.css"))

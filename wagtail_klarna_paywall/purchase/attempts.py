@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from django.db.models import Q
 from django.utils import timezone
 
+from ..blocks import TRIAL_PAYMENT_METHOD_CATEGORIES
 from ..conf import paywall_settings
 from ..exceptions import (
     ConfigurationError,
@@ -34,14 +35,13 @@ from ..models import (
     PurchaseAttempt,
     record_event,
 )
-from ..offers import TRIAL_PAYMENT_METHOD_CATEGORIES
 from ..payway import client as payway_client_module
 from ..payway.types import AccountSyncFlags
 
 if TYPE_CHECKING:
     from wagtail.models import Page, Site
 
-    from ..offers import Offer
+    from ..blocks import Offer
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.attempts")
 
@@ -286,8 +286,8 @@ def choose_payment_method_category(offer_or_attempt: Any, session_categories: An
     A session that lists no categories at all gets the site's default. ``""`` means the checkout shows
     the widget's fallback instead of Klarna, and no authorization can start.
 
-    Takes an :class:`~.offers.Offer` (when the session is created) or the attempt (when its checkout is
-    rendered): both carry ``is_trial`` and ``payment_method_category``.
+    Takes an :class:`~wagtail_klarna_paywall.blocks.Offer` (when the session is created) or the attempt
+    (when its checkout is rendered): both carry ``is_trial`` and ``payment_method_category``.
     """
     listed = session_category_identifiers(session_categories)
     trial = bool(getattr(offer_or_attempt, "is_trial", False))

@@ -23,13 +23,18 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.handlers.exception import response_for_exception
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.http.multipartparser import MultiPartParserError
+from django.template.response import TemplateResponse
+from django.views.csrf import csrf_failure as django_csrf_failure
+from wagtail.models import Page
 
+from .. import messages
 from ..conf import paywall_settings
 
 CACHE_CONTROL = "private, no-store"
@@ -213,15 +218,12 @@ def is_flow_request(request: HttpRequest) -> bool:
     For answers made before the flow view runs (a CSRF failure): routed the way Wagtail routes it, at most
     once per request. False when the path is not a page or cannot be routed.
     """
-    from wagtail.models import Page
-
-    from ..models import KlarnaPurchasePage, PurchaseConfirmationPage
-
     try:
         page = Page.find_for_request(request, request.path)
     except Exception:  # noqa: BLE001 - an error page must never fail for a broken route
         return False
-    return isinstance(page, (KlarnaPurchasePage, PurchaseConfirmationPage))
+    # The flow's pages are the pages this module hardens (the purchase and confirmation pages).
+    return isinstance(page, HardenedPageMixin)
 
 
 def hardens_flow_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -246,8 +248,6 @@ def hardens_flow_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW = "wagtail_klarna_paywall.purchase.hardening.csrf_failure"``: Django's own CSRF
     failure page, hardened on flow pages (CsrfViewMiddleware answers before the flow view runs)."""
-    from django.views.csrf import csrf_failure as django_csrf_failure
-
     return django_csrf_failure(request, reason=reason)
 
 
@@ -279,13 +279,10 @@ def is_unreadable_form(request: HttpRequest) -> bool:
 
 def bad_request_page(request: HttpRequest) -> HttpResponse:
     """The flow's humane 400 page ("we could not read what was sent"), hardened."""
-    from django.template.response import TemplateResponse
-
-    from .. import messages
-    from ..models import PaywallSettings
-
+    # Looked up by name: the models import this module (their pages are hardened by it).
+    settings_model = apps.get_model("wagtail_klarna_paywall", "PaywallSettings")
     try:
-        customer_service = PaywallSettings.for_request(request).customer_service
+        customer_service = settings_model.for_request(request).customer_service
     except Exception:  # noqa: BLE001  - no site (or no database) still gets the page, without the line
         customer_service = ""
     response = TemplateResponse(

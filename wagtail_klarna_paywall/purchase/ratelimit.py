@@ -35,7 +35,7 @@ from . import attempts, session
 if TYPE_CHECKING:
     from wagtail.models import Page
 
-    from ..offers import Offer
+    from ..blocks import Offer
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.ratelimit")
 
@@ -47,7 +47,7 @@ TRIAL_IP = "trial_ip"
 PAYWALL_VIEW_IP = "paywall_view_ip"
 
 _KEY_PREFIX = "wkp:rl"
-_HMAC_SALT = "wagtail_klarna_paywall.purchase.ratelimit"
+_HMAC_SALT = "wagtail_klarna_paywall.ratelimit"
 
 
 @dataclass(frozen=True)

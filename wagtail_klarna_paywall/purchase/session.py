@@ -61,7 +61,7 @@ from .attempts import (
 if TYPE_CHECKING:
     from wagtail.models import Page, Site
 
-    from ..offers import Offer
+    from ..blocks import Offer
     from ..payway.client import PaywayClient
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.session")

@@ -29,12 +29,12 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from wagtail.models import Page
 
 from .. import messages
+from ..blocks import Offer, find_offer
 from ..conf import paywall_settings
 from ..exceptions import PaywallError
 from ..login.identity import get_identity_provider
 from ..models import AttemptState, PaywallSettings, PurchaseAttempt
 from ..newsroom import analytics
-from ..offers import Offer, resolve_offer
 from ..payway.types import BrowserInfo, CustomerInfo
 from ..reading import access, grants
 from . import accounts, attempts, orders, ratelimit, session
@@ -220,7 +220,7 @@ def checkout_url(page: Page, request: HttpRequest, attempt: PurchaseAttempt) -> 
 def _own_offers(page: Page) -> list[Offer]:
     offers = []
     for child in getattr(page, "offers", None) or []:
-        offer = resolve_offer(page, child.id)
+        offer = find_offer(page, child.id)
         if offer is not None and offer.product_code:
             offers.append(offer)
     return offers
@@ -232,7 +232,7 @@ def _article_offer(request: HttpRequest, page: Page) -> tuple[Page, Offer] | Non
     if not (_PAGE_ID_RE.match(page_id) and _OFFER_REF_RE.match(ref)):
         return None
     holder = _live_page(int(page_id))
-    offer = resolve_offer(holder, ref) if holder is not None else None
+    offer = find_offer(holder, ref) if holder is not None else None
     if offer is None or not _offer_belongs_here(offer, holder, page):
         return None
     return holder, offer
@@ -473,7 +473,7 @@ def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
     offer = None
     holder = attempt.page
     if holder is not None and holder.live and ":" in attempt.offer_key:
-        offer = resolve_offer(holder, attempt.offer_key.split(":", 1)[1])
+        offer = find_offer(holder, attempt.offer_key.split(":", 1)[1])
     same = offer is not None and offer.product_code == attempt.product_code
     return AttemptSummary(
         product_name=attempt.product_name,
@@ -553,7 +553,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     if not (_PAGE_ID_RE.match(page_id) and _OFFER_REF_RE.match(ref)):
         return _render_landing(request, page, message_code=messages.BAD_REQUEST, status=400)
     holder = _live_page(int(page_id))
-    offer = resolve_offer(holder, ref) if holder is not None else None
+    offer = find_offer(holder, ref) if holder is not None else None
     if holder is None or offer is None or not _offer_belongs_here(offer, holder, page):
         return _render_landing(request, page, message_code=messages.OFFER_NOT_FOUND, status=400)
 

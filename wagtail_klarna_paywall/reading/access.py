@@ -7,13 +7,13 @@
 - :func:`refresh_access` drops the cached codes, so access is immediate right after a purchase.
 - A purchase made in this browser adds the codes it opens for a while (:mod:`.grants`), logged in or not.
 
-:func:`reader_access` is THE decision of who may read what: the paywall tag, the API serializer and every
-other gate (:mod:`.gating`) go through it (or through :func:`reader_has_access` and
-:func:`owned_product_codes`, which are made from it), so the page, the API, search and feeds agree.
+:func:`reading` is THE decision of who may read what behind a paywall, preview modes included: the
+paywall tag, the API serializer, search and feeds (:mod:`.gating`) all ask it, so the page, the API, search
+and feeds agree. It is made from :func:`reader_access` (what the reader holds, asked once per request),
+which the purchase pages also use through :func:`offer_is_owned`.
 
 Every check on a logged-in reader, and on a browser holding a grant, marks the request as
-reader-dependent (:func:`wagtail_klarna_paywall.reading.gating.mark_reader_dependent`), so its response is
-sent
+reader-dependent (:func:`.cache_headers.mark_reader_dependent`), so its response is sent
 ``Cache-Control: private`` / ``Vary: Cookie``; anonymous responses stay cacheable.
 """
 
@@ -29,11 +29,13 @@ from django.utils.crypto import salted_hmac
 
 from ..conf import paywall_settings as conf
 from ..exceptions import AuthenticationExpired, NotFound, PaywallError
+from ..login.identity import get_identity_provider
+from ..payway import get_client
+from .cache_headers import mark_reader_dependent
+from .grants import Grant, active_grants
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from .grants import Grant
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,13 @@ _FAILED = "failed"
 #: How long a failed lookup is remembered (seconds), at most ACCESS_CACHE_TTL.
 FAILURE_TTL = 15
 _REQUEST_ATTR = "_klarna_paywall_products"
+
+#: Reader states the paywall template knows (and preview modes simulate).
+ANONYMOUS, READER, SUBSCRIBER = "anonymous", "reader", "subscriber"
+#: A reader who reads through a purchase made in this browser (:mod:`.grants`), not a Payway login.
+GRANTED = "granted"
+#: Request attribute set by ``PaywallPreviewMixin.serve_preview``: "" (editor: everything) or a state.
+PREVIEW_MODE_ATTR = "klarna_paywall_preview_mode"
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,47 @@ class ReaderAccess:
         return next((grant for grant in self.grants if wanted & grant.codes), None)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How one request's reader meets one paywall: :func:`reading`'s answer."""
+
+    #: ANONYMOUS, READER, SUBSCRIBER or GRANTED.
+    state: str
+    #: The reader may read what the paywall cuts off.
+    reads: bool
+    #: In a preview: the editor's chosen mode ("" is the editor's own view: everything, and where it
+    #: cuts). None outside previews, and in previews of page models without the preview modes.
+    preview_mode: str | None = None
+
+
+def is_preview(request: HttpRequest | None) -> bool:
+    return bool(getattr(request, "is_preview", False))
+
+
+def reading(request: HttpRequest | None, product_codes: Iterable[str]) -> Reading:
+    """THE decision: may this request's reader read past a paywall that opens for ``product_codes``?
+
+    Editors previewing a page read everything, unless they chose a preview mode, which simulates that
+    reader without calling Payway. Everyone else reads when they hold one of the codes, by a Payway
+    subscription or by a purchase made in this browser (then the state is GRANTED).
+    """
+    if request is None:
+        return Reading(ANONYMOUS, False)
+    if is_preview(request):
+        mode = getattr(request, PREVIEW_MODE_ATTR, None)
+        if mode == "":
+            return Reading(SUBSCRIBER, True, preview_mode="")
+        if mode in (ANONYMOUS, READER, SUBSCRIBER):
+            return Reading(mode, mode == SUBSCRIBER, preview_mode=mode)
+        # A preview of a page model without the preview modes: never gate editors.
+        return Reading(SUBSCRIBER, True)
+    codes = tuple(product_codes)
+    decision = reader_access(request)
+    if decision.reads(codes):
+        return Reading(GRANTED if decision.grant_for(codes) is not None else SUBSCRIBER, True)
+    return Reading(READER if decision.logged_in else ANONYMOUS, False)
+
+
 def offer_is_owned(request: HttpRequest | None, offer: Any) -> bool:
     """THE decision "this reader already holds what ``offer`` sells": the paywall hides such an offer, and
     the purchase page, its ``?page=&offer=`` landing and buy refuse to sell it.
@@ -100,21 +150,22 @@ def holds(offer: Any, owned: frozenset[str] | set[str]) -> bool:
 
 
 def reader_access(request: HttpRequest | None) -> ReaderAccess:
-    """Who this reader is for the paywall, and what they may read: asked once per request.
+    """Who this reader is for the paywall, and what they hold: Payway is asked once per request, the
+    browser's grants are read once per request (and again after :func:`.grants.grant` changed them).
 
     No I/O at all for a request without a session cookie (no identity token, no grant).
     """
     if request is None:
         return ReaderAccess()
     memo = getattr(request, _REQUEST_ATTR, None)
-    if memo is not None:
-        return memo
-    from .grants import active_grants
-
-    logged_in, codes = _lookup(request)
-    decision = ReaderAccess(logged_in=logged_in, subscribed=codes, grants=active_grants(request))
-    setattr(request, _REQUEST_ATTR, decision)
-    return decision
+    if memo is None:
+        logged_in, codes = _lookup(request)
+        memo = ReaderAccess(logged_in=logged_in, subscribed=codes)
+    grants = active_grants(request)
+    if memo.grants is not grants:
+        memo = ReaderAccess(logged_in=memo.logged_in, subscribed=memo.subscribed, grants=grants)
+    setattr(request, _REQUEST_ATTR, memo)
+    return memo
 
 
 def reader_has_access(request: HttpRequest, product_codes: Iterable[str]) -> bool:
@@ -132,7 +183,7 @@ def owned_product_codes(request: HttpRequest) -> frozenset[str]:
 
 
 def forget_request_access(request: HttpRequest) -> None:
-    """Forget this request's decision (a grant was added or dropped): the next check decides again."""
+    """Forget what this request learnt from Payway: the next check asks again."""
     if hasattr(request, _REQUEST_ATTR):
         delattr(request, _REQUEST_ATTR)
 
@@ -147,9 +198,6 @@ def refresh_access(request: HttpRequest) -> None:
 
 def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
     """(logged in, Payway's active products) for the reader."""
-    from ..login.identity import get_identity_provider
-    from .gating import mark_reader_dependent
-
     provider = get_identity_provider()
     token = provider.get_identity_token(request)
     if not token:
@@ -173,8 +221,6 @@ def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
 
 
 def _active_products(request: HttpRequest, provider, token: str) -> frozenset[str]:
-    from ..payway import get_client
-
     client = get_client()
     try:
         return frozenset(client.active_products(token).active_products)
@@ -193,8 +239,6 @@ def _active_products(request: HttpRequest, provider, token: str) -> frozenset[st
 
 def _cache_key(request: HttpRequest, *, provider=None, token: str | None = None) -> str | None:
     if provider is None:
-        from ..login.identity import get_identity_provider
-
         provider = get_identity_provider()
     reader = None
     reader_key = getattr(provider, "reader_key", None)
@@ -202,5 +246,5 @@ def _cache_key(request: HttpRequest, *, provider=None, token: str | None = None)
         reader = reader_key(request)
     if not reader and token:
         # A provider that cannot name its reader: a keyed one-way hash, so the key never reveals the token.
-        reader = salted_hmac("wagtail_klarna_paywall.reading.access", token).hexdigest()
+        reader = salted_hmac("wagtail_klarna_paywall.access", token).hexdigest()
     return f"wkp:access:{reader}" if reader else None

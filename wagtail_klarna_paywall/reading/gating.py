@@ -2,50 +2,47 @@
 
 A paywall block is a cut point: everything after the first paywall block of a stream is for readers
 holding one of the product codes the block opens for (``blocks.paywall_access_codes``: the editor's
-``access_product_codes``, else the products its offers grant). Editors previewing a page always see
-everything.
+``access_product_codes``, else the products its offers grant). Who may read past it is decided by
+:func:`.access.reading` alone; this module finds the cut and applies that decision to each channel.
 
 Where each channel is gated:
 
-- **Page HTML**: the ``paywalled_stream`` template tag renders :func:`visible_children` only.
+- **Page HTML**: the ``paywalled_stream`` template tag cuts at :func:`paywall_index` and asks
+  :func:`.access.reading` (it also renders, and caches the paywall's HTML: :mod:`.render_cache`).
 - **API v2**: ``APIField("body", serializer=PaywalledStreamFieldSerializer())`` cuts the stream the same way.
 - **Search**: index ``index.SearchField("paywall_free_text")`` (from :class:`PaywalledPageMixin`) instead of
   the stream itself; the index is shared by every reader, so it only ever holds free text.
 - **Feeds**: :func:`feed_description` gives the free text and a link, for every reader (feed readers carry
   no login).
 
-Caching (the choice made here): a response is marked reader-dependent (:func:`mark_reader_dependent`)
-whenever an access check ran for a logged-in reader. Only then does it get ``Cache-Control: private`` and
-``Vary: Cookie``: from :class:`PaywalledPageMixin.serve` for pages (no settings needed), and from the
-optional :class:`ReaderDependentCacheMiddleware` for everything else (API, feeds, custom views).
-An anonymous reader's paywalled page is thus cacheable by a CDN, and nothing here touches the session
-for a request without a session cookie.
+Caching: a response whose access check depended on the reader gets ``Cache-Control: private`` and
+``Vary: Cookie`` (:mod:`.cache_headers`; :class:`PaywalledPageMixin.serve` applies them to pages). An
+anonymous reader's paywalled page is thus cacheable by a CDN, and nothing here touches the session for a
+request without a session cookie.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.html import strip_tags
 from django.utils.text import normalize_newlines
+from django.utils.translation import gettext
 from rest_framework.fields import Field
 
+from ..blocks import PaywallBlock, paywall_access_codes
 from . import access
+from .cache_headers import with_reader_cache_headers
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
-
-_FLAG = "_klarna_paywall_reader_dependent"
+    from django.http import HttpRequest
 
 
 # -- the cut point -------------------------------------------------------------------------------
 
 
 def _is_paywall(child: Any) -> bool:
-    from ..blocks import PaywallBlock
-
     return isinstance(getattr(child, "block", None), PaywallBlock)
 
 
@@ -61,8 +58,6 @@ def paywall_index(stream: Any) -> int | None:
     stream_block = getattr(stream, "stream_block", None)
     if raw_data is None or stream_block is None:
         return None
-    from ..blocks import PaywallBlock
-
     child_blocks = stream_block.child_blocks
     for index, item in enumerate(raw_data):
         if isinstance(child_blocks.get(item.get("type")), PaywallBlock):
@@ -91,39 +86,16 @@ def split_at_paywall(stream: Iterable[Any]) -> tuple[list[Any], Any | None, list
 
 
 def access_codes(paywall_child: Any) -> tuple[str, ...]:
-    from ..blocks import paywall_access_codes
-
     return paywall_access_codes(getattr(paywall_child, "value", None) or {})
 
 
-def is_preview(request: HttpRequest | None) -> bool:
-    return bool(getattr(request, "is_preview", False))
-
-
 def can_read_all(request: HttpRequest | None, stream: Iterable[Any]) -> bool:
-    """True when ``request``'s reader may read the whole stream (no paywall, a preview, or access)."""
+    """True when ``request``'s reader may read the whole stream (no paywall, or :func:`.access.reading`
+    says they read past it)."""
     _free, paywall, _rest = split_at_paywall(stream)
-    if paywall is None or is_preview(request):
-        return True
-    if request is None:
-        return False
-    return access.reader_has_access(request, access_codes(paywall))
-
-
-def visible_children(
-    request: HttpRequest | None, stream: Iterable[Any]
-) -> tuple[list[Any], Any | None, bool]:
-    """What this reader may see: ``(children to render, paywall child to show or None, has_access)``.
-
-    Without access: the free children and the paywall (the rest is never rendered). With access: every
-    child except the paywall itself (a subscriber sees no offers).
-    """
-    free, paywall, rest = split_at_paywall(stream)
     if paywall is None:
-        return free, None, True
-    if can_read_all(request, [paywall]):
-        return free + rest, None, True
-    return free, paywall, False
+        return True
+    return access.reading(request, access_codes(paywall)).reads
 
 
 # -- search and feeds ----------------------------------------------------------------------------
@@ -148,8 +120,6 @@ def free_text(stream: Iterable[Any]) -> str:
 
 def feed_description(page: Any, *, field_name: str | None = None, request: HttpRequest | None = None) -> str:
     """A feed item's text: the page's free text and a link to read on (never the paywalled text)."""
-    from django.utils.translation import gettext
-
     stream = getattr(page, field_name or _stream_field_name(page))
     url = page.get_full_url(request) or ""
     text = free_text(stream)
@@ -187,48 +157,6 @@ class PaywalledStreamFieldSerializer(Field):
             }
             for child in children
         ]
-
-
-# -- cache headers -------------------------------------------------------------------------------
-
-
-def mark_reader_dependent(request: HttpRequest) -> None:
-    """This request's response depends on who the reader is (a logged-in reader's access was checked)."""
-    setattr(getattr(request, "_request", request), _FLAG, True)
-
-
-def is_reader_dependent(request: HttpRequest) -> bool:
-    return bool(getattr(getattr(request, "_request", request), _FLAG, False))
-
-
-def apply_reader_cache_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """``Cache-Control: private`` and ``Vary: Cookie`` on a reader-dependent response; nothing otherwise."""
-    if is_reader_dependent(request):
-        patch_vary_headers(response, ("Cookie",))
-        patch_cache_control(response, private=True)
-    return response
-
-
-def with_reader_cache_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """Like :func:`apply_reader_cache_headers`, after a lazy TemplateResponse has rendered (that is when
-    the access checks run)."""
-    if callable(getattr(response, "add_post_render_callback", None)) and not response.is_rendered:
-        response.add_post_render_callback(lambda rendered: apply_reader_cache_headers(request, rendered))
-        return response
-    return apply_reader_cache_headers(request, response)
-
-
-class ReaderDependentCacheMiddleware:
-    """Optional: reader cache headers on every response (API, feeds, custom views), not just pages.
-
-    Add ``"wagtail_klarna_paywall.reading.gating.ReaderDependentCacheMiddleware"`` to ``MIDDLEWARE``.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return apply_reader_cache_headers(request, self.get_response(request))
 
 
 class PaywalledPageMixin:

@@ -39,20 +39,22 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils import timezone
 
-from ..models import AttemptState
+from ..models import AttemptState, PurchaseAttempt
+from ..purchase.attempts import site_settings
+from .cache_headers import mark_reader_dependent
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from ..models import PurchaseAttempt
-
 #: Where the grants live in the Django session: a list of {"ref", "until" (epoch seconds), "email"}.
-SESSION_KEY = "wagtail_klarna_paywall.reading.grants"
+SESSION_KEY = "wagtail_klarna_paywall.grants"
 #: Grants remembered per browser at most (the newest win), so the session stays small.
 MAX_GRANTS = 10
 #: Attempts whose order exists or may exist (see the module docstring for ``unknown``).
 GRANTING_STATES = (AttemptState.PLACED, AttemptState.CONFIRMED, AttemptState.UNKNOWN)
 _MASK = "\u2022\u2022\u2022"
+#: This request's grants, read once (see :func:`active_grants`).
+_REQUEST_ATTR = "_klarna_paywall_grants"
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,6 @@ def has_grants(request: HttpRequest) -> bool:
 
 
 def grant_hours(attempt: PurchaseAttempt) -> int:
-    from ..purchase.attempts import site_settings
-
     return site_settings(attempt.site).purchase_grant_hours
 
 
@@ -135,25 +135,36 @@ def grant(
         return True
     entries.append({"ref": ref, "until": until.timestamp(), "email": masked})
     session[SESSION_KEY] = entries[-MAX_GRANTS:]
-    from .access import forget_request_access
-
-    forget_request_access(request)
+    _forget(request)
     return True
 
 
 def active_grants(request: HttpRequest, now: dt.datetime | None = None) -> tuple[Grant, ...]:
-    """This browser's grants that count now (newest first). No session I/O without a session cookie."""
+    """This browser's grants that count now (newest first), read once per request (and again after
+    :func:`grant` or :func:`end_grants`). No session I/O without a session cookie."""
     if request is None or not _has_session_cookie(request) or getattr(request, "session", None) is None:
         return ()
+    if now is None:
+        memo = getattr(request, _REQUEST_ATTR, None)
+        if memo is None:
+            memo = _read_grants(request, timezone.now())
+            setattr(request, _REQUEST_ATTR, memo)
+        return memo
+    return _read_grants(request, now)
+
+
+def _forget(request: HttpRequest) -> None:
+    if hasattr(request, _REQUEST_ATTR):
+        delattr(request, _REQUEST_ATTR)
+
+
+def _read_grants(request: HttpRequest, now: dt.datetime) -> tuple[Grant, ...]:
     entries = _entries(request)
     if not entries:
         return ()
-    from ..models import PurchaseAttempt
-    from .gating import mark_reader_dependent
-
     # Whatever the answer, it came from this browser's session: the response must not be shared.
     mark_reader_dependent(request)
-    now_ts = (now or timezone.now()).timestamp()
+    now_ts = now.timestamp()
     live = [entry for entry in entries if entry["until"] > now_ts]
     rows = {
         str(reference): (codes, product_code)
@@ -191,12 +202,10 @@ def grant_of(request: HttpRequest, attempt: PurchaseAttempt) -> Grant | None:
 
 def end_grants(request: HttpRequest) -> None:
     """Drop every grant of this browser (logout)."""
-    from .access import forget_request_access
-
     session = getattr(request, "session", None)
     if session is not None:
         session.pop(SESSION_KEY, None)
-    forget_request_access(request)
+    _forget(request)
 
 
 def on_user_logged_out(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from ..templatetags.klarna_paywall_tags import ANONYMOUS, PREVIEW_MODE_ATTR, READER, SUBSCRIBER
+from .access import ANONYMOUS, PREVIEW_MODE_ATTR, READER, SUBSCRIBER
 
 PAYWALL_PREVIEW_MODES = [
     ("", _("Editor (everything)")),

@@ -32,7 +32,12 @@ from typing import Any
 
 from django.core.cache import caches
 from django.db.models.signals import post_delete, post_save
+from django.middleware.csrf import get_token
 from django.utils import translation
+from wagtail.models import Page, Site
+from wagtail.signals import post_page_move
+
+from ..conf import paywall_settings
 
 #: Seconds a rendered paywall is kept: the safety net behind the generation token.
 TTL = 300
@@ -43,7 +48,6 @@ _KEY_PREFIX = "wagtail_klarna_paywall:paywall-html:"
 
 
 def _cache() -> Any:
-    from ..conf import paywall_settings
 
     return caches[paywall_settings.CACHE]
 
@@ -85,8 +89,6 @@ def paywall_html(
     cache = _cache()
     site = getattr(request, "_wagtail_site", None)
     if site is None:
-        from wagtail.models import Site
-
         site = Site.find_for_request(request)
     key = cache_key(
         {
@@ -111,13 +113,11 @@ def paywall_html(
 def with_csrf_token(request: Any, html: str) -> str:
     if CSRF_PLACEHOLDER not in html:
         return html
-    from django.middleware.csrf import get_token
 
     return html.replace(CSRF_PLACEHOLDER, get_token(request))
 
 
 def _on_change(sender: Any, instance: Any = None, **kwargs: Any) -> None:
-    from wagtail.models import Page, Site
 
     if isinstance(instance, (Page, Site)):
         invalidate()
@@ -129,7 +129,6 @@ def _on_move(sender: Any, **kwargs: Any) -> None:
 
 def connect() -> None:
     """Invalidate on page and site changes. Connected when the blocks module loads (it always does)."""
-    from wagtail.signals import post_page_move
 
     post_save.connect(_on_change, dispatch_uid="wagtail_klarna_paywall.reading.render_cache.save")
     post_delete.connect(_on_change, dispatch_uid="wagtail_klarna_paywall.reading.render_cache.delete")

@@ -27,6 +27,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from .gating import paywall_index, split_at_paywall
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -42,8 +44,6 @@ def paid_part_open_tag() -> str:
 
 
 def _has_paywall(page: Any) -> bool:
-    from .gating import paywall_index, split_at_paywall
-
     stream = getattr(page, getattr(page, "paywall_stream_field", "body"), None)
     if stream is None:
         return False

@@ -1,4 +1,8 @@
-"""Template tags of the paywall: ``{% load klarna_paywall_tags %}``."""
+"""Template tags of the paywall: ``{% load klarna_paywall_tags %}``.
+
+Rendering only: who may read past the paywall is :func:`~wagtail_klarna_paywall.reading.access.reading`'s
+decision; the tag asks it, renders what it allows, and takes the paywall's HTML from the render cache.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,19 @@ from typing import Any
 from django import template
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
+from wagtail.blocks.list_block import ListValue
+from wagtail.blocks.struct_block import StructValue
+
+from ..blocks import offer_from_value, paywall_access_codes
+from ..login.identity import get_identity_provider
+from ..newsroom.paywall_views import tracking
+from ..periods import period_duration, period_label
+from ..reading import access, gating, render_cache
+from ..reading.access import ANONYMOUS, GRANTED, READER, SUBSCRIBER
+from ..reading.structured_data import json_ld_script, paid_part_open_tag
 
 register = template.Library()
 logger = logging.getLogger(__name__)
-
-#: Reader states the paywall template knows (and preview modes simulate).
-ANONYMOUS, READER, SUBSCRIBER = "anonymous", "reader", "subscriber"
-#: A reader who reads through a purchase made in this browser (``grants.py``), not a Payway login.
-GRANTED = "granted"
-#: Request attribute set by ``PaywallPreviewMixin.serve_preview``: "" (editor: everything) or a state.
-PREVIEW_MODE_ATTR = "klarna_paywall_preview_mode"
 
 
 def _render(children: list[Any], context: dict[str, Any]) -> str:
@@ -30,8 +37,6 @@ def _paid(html: str) -> str:
     For readers with access it holds the paywalled blocks; for readers without, the paywall that stands
     in their place (the paid text itself is never rendered for them).
     """
-    from ..reading.structured_data import paid_part_open_tag
-
     return f"{paid_part_open_tag()}{html}</div>"
 
 
@@ -40,8 +45,6 @@ def _login_url(request: Any, page: Any) -> str:
     if request is None:
         return ""
     try:
-        from ..login.identity import get_identity_provider
-
         next_url = page.get_url(request=request) if page is not None else request.get_full_path()
         return get_identity_provider().login_url(request, next_url or "/") or ""
     except Exception:  # a missing or failing provider must not take the article down with it
@@ -49,25 +52,9 @@ def _login_url(request: Any, page: Any) -> str:
         return ""
 
 
-def _reader_state(request: Any, codes: tuple[str, ...]) -> tuple[str, bool]:
-    """(state, may read everything) for a real (non-preview) request, given the paywall's access codes."""
-    from ..reading import access
-
-    if request is None:
-        return ANONYMOUS, False
-    decision = access.reader_access(request)
-    if decision.reads(codes):
-        return (GRANTED if decision.grant_for(codes) is not None else SUBSCRIBER), True
-    return (READER if decision.logged_in else ANONYMOUS), False
-
-
 def _grant_notice(request: Any, flat: dict[str, Any], codes: tuple[str, ...]) -> str:
     """A line above the paid text for a reader who reads through a purchase made in this browser: how
     to read on other devices. Nothing for a logged-in reader (their login already works everywhere)."""
-    from django.template.loader import render_to_string
-
-    from ..reading import access
-
     decision = access.reader_access(request)
     grant = decision.grant_for(codes)
     if grant is None or decision.logged_in:
@@ -103,12 +90,6 @@ def _raw_items(raw_value: dict[str, Any], name: str) -> list[Any]:
 
 def _without_owned_offers(value: Any, request: Any) -> Any:
     """The paywall's value without the offers whose product the logged-in reader already holds."""
-    from wagtail.blocks.list_block import ListValue
-    from wagtail.blocks.struct_block import StructValue
-
-    from ..blocks import offer_from_value
-    from ..reading import access
-
     offers = value["offers"]
     kept = [
         item
@@ -126,16 +107,12 @@ def _without_owned_offers(value: Any, request: Any) -> Any:
 @register.filter
 def paywall_period(value: Any) -> str:
     """An offer's stored period ("month", "3 month") in the reader's language."""
-    from ..blocks import period_label
-
     return period_label(value)
 
 
 @register.filter
 def paywall_duration(value: Any) -> str:
     """An offer's stored period as a counted length ("1 month", "14 days") in the reader's language."""
-    from ..blocks import period_duration
-
     return period_duration(value)
 
 
@@ -148,9 +125,6 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     previewing the page see every block; the "anonymous", "reader" and "subscriber" preview modes show the
     page as those readers see it. Outside previews the paywall's HTML comes from :mod:`..render_cache`.
     """
-    from ..blocks import offer_from_value, paywall_access_codes
-    from ..reading import gating
-
     flat = context.flatten()
     request = flat.get("request")
     page = flat.get("page")
@@ -171,22 +145,20 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
     raw = stream.raw_data[index]
     raw_value = raw.get("value") or {}
     codes = paywall_access_codes(raw_value)
-    state, can_read = _reader_state(request, codes)
-    if can_read:
+    verdict = access.reading(request, codes)
+    state = verdict.state
+    if verdict.reads:
         return _render_read(
             request, flat, free, [stream[i] for i in range(index + 1, len(stream))], state, codes
         )
-    if state == READER:
-        from ..reading import access
-
-        # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
-        if any(
-            access.offer_is_owned(request, offer_from_value("", offer))
-            for offer in _raw_items(raw_value, "offers")
-            if isinstance(offer, dict)
-        ):
-            # Some offers are hidden from this reader: markup about their holdings is never cached.
-            return _render_cut(request, flat, free, stream[index], [], state=state)
+    # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
+    if state == READER and any(
+        access.offer_is_owned(request, offer_from_value("", offer))
+        for offer in _raw_items(raw_value, "offers")
+        if isinstance(offer, dict)
+    ):
+        # Some offers are hidden from this reader: markup about their holdings is never cached.
+        return _render_cut(request, flat, free, stream[index], [], state=state)
     login_url = _login_url(request, page) if state == ANONYMOUS else ""
 
     def render(csrf_token: str) -> str:
@@ -199,8 +171,6 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
             "login_url": login_url,
         }
         return str(paywall.block.render(paywall.value, context=paywall_context))
-
-    from ..reading import render_cache
 
     html = render_cache.paywall_html(
         request=request,
@@ -222,33 +192,24 @@ def _preview_cut_marker() -> str:
 def _render_cut(
     request: Any, flat: dict[str, Any], free: list[Any], paywall: Any, gated: list[Any], state: str = ""
 ) -> SafeString:
-    """Render a stream cut at ``paywall`` without the cache (previews, hidden offers, plain lists)."""
-    from ..reading import gating
+    """Render a stream cut at ``paywall`` without the cache (previews, hidden offers, plain lists).
 
+    ``state`` forces a reader without access in that state (offers hidden from a logged-in reader)."""
     page = flat.get("page")
-    preview_mode = (
-        getattr(request, PREVIEW_MODE_ATTR, None) if getattr(request, "is_preview", False) else None
-    )
+    codes = gating.access_codes(paywall)
+    verdict = access.reading(request, codes) if not state else access.Reading(state, False)
+    preview_mode = verdict.preview_mode
     if preview_mode == "":
         # The editor's view: everything, the paywall in place and a marker where readers' text stops.
         context = {**flat, "paywall_block_id": paywall.id}
         html = _render(free + [paywall], context) + _preview_cut_marker() + _paid(_render(gated, context))
         return mark_safe(html)  # noqa: S308 - Wagtail's own block rendering
-    if state:
-        can_read = False
-    elif preview_mode in (ANONYMOUS, READER, SUBSCRIBER):
-        state, can_read = preview_mode, preview_mode == SUBSCRIBER
-    elif getattr(request, "is_preview", False):
-        # A preview outside the paywall's preview modes (a page model without the mixin): never gate editors.
-        state, can_read = SUBSCRIBER, True
-    else:
-        state, can_read = _reader_state(request, gating.access_codes(paywall))
-
+    state, can_read = verdict.state, verdict.reads
     if can_read and preview_mode == SUBSCRIBER:
         # A subscriber sees no paywall; the editor previewing as one still sees where it would cut.
         return mark_safe(_render(free, flat) + _preview_cut_marker() + _paid(_render(gated, flat)))  # noqa: S308
     if can_read:
-        return _render_read(request, flat, free, gated, state, gating.access_codes(paywall))
+        return _render_read(request, flat, free, gated, state, codes)
     paywall_context = {
         **flat,
         "paywall_block_id": paywall.id,
@@ -267,8 +228,6 @@ def paywall_json_ld(context: template.Context, page: Any = None, **extra: Any) -
     ``{% paywall_json_ld page %}`` in the page's ``<head>``; keyword arguments (``author=…``,
     ``image=…``) are added to the object.
     """
-    from ..reading.structured_data import json_ld_script
-
     page = page if page is not None else context.get("page")
     return json_ld_script(page, request=context.get("request"), extra=extra)
 
@@ -276,6 +235,4 @@ def paywall_json_ld(context: template.Context, page: Any = None, **extra: Any) -
 @register.simple_tag(takes_context=True)
 def paywall_tracking(context: template.Context) -> dict[str, Any]:
     """What the paywall's static script needs: the view beacon's URL and the analytics switch."""
-    from ..newsroom.paywall_views import tracking
-
     return tracking(context.get("request"))

@@ -60,7 +60,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
     # Cache-Control: private / Vary: Cookie on API and feed responses that depended on the reader.
-    "wagtail_klarna_paywall.reading.gating.ReaderDependentCacheMiddleware",
+    "wagtail_klarna_paywall.reading.cache_headers.ReaderDependentCacheMiddleware",
 ]
 
 # CSRF failures of the purchase-flow pages keep their hardening (no-store, CSP, no framing).

@@ -16,9 +16,13 @@ from urllib.parse import urlsplit
 from django.core import checks as django_checks
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from wagtail.models import Page, Site
 
+from ...blocks import OfferBlock, iter_paywalls, iter_stream_fields
 from ...conf import paywall_settings
 from ...exceptions import PaywayAPIError, PaywayError
+from ...models import PaywallSettings
+from ...payway import get_client
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 
@@ -71,9 +75,6 @@ def check_token(client) -> list[Result]:
 
 
 def check_catalogue(client) -> list[Result]:
-    from wagtail.models import Site
-
-    from ...models import PaywallSettings
 
     results = []
     try:
@@ -104,9 +105,6 @@ def check_catalogue(client) -> list[Result]:
 
 def _live_offers():
     """{product code: [(page, offer value)]} for every offer on a live page (paywalls and purchase pages)."""
-    from wagtail.models import Page
-
-    from ...blocks import OfferBlock, iter_paywalls, iter_stream_fields
 
     offers = defaultdict(list)
     for page in Page.objects.live().specific().iterator():
@@ -211,7 +209,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, offline=False, **options):
-        from ...payway import get_client
 
         results = check_environment() + check_settings() + check_allow_list()
         if not offline:

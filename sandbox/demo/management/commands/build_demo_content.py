@@ -25,8 +25,8 @@ from django.utils import timezone, translation
 from wagtail.models import Page, Site
 
 from demo.models import ArticleIndexPage, ArticlePage, HomePage
-from wagtail_klarna_paywall.blocks import period_code, period_label
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
+from wagtail_klarna_paywall.periods import period_code, period_label
 
 #: The fake Payway's free-trial period (``wagtail_klarna_paywall.fake.catalogue.TRIAL_PERIOD_ID``).
 #: Each fake offer's ``included_product_codes`` are the products its package or campaign contains in the
