@@ -9,9 +9,11 @@ read the same in both languages (:data:`SAME_IN_BOTH`).
 
 from __future__ import annotations
 
+import gettext
 import importlib
 import pkgutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django import forms
@@ -24,7 +26,7 @@ import wagtail_klarna_paywall
 from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock
 
 #: Texts that are the same word in English and Swedish (names, codes, loanwords), compared in English.
-SAME_IN_BOTH = frozenset({"Period", "period", "Klarna", "Payway"})
+SAME_IN_BOTH = frozenset({"Period", "period", "Digital", "%(price)s kr"})
 #: The plugin's own bookkeeping, which no admin view or page lists (the funnel and the purchase log read
 #: them as numbers): their field names are never shown.
 INTERNAL_MODELS = frozenset({"ProductClaim", "SSOLandingClaim", "LoginFailure", "PaywallViewDay"})
@@ -134,8 +136,43 @@ def _texts_of_forms() -> Iterator[tuple[str, object]]:
                             yield f"{where} choice {choice!r}", label
 
 
+def _texts_of_admin_views() -> Iterator[tuple[str, object]]:
+    """The admin's filters (their labels and choices), list columns, export headings and menu labels."""
+    import django_filters
+    from wagtail.admin.viewsets.base import ViewSet
+
+    seen = set()
+    for module in _modules():
+        for value in vars(module).values():
+            if not isinstance(value, type) or value in seen or value.__module__ != module.__name__:
+                continue
+            seen.add(value)
+            if issubclass(value, django_filters.FilterSet):
+                for name, item in value.base_filters.items():
+                    yield f"{value.__name__}.{name} label", item.label
+                    choices = item.extra.get("choices") or ()
+                    # Callable choices are read from the database (codes in use): data, not texts.
+                    for choice, label in () if callable(choices) else choices:
+                        if choice not in ("", None):
+                            yield f"{value.__name__}.{name} choice {choice!r}", label
+            if issubclass(value, ViewSet):
+                if getattr(value, "menu_label", None):
+                    yield f"{value.__name__} menu_label", value.menu_label
+                for column in getattr(value, "list_display", None) or ():
+                    if hasattr(column, "label"):
+                        yield f"{value.__name__} column {column.name}", column.label
+                for name, heading in (getattr(value, "export_headings", None) or {}).items():
+                    yield f"{value.__name__} export heading {name}", heading
+
+
 def _all_texts() -> list[tuple[str, object]]:
-    return [*_texts_of_models(), *_texts_of_choices(), *_texts_of_blocks(), *_texts_of_forms()]
+    return [
+        *_texts_of_models(),
+        *_texts_of_choices(),
+        *_texts_of_blocks(),
+        *_texts_of_forms(),
+        *_texts_of_admin_views(),
+    ]
 
 
 def _untranslated(texts: list[tuple[str, object]]) -> list[str]:
@@ -159,6 +196,7 @@ def test_the_collectors_find_the_texts():
     assert len(list(_texts_of_choices())) > 10
     assert len(list(_texts_of_blocks())) > 30
     assert len(list(_texts_of_forms())) > 5
+    assert len(list(_texts_of_admin_views())) > 10
 
 
 @pytest.mark.django_db
@@ -171,3 +209,17 @@ def test_the_check_sees_an_unmarked_text():
     block = blocks.CharBlock()
     block.set_name("selling_points")
     assert _untranslated(list(_texts_of_block(block, "example"))) == ["example label: 'Selling points'"]
+
+
+def test_no_swedish_translation_is_the_english_text():
+    """A msgstr copied from its msgid passes the .po checks but shows the reader English."""
+    mo = Path(wagtail_klarna_paywall.__file__).parent / "locale" / "sv" / "LC_MESSAGES" / "django.mo"
+    with mo.open("rb") as handle:
+        catalog = gettext.GNUTranslations(handle)._catalog
+    copied = []
+    for key, swedish in catalog.items():
+        msgid = key[0] if isinstance(key, tuple) else key
+        msgid = msgid.split("\x04", 1)[-1]  # without its context
+        if msgid and swedish == msgid and msgid not in SAME_IN_BOTH:
+            copied.append(msgid)
+    assert copied == []
