@@ -188,7 +188,8 @@ class ProductChooserBlock(blocks.FieldBlock):
 
 
 class OfferBlock(blocks.StructBlock):
-    """One thing a reader can buy. Choosing the product fills the fields up to ``included_product_codes``."""
+    """One thing a reader can buy. Choosing the product fills the fields up to ``included_product_codes``,
+    which the admin form shows as a summary, not as inputs (``blocks/offer_form.html``)."""
 
     product_code = ProductChooserBlock(label=_("Payway product code"), max_length=1024)
     product_kind = blocks.ChoiceBlock(
@@ -221,7 +222,9 @@ class OfferBlock(blocks.StructBlock):
         ),
     )
     label = blocks.CharBlock(label=_("label"))
-    selling_points = blocks.ListBlock(blocks.CharBlock(label=_("selling point")), required=False, default=[])
+    selling_points = blocks.ListBlock(
+        blocks.CharBlock(label=_("selling point")), label=_("selling points"), required=False, default=[]
+    )
     payment_method_category = blocks.ChoiceBlock(
         label=_("Klarna payment method"),
         choices=PAYMENT_METHOD_CATEGORY_CHOICES,
@@ -236,6 +239,7 @@ class OfferBlock(blocks.StructBlock):
         icon = "tag"
         label = _("Offer")
         form_classname = "struct-block wkp-offer-block"
+        form_template = "wagtail_klarna_paywall/blocks/offer_form.html"
 
     def clean(self, value: Any) -> Any:
         value = super().clean(value)

@@ -61,12 +61,14 @@ def product_display_title(name: str, code: str) -> str:
 
 
 def _chooser_media() -> forms.Media:
-    """Wagtail's chooser widget script and ours, for both the widget and its telepath adapter."""
+    """Wagtail's chooser widget script and ours (and the offer block's styles), for both the widget and
+    its telepath adapter."""
     return forms.Media(
         js=[
             versioned_static("wagtailadmin/js/chooser-widget.js"),
             versioned_static("wagtail_klarna_paywall/chooser.js"),
-        ]
+        ],
+        css={"all": [versioned_static("wagtail_klarna_paywall/offer-block.css")]},
     )
 
 
