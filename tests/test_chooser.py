@@ -22,7 +22,7 @@ from tests.test_catalogue import (
     product,
 )
 from wagtail_klarna_paywall.models import PaywallSettings
-from wagtail_klarna_paywall.newsroom.chooser import ProductChooserWidget
+from wagtail_klarna_paywall.newsroom.chooser_widget import ProductChooserWidget
 
 pytestmark = pytest.mark.django_db
 

@@ -168,9 +168,9 @@ class ProductChooserBlock(blocks.FieldBlock):
 
     @cached_property
     def field(self) -> forms.Field:
-        # Wagtail's pattern for a block's widget: imported when the admin first builds the form (the
-        # chooser's views read the models, which import these blocks).
-        from .newsroom.chooser import ProductChooserWidget
+        # Wagtail's pattern for a block's widget (as SnippetChooserBlock does): the admin's widget
+        # machinery is imported when the admin first builds the form, not when the models load.
+        from .newsroom.chooser_widget import ProductChooserWidget
 
         return forms.CharField(widget=ProductChooserWidget(), **self.field_options)
 

@@ -29,10 +29,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 from wagtail.admin.modal_workflow import render_modal_workflow
-from wagtail.admin.staticfiles import versioned_static
-from wagtail.admin.telepath import register
 from wagtail.admin.viewsets.base import ViewSet
-from wagtail.admin.widgets.chooser import BaseChooser, BaseChooserAdapter
 from wagtail.models import Site
 
 from ..exceptions import PaywallError
@@ -40,11 +37,11 @@ from ..models import PaywallSettings
 from ..payway.types import PRODUCT_CAMPAIGN, PRODUCT_PACKAGE, PaymentPeriod, Product
 from ..periods import period_code, period_label
 from . import catalogue
+from .chooser_widget import VIEWSET_NAME
 from .offer_checks import pop_fallback_offer_codes, pop_unchecked_offer_codes, reset_unchecked_offer_codes
 
 logger = logging.getLogger(__name__)
 
-VIEWSET_NAME = "wagtail_klarna_paywall_offer_chooser"
 PER_PAGE = 10
 
 
@@ -55,55 +52,6 @@ def period_text(period: PaymentPeriod) -> str:
 
 def product_display_title(name: str, code: str) -> str:
     return f"{name} ({code})" if name and name != code else code
-
-
-# -- widget ----------------------------------------------------------------------------------------
-
-
-def _chooser_media() -> forms.Media:
-    """Wagtail's chooser widget script and ours (and the offer block's styles), for both the widget and
-    its telepath adapter."""
-    return forms.Media(
-        js=[
-            versioned_static("wagtailadmin/js/chooser-widget.js"),
-            versioned_static("wagtail_klarna_paywall/chooser.js"),
-        ],
-        css={"all": [versioned_static("wagtail_klarna_paywall/offer-block.css")]},
-    )
-
-
-class ProductChooserWidget(BaseChooser):
-    """Hidden input holding the product code, with Wagtail's chooser button. Nothing to type."""
-
-    choose_one_text = _("Choose a Payway product")
-    choose_another_text = _("Choose another product")
-    link_to_chosen_text = _("Edit")
-    show_edit_link = False
-    icon = "tag"
-    classname = "wkp-product-chooser"
-    chooser_modal_url_name = f"{VIEWSET_NAME}:choose"
-
-    def get_value_data(self, value: Any) -> dict[str, Any] | None:
-        # The code is all this field holds; the product's name sits in its sibling field. No catalogue
-        # read here: opening the editor must work while Payway is down.
-        if not value:
-            return None
-        return {"id": str(value), "title": str(value), "edit_url": None}
-
-    @property
-    def media(self) -> forms.Media:
-        return _chooser_media()
-
-
-class ProductChooserWidgetAdapter(BaseChooserAdapter):
-    js_constructor = "wagtail_klarna_paywall.ProductChooser"
-
-    @property
-    def media(self) -> forms.Media:
-        return _chooser_media()
-
-
-register(ProductChooserWidgetAdapter(), ProductChooserWidget)
 
 
 # -- views -----------------------------------------------------------------------------------------
