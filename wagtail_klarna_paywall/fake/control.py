@@ -198,4 +198,4 @@ def index(request: HttpRequest) -> HttpResponse:
         ],
         "accounts": state.accounts(),
     }
-    return render(request, "wagtail_klarna_paywall/fake/control.html", context, status=400 if error else 200)
+    return render(request, "wagtail_klarna_paywall_fake/control.html", context, status=400 if error else 200)

@@ -8,7 +8,7 @@ fake can answer each plausible way: see the switches in :data:`.state.VARIANTS` 
 ``redirect_url``, categories with ``direct_debit``, a 403 scope error on orders).
 
 Outcomes of place_order are chosen by the Klarna authorization token, which the fake widget
-(``static/wagtail_klarna_paywall/fake-klarna.js``) builds as ``fake-auth-<scenario>-<random>``; see
+(``fake/static/wagtail_klarna_paywall_fake/fake-klarna.js``) builds as ``fake-auth-<scenario>-<random>``; see
 :data:`SCENARIOS`.
 """
 
@@ -307,7 +307,7 @@ def _client_token(session_id: str, categories: tuple[str, ...]) -> str:
 
 
 def _category(request: HttpRequest, identifier: str) -> dict[str, Any]:
-    badge = request.build_absolute_uri(static("wagtail_klarna_paywall/fake-klarna.svg"))
+    badge = request.build_absolute_uri(static("wagtail_klarna_paywall_fake/fake-klarna.svg"))
     return {
         "identifier": identifier,
         "name": CATEGORY_NAMES[identifier],
@@ -632,7 +632,7 @@ def klarna_hop(request: HttpRequest, session_id: str) -> HttpResponse:
     """Stands in for Klarna's page after place_order: sends the browser on to the confirmation URL."""
     session = state.get_session(session_id)
     if session is None or session.status != state.SESSION_COMPLETED:
-        return render(request, "wagtail_klarna_paywall/fake/hop_unknown.html", status=404)
+        return render(request, "wagtail_klarna_paywall_fake/hop_unknown.html", status=404)
     return HttpResponseRedirect(session.confirmation_url)
 
 
@@ -642,6 +642,6 @@ STRICT_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src '
 
 def klarna_widget_test(request: HttpRequest) -> HttpResponse:
     """A bare page loading the fake Klarna SDK under a strict CSP (browser tests drive it)."""
-    response = render(request, "wagtail_klarna_paywall/fake/widget_test.html")
+    response = render(request, "wagtail_klarna_paywall_fake/widget_test.html")
     response["Content-Security-Policy"] = STRICT_CSP
     return response

@@ -182,7 +182,8 @@ else:
         "CLIENT_ID": "sandbox",
         "CLIENT_SECRET": "sandbox-secret",
         "ORGANISATION_ID": "sandbox-org",
-        "FAKE_KLARNA": True,
+        # The fake Klarna widget (a static file of wagtail_klarna_paywall.fake) instead of Klarna's SDK.
+        "KLARNA_SDK_URL": "wagtail_klarna_paywall_fake/fake-klarna.js",
         "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
     }
 
