@@ -163,11 +163,14 @@ class FakePaywayServer:
 
     The listen backlog is raised from Django's 10 so 50 simultaneous connects are not dropped and
     retried by the kernel (which would add whole seconds that are not the plugin's). Counts accepts.
+    ``TCP_NODELAY`` (the fake's server) keeps a delayed ACK from stalling every keep-alive reply.
     """
 
     def __init__(self, port: int) -> None:
         from django.core.handlers.wsgi import WSGIHandler
-        from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+        from django.core.servers.basehttp import WSGIRequestHandler
+
+        from wagtail_klarna_paywall.fake.server import NoDelayWSGIServer
 
         class QuietHandler(WSGIRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -176,7 +179,7 @@ class FakePaywayServer:
         outer = self
         self.accepted = 0
 
-        class Server(ThreadedWSGIServer):
+        class Server(NoDelayWSGIServer):
             request_queue_size = 256
 
             def get_request(self):

@@ -25,7 +25,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 WAGTAIL_KLARNA_PAYWALL = {
     **_TEST_PAYWALL,
     "API_URL": os.environ["BENCH_FAKE_URL"].rstrip("/") + "/fake-payway",
-    "FAKE_KLARNA": True,
+    "KLARNA_SDK_URL": "wagtail_klarna_paywall_fake/fake-klarna.js",
     "CONNECT_TIMEOUT": 5.0,
     "READ_TIMEOUT": 15.0,
 }

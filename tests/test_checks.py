@@ -149,28 +149,48 @@ def test_e006_sdk_url_must_be_https(url):
     assert ids(messages_for(debug=True, KLARNA_SDK_URL=url)) == ["wagtail_klarna_paywall.E006"]
 
 
-def test_e006_quiet_on_https_sdk_url():
-    assert messages_for(KLARNA_SDK_URL="https://x.klarnacdn.net/kp/lib/v1/api.js") == []
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://x.klarnacdn.net/kp/lib/v1/api.js",
+        # Served from this site: a static file path (the fake widget) or a path.
+        "wagtail_klarna_paywall_fake/fake-klarna.js",
+        "/static/sdk.js",
+        # A loopback host is this machine (the sandbox), as for API_URL.
+        "http://127.0.0.1:8000/static/sdk.js",
+    ],
+)
+def test_e006_quiet_on_https_sdk_url_or_a_path_of_this_site(url):
+    assert messages_for(KLARNA_SDK_URL=url) == []
 
 
-# -- E007 fake Klarna against production -------------------------------------------------------------
+# -- E007 not Klarna's SDK against production --------------------------------------------------------
+
+FAKE_WIDGET = "wagtail_klarna_paywall_fake/fake-klarna.js"
 
 
 @pytest.mark.parametrize("api_url", [PAYWAY_PRODUCTION_API_URL, PAYWAY_PRODUCTION_API_URL + "/"])
-def test_e007_fake_klarna_against_production(api_url):
-    assert ids(messages_for(API_URL=api_url, FAKE_KLARNA=True)) == ["wagtail_klarna_paywall.E007"]
+@pytest.mark.parametrize(
+    "sdk_url",
+    [FAKE_WIDGET, "/static/sdk.js", "https://cdn.example.com/api.js", "https://klarna.com.evil/a.js"],
+)
+def test_e007_not_klarnas_sdk_against_production(api_url, sdk_url):
+    messages = messages_for(API_URL=api_url, KLARNA_SDK_URL=sdk_url)
+    assert ids(messages) == ["wagtail_klarna_paywall.E007"]
+    assert isinstance(messages[0], Error)
 
 
 @pytest.mark.parametrize(
-    ("api_url", "fake"),
+    ("api_url", "sdk_url"),
     [
-        (PAYWAY_STAGE_API_URL, True),
-        ("http://127.0.0.1:8000/fake-payway", True),
-        (PAYWAY_PRODUCTION_API_URL, False),
+        (PAYWAY_STAGE_API_URL, FAKE_WIDGET),
+        ("http://127.0.0.1:8000/fake-payway", FAKE_WIDGET),
+        (PAYWAY_PRODUCTION_API_URL, "https://x.klarnacdn.net/kp/lib/v1/api.js"),
+        (PAYWAY_PRODUCTION_API_URL, "https://js.klarna.com/web-sdk/v1/klarna.js"),
     ],
 )
-def test_e007_quiet_otherwise(api_url, fake):
-    assert messages_for(API_URL=api_url, FAKE_KLARNA=fake) == []
+def test_e007_quiet_otherwise(api_url, sdk_url):
+    assert messages_for(API_URL=api_url, KLARNA_SDK_URL=sdk_url) == []
 
 
 # -- E009 / W002 / W003 ------------------------------------------------------------------------------
@@ -192,10 +212,7 @@ def test_w002_unknown_key_suggests_the_close_one():
 
 
 def test_w002_quiet_on_known_keys():
-    assert (
-        messages_for(FAKE_KLARNA=False, TRUSTED_PROXY_COUNT=1, KLARNA_SDK_URL=VALID["API_URL"] + "/a.js")
-        == []
-    )
+    assert messages_for(TRUSTED_PROXY_COUNT=1, KLARNA_SDK_URL=VALID["API_URL"] + "/a.js") == []
 
 
 def test_w003_sso2_without_organisation_id():

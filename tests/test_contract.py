@@ -59,7 +59,7 @@ def payway(live_server):
     state.reset()
 
 
-#: The answer shapes the fake can take where Payway's docs are silent (fake/state.py, VARIANTS): the
+#: The answer shapes the fake can take where Payway's docs are silent (fake/variants.py, VARIANTS): the
 #: client must read each. ``each_shape`` runs a test once per shape.
 SHAPES = {
     "item": {},
@@ -85,11 +85,15 @@ each_shape = pytest.mark.parametrize("shape", list(SHAPES), indirect=True)
 
 
 def expected_categories(trial=False):
-    from wagtail_klarna_paywall.fake import views
+    from wagtail_klarna_paywall.fake import klarna_payments
 
     if state.variants().categories == "direct_debit":
-        return list(views.DIRECT_DEBIT_TRIAL_CATEGORIES if trial else views.DIRECT_DEBIT_REGULAR_CATEGORIES)
-    return list(views.TRIAL_CATEGORIES if trial else views.REGULAR_CATEGORIES)
+        return list(
+            klarna_payments.DIRECT_DEBIT_TRIAL_CATEGORIES
+            if trial
+            else klarna_payments.DIRECT_DEBIT_REGULAR_CATEGORIES
+        )
+    return list(klarna_payments.TRIAL_CATEGORIES if trial else klarna_payments.REGULAR_CATEGORIES)
 
 
 def authorization(scenario="ok"):

@@ -908,7 +908,7 @@ def test_fake_widget_under_a_strict_csp(live_server):
     script-src/style-src 'self'."""
     from playwright.sync_api import sync_playwright
 
-    from wagtail_klarna_paywall.fake.views import AUTHORIZATION_TOKEN
+    from wagtail_klarna_paywall.fake.klarna_payments import AUTHORIZATION_TOKEN
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM)

@@ -1,4 +1,4 @@
-"""The fake Payway's switches for what Payway's docs leave open (fake/state.py, VARIANTS): from settings,
+"""The fake Payway's switches for what Payway's docs leave open (fake/variants.py, VARIANTS): from settings,
 from the sandbox's environment, and flipped at runtime through the control API (as the browser tests do)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.test import Client
 
 from tests.test_fake import KP, Api
 from wagtail_klarna_paywall.fake import state
+from wagtail_klarna_paywall.fake.variants import Variants
 
 CONTROL = "/fake-payway/_control/"
 
@@ -86,7 +87,7 @@ def test_order_scope_error_refuses_orders_before_executing_them():
 def test_control_api_refuses_unknown_switches_and_values(variants):
     response = control({"variants": variants})
     assert response.status_code == 400
-    assert state.variants() == state.Variants()
+    assert state.variants() == Variants()
 
 
 def test_settings_choose_the_variants(settings):
@@ -97,7 +98,7 @@ def test_settings_choose_the_variants(settings):
         "ORDER_SCOPE_ERROR": "1",
     }
     state.reset()
-    assert state.variants() == state.Variants("flat", "redirect_url", "direct_debit", True)
+    assert state.variants() == Variants("flat", "redirect_url", "direct_debit", True)
 
 
 def test_bad_settings_fail_loudly(settings):
@@ -160,5 +161,5 @@ def test_the_control_page_flips_the_switches(db):
         },
     )
     assert response.status_code == 302
-    assert state.variants() == state.Variants("flat", "redirect_url", "standard", True)
+    assert state.variants() == Variants("flat", "redirect_url", "standard", True)
     assert page.post("/fake-payway/", {"action": "variants", "envelope": "nested"}).status_code == 400

@@ -14,8 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "wagtail_klarna_paywall"
-# Data files (not Python) that must travel with the package.
-DATA_DIRS = ("templates", "static", "locale")
+# Data files (not Python) that must travel with the package: the plugin's, and the fake app's own.
+DATA_DIRS = ("templates", "static", "locale", "fake/templates", "fake/static")
 
 
 def _package_data_files() -> set[str]:
@@ -77,7 +77,8 @@ def test_wheel_holds_every_template_static_and_locale_file(names):
 
 @pytest.mark.slow
 def test_wheel_holds_the_fake_widget_and_templates(names):
-    assert "wagtail_klarna_paywall/static/wagtail_klarna_paywall/fake-klarna.js" in names
+    assert "wagtail_klarna_paywall/fake/static/wagtail_klarna_paywall_fake/fake-klarna.js" in names
+    assert "wagtail_klarna_paywall/fake/templates/wagtail_klarna_paywall_fake/sso_login.html" in names
     assert any(n.startswith("wagtail_klarna_paywall/templates/wagtail_klarna_paywall/") for n in names)
     if (PACKAGE / "static/wagtail_klarna_paywall/purchase.js").exists():
         assert "wagtail_klarna_paywall/static/wagtail_klarna_paywall/purchase.js" in names

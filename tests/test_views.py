@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -500,12 +500,31 @@ def test_checkout_page_carries_only_the_client_token(shop, payway, reader, setti
     assert "Test mode" in html  # the API URL is not Payway's production host
 
 
-def test_checkout_uses_the_fake_widget_when_configured(shop, payway, reader, settings):
+@pytest.mark.parametrize(
+    ("sdk_url", "src"),
+    [
+        # A static file path is resolved by staticfiles (the sandbox's and tests' fake widget).
+        ("wagtail_klarna_paywall_fake/fake-klarna.js", "/static/wagtail_klarna_paywall_fake/fake-klarna.js"),
+        # A URL (absolute, or a path on this site) is loaded as given.
+        (
+            "https://js.playground.klarna.com/kp/lib/v1/api.js",
+            "https://js.playground.klarna.com/kp/lib/v1/api.js",
+        ),
+        ("/own/sdk.js", "/own/sdk.js"),
+    ],
+)
+def test_checkout_loads_the_sdk_klarna_sdk_url_names(shop, payway, reader, settings, sdk_url, src):
+    """And the page's own CSP lets that script run: our origin for the fake, Klarna's hosts for Klarna's."""
     payway.add(responses.POST, CREATE_V2, json=session_json())
-    settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "FAKE_KLARNA": True}
+    settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "KLARNA_SDK_URL": sdk_url}
     attempt = start_checkout(reader, shop)
-    html = text(reader.get(checkout_path(attempt), secure=True))
-    assert '<script async src="/static/wagtail_klarna_paywall/fake-klarna.js">' in html
+    response = reader.get(checkout_path(attempt), secure=True)
+    assert f'<script async src="{src}">' in text(response)
+    policy = dict(d.split(" ", 1) for d in response["Content-Security-Policy"].split("; "))
+    parts = urlsplit(src)
+    assert ("'self'" if not parts.netloc else f"{parts.scheme}://{parts.netloc}") in policy[
+        "script-src"
+    ].split()
 
 
 def test_checkout_of_another_reader_is_404(shop, payway, reader):

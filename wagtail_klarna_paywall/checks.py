@@ -11,8 +11,8 @@ E001                                   CLIENT_ID or CLIENT_SECRET missing
 E002 / E003                            API_URL / SSO_URL not an absolute https URL (outside DEBUG)
 E004                                   CONNECT_TIMEOUT or READ_TIMEOUT missing, zero or not a number
 E005                                   KLARNA_REDIRECT_HOSTS empty, or not a list of bare host names
-E006                                   KLARNA_SDK_URL not https
-E007                                   FAKE_KLARNA on while API_URL is Payway production
+E006                                   KLARNA_SDK_URL neither https, loopback nor a static file path
+E007                                   KLARNA_SDK_URL not Klarna's SDK while API_URL is Payway production
 E009                                   WAGTAIL_KLARNA_PAYWALL is not a dict
 E010                                   a database has ATOMIC_REQUESTS (the exactly-once gate needs autocommit)
 E011                                   cookie-based sessions while SSO2 keeps identity tokens in the session
@@ -48,7 +48,7 @@ from django.core.cache import InvalidCacheBackendError, caches
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils import translation
 
-from .conf import DEFAULTS, PAYWAY_PRODUCTION_API_URL, SETTINGS_NAME, paywall_settings
+from .conf import DEFAULTS, KLARNA_SDK_URL, PAYWAY_PRODUCTION_API_URL, SETTINGS_NAME, paywall_settings
 
 ID_PREFIX = "wagtail_klarna_paywall"
 TAG = "wagtail_klarna_paywall"
@@ -57,6 +57,9 @@ TAG = "wagtail_klarna_paywall"
 MAX_READ_TIMEOUT = 60
 
 SSO2_PROVIDER = "wagtail_klarna_paywall.login.sso.SSO2IdentityProvider"
+
+#: Where Klarna serves its Payments SDK (and subdomains): the only SDK that can pay against production.
+KLARNA_SDK_HOSTS = ("klarnacdn.net", "klarna.com")
 
 
 def _id(code: str) -> str:
@@ -156,15 +159,44 @@ def _check_redirect_hosts() -> list[CheckMessage]:
 def _check_sdk_url() -> list[CheckMessage]:
     url = paywall_settings.KLARNA_SDK_URL
     parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is not None and not parts.scheme and not parts.netloc and parts.path:
+        # A path on this site (``/...``) or a static file path: served from our own origin.
+        return []
     if parts is None or not parts.hostname or (parts.scheme != "https" and not is_loopback_url(url)):
         return [
             Error(
-                f"{SETTINGS_NAME}['KLARNA_SDK_URL'] must be an absolute https:// URL.",
+                f"{SETTINGS_NAME}['KLARNA_SDK_URL'] must be an absolute https:// URL or a static file path.",
                 hint="The purchase page runs this script with access to the payment form.",
                 id=_id("E006"),
             )
         ]
     return []
+
+
+def is_klarna_sdk_url(url: Any) -> bool:
+    """Whether ``url`` is an https URL on one of Klarna's hosts (:data:`KLARNA_SDK_HOSTS`)."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and any(
+        host == name or host.endswith("." + name) for name in KLARNA_SDK_HOSTS
+    )
+
+
+def _check_sdk_against_production() -> list[CheckMessage]:
+    api_url = paywall_settings.API_URL
+    if not isinstance(api_url, str) or api_url.rstrip("/") != PAYWAY_PRODUCTION_API_URL:
+        return []
+    if is_klarna_sdk_url(paywall_settings.KLARNA_SDK_URL):
+        return []
+    return [
+        Error(
+            f"{SETTINGS_NAME}['KLARNA_SDK_URL'] is not Klarna's SDK while API_URL is Payway production.",
+            hint=f"A fake or self-hosted widget cannot authorize real purchases; use {KLARNA_SDK_URL}.",
+            id=_id("E007"),
+        )
+    ]
 
 
 def _check_unknown_keys(user_settings: dict[str, Any]) -> list[CheckMessage]:
@@ -208,19 +240,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages += _check_timeouts()
     messages += _check_redirect_hosts()
     messages += _check_sdk_url()
-    api_url = paywall_settings.API_URL
-    if (
-        paywall_settings.FAKE_KLARNA
-        and isinstance(api_url, str)
-        and api_url.rstrip("/") == PAYWAY_PRODUCTION_API_URL
-    ):
-        messages.append(
-            Error(
-                f"{SETTINGS_NAME}['FAKE_KLARNA'] is on while API_URL is Payway production.",
-                hint="The fake Klarna widget cannot authorize real purchases; turn FAKE_KLARNA off.",
-                id=_id("E007"),
-            )
-        )
+    messages += _check_sdk_against_production()
     if (
         paywall_settings.IDENTITY_PROVIDER == SSO2_PROVIDER
         and not paywall_settings.ORGANISATION_ID

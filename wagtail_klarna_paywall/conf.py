@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.templatetags.static import static
 
 SETTINGS_NAME = "WAGTAIL_KLARNA_PAYWALL"
 
@@ -44,10 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "READ_TIMEOUT": 15.0,
     # Klarna's redirect after place_order is followed only to these hosts (and their subdomains).
     "KLARNA_REDIRECT_HOSTS": ["klarna.com"],
+    # The Klarna Payments SDK the checkout loads: an absolute URL, or a static file path resolved by
+    # staticfiles (as form Media resolves its paths). The sandbox and tests name the fake widget of
+    # ``wagtail_klarna_paywall.fake`` here; check E007 refuses anything but Klarna's SDK against production.
     "KLARNA_SDK_URL": KLARNA_SDK_URL,
-    # Load the fake Klarna widget (static/wagtail_klarna_paywall/fake-klarna.js) instead of Klarna's SDK.
-    # For the sandbox and tests only, together with the fake Payway.
-    "FAKE_KLARNA": False,
     # Hosts allowed in the Content-Security-Policy of the purchase pages (Klarna's widget).
     "KLARNA_CSP_HOSTS": ["https://*.klarna.com", "https://*.klarnacdn.net", "https://*.klarnaservices.com"],
     # How many trusted reverse proxies sit in front of Django; used to read the buyer's IP from
@@ -101,6 +102,16 @@ class PaywallSettings:
     @property
     def is_production(self) -> bool:
         return self.API_URL.rstrip("/") == PAYWAY_PRODUCTION_API_URL
+
+    @property
+    def klarna_sdk_src(self) -> str:
+        """``KLARNA_SDK_URL`` as the checkout's ``<script src>``, by Django's rule for form Media: a value
+        starting with ``http://``, ``https://`` or ``/`` as given, any other a static file path (so it gets
+        the hashed name under a manifest storage, or the CDN's host under STATIC_URL)."""
+        url = self.KLARNA_SDK_URL
+        if url.startswith(("http://", "https://", "/")):
+            return url
+        return static(url)
 
     def reload(self) -> None:
         self._cache.clear()

@@ -50,7 +50,7 @@ CHECKOUT_PATH = re.compile(r"/kop/checkout/(?P<ref>[0-9a-f-]{36})/")
 FLOW_PATHS = ("/kop/", "/tack/")
 READER = "reader@example.com"
 DEMO_PASSWORD = "demo"
-#: The fake Payway's answer shapes where Payway's docs are silent (wagtail_klarna_paywall/fake/state.py,
+#: The fake Payway's answer shapes where Payway's docs are silent (wagtail_klarna_paywall/fake/variants.py,
 #: VARIANTS), flipped through its control API after the per-test reset.
 SHAPES = {
     "item": {},

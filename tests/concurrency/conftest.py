@@ -85,7 +85,7 @@ def fake_payway(live_server, settings):
     settings.WAGTAIL_KLARNA_PAYWALL = {
         **settings.WAGTAIL_KLARNA_PAYWALL,
         "API_URL": live_server.url + "/fake-payway",
-        "FAKE_KLARNA": True,
+        "KLARNA_SDK_URL": "wagtail_klarna_paywall_fake/fake-klarna.js",
         # Every thread here comes from 127.0.0.1: the per-IP session limit (S13, tested in
         # tests/test_ratelimit.py) would refuse the crowd these cases need.
         "RATE_LIMITS": None,

@@ -10,7 +10,7 @@
     {"expire_tokens": true}                                             (every bearer token now answers 401)
     {"variants": {"envelope": "flat", "redirect_field": "redirect_url",
                   "categories": "direct_debit", "order_scope_error": true}}
-                                                    (any of the switches of state.VARIANTS, until a reset)
+                                                    (any of the switches of VARIANTS, until a reset)
     {"session_categories": {"regular": ["pay_now"], "trial": ["pay_now", "direct_debit"]}}
                                         (what create_session lists as payment_method_categories)
     {"products_shape": "product_codes"}  (how search items list their products; see catalogue.PRODUCTS_SHAPES)
@@ -33,7 +33,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from . import state
-from .views import SCENARIOS
+from .klarna_payments import SCENARIOS
+from .variants import VARIANTS
 
 #: Failures a person can arm from the HTML page: label, and the keyword arguments of ``fail_next``.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -171,9 +172,7 @@ def index(request: HttpRequest) -> HttpResponse:
             elif action == "slow_delay":
                 state.set_slow_delay(float(request.POST.get("slow_delay", "")))
             elif action == "variants":
-                state.set_variants(
-                    **{name: request.POST[name] for name in state.VARIANTS if name in request.POST}
-                )
+                state.set_variants(**{name: request.POST[name] for name in VARIANTS if name in request.POST})
             elif action == "arm":
                 preset = PRESETS.get(request.POST.get("preset", ""))
                 if preset is None:
@@ -194,8 +193,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "scenarios": SCENARIOS.items(),
         "variants": [
             (name, choices, help_text, getattr(state.variants(), name))
-            for name, (choices, help_text) in state.VARIANTS.items()
+            for name, (choices, help_text) in VARIANTS.items()
         ],
         "accounts": state.accounts(),
     }
-    return render(request, "wagtail_klarna_paywall/fake/control.html", context, status=400 if error else 200)
+    return render(request, "wagtail_klarna_paywall_fake/control.html", context, status=400 if error else 200)

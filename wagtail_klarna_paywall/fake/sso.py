@@ -246,7 +246,7 @@ def login_form(request: HttpRequest) -> HttpResponse:
         error = True
     return render(
         request,
-        "wagtail_klarna_paywall/sso/fake_login.html",
+        "wagtail_klarna_paywall_fake/sso_login.html",
         {"return_url": return_url, "error": error, "accounts": state.accounts()},
         status=400 if error else 200,
     )

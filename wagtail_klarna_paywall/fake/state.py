@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils import timezone
 
+from .catalogue import PRODUCTS_SHAPES
+from .variants import Variants, checked_variants, configured_variants
+
 #: Endpoint names used by call counters and :func:`fail_next` (one name covers every API version).
 ENDPOINTS = (
     "access_token",
@@ -173,65 +176,6 @@ def default_error_code(endpoint: str, status: int) -> str:
     return _DEFAULT_CODES.get(status, "error")
 
 
-# -- variants: how the fake differs where Payway's docs are silent -------------------------------------
-
-#: Each switch, its allowed values (the first is the default) and what it changes. Set them in
-#: ``settings.WAGTAIL_KLARNA_PAYWALL_FAKE`` (upper-case names, e.g. ``{"ENVELOPE": "flat"}``; the sandbox
-#: reads ``FAKE_PAYWAY_<NAME>`` from the environment) or at runtime through the control API
-#: (``{"variants": {"envelope": "flat"}}``). :func:`reset` goes back to the settings.
-VARIANTS: dict[str, tuple[tuple[object, ...], str]] = {
-    "envelope": (("item", "flat"), 'single objects wrapped as {"item": {...}}, or at the top level'),
-    "redirect_field": (
-        ("redirect_uri", "redirect_url"),
-        "the field of place_order's answer that holds the Klarna hop",
-    ),
-    "categories": (
-        ("standard", "direct_debit"),
-        "the sessions' payment_method_categories: Klarna's groups, or those plus direct_debit",
-    ),
-    "order_scope_error": (
-        (False, True),
-        "place_order and place_trial_order answer 403 insufficient_scope (nothing is executed)",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Variants:
-    envelope: str = "item"
-    redirect_field: str = "redirect_uri"
-    categories: str = "standard"
-    order_scope_error: bool = False
-
-    def as_json(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
-
-
-def _checked_variants(values: dict[str, object], base: Variants | None = None) -> Variants:
-    """``base`` with ``values`` applied; ValueError for an unknown switch or value."""
-    changes: dict[str, object] = {}
-    for name, value in values.items():
-        if name not in VARIANTS:
-            raise ValueError(f"unknown variant {name!r}; one of {', '.join(VARIANTS)}")
-        allowed = VARIANTS[name][0]
-        if isinstance(allowed[0], bool) and isinstance(value, str):
-            # From the environment: the usual spellings only, so a typo fails instead of meaning "off".
-            value = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}.get(
-                value.strip().lower(), value
-            )
-        if value not in allowed or type(value) is not type(allowed[0]):
-            raise ValueError(f"variant {name} must be one of {', '.join(map(str, allowed))}")
-        changes[name] = value
-    return dataclasses.replace(base or Variants(), **changes)
-
-
-def _configured_variants() -> Variants:
-    options = getattr(settings, "WAGTAIL_KLARNA_PAYWALL_FAKE", {}) or {}
-    return _checked_variants(
-        {name: options[name.upper()] for name in VARIANTS if options.get(name.upper()) not in (None, "")}
-    )
-
-
 class _Store:
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {
@@ -256,7 +200,7 @@ class _Store:
         self.calls: Counter[str] = Counter()
         self.failures: dict[str, deque[Failure]] = {}
         self.slow_delay: float = _configured_slow_delay()
-        self.variants: Variants = _configured_variants()
+        self.variants: Variants = configured_variants()
         #: What create_session lists as ``payment_method_categories``; None: the fake's defaults.
         self.session_categories: dict[str, tuple[str, ...] | None] = {"regular": None, "trial": None}
         #: How package and campaign search items list their products (``catalogue.PRODUCTS_SHAPES``).
@@ -393,9 +337,9 @@ def variants() -> Variants:
 
 
 def set_variants(**values: object) -> Variants:
-    """Flip variant switches until the next :func:`reset` (see :data:`VARIANTS`)."""
+    """Flip variant switches until the next :func:`reset` (see :data:`.variants.VARIANTS`)."""
     with _lock:
-        _s().variants = _checked_variants(values, _s().variants)
+        _s().variants = checked_variants(values, _s().variants)
         return _s().variants
 
 
@@ -427,8 +371,6 @@ def session_categories(*, trial: bool) -> tuple[str, ...] | None:
 
 def set_products_shape(shape: str) -> None:
     """How package and campaign search items list their products (``catalogue.PRODUCTS_SHAPES``)."""
-    from .catalogue import PRODUCTS_SHAPES
-
     if shape not in PRODUCTS_SHAPES:
         raise ValueError("products_shape must be one of: " + ", ".join(PRODUCTS_SHAPES))
     with _lock:

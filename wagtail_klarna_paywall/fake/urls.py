@@ -3,7 +3,7 @@ point ``WAGTAIL_KLARNA_PAYWALL["API_URL"]`` at it. Never route these in producti
 
 from django.urls import path, re_path
 
-from . import control, sso, views
+from . import control, klarna, klarna_payments, sso, views
 
 app_name = "fake_payway"
 urlpatterns = [
@@ -11,26 +11,28 @@ urlpatterns = [
     path("", control.index, name="index"),
     path("_control/", control.control_api, name="control"),
     # Klarna's hop after place_order (the fake's stand-in for a page on klarna.com).
-    path("klarna/hop/<str:session_id>/", views.klarna_hop, name="klarna-hop"),
-    path("klarna/widget-test/", views.klarna_widget_test, name="klarna-widget-test"),
+    path("klarna/hop/<str:session_id>/", klarna.klarna_hop, name="klarna-hop"),
+    path("klarna/widget-test/", klarna.klarna_widget_test, name="klarna-widget-test"),
     # The Payway API, on Payway's own paths.
     path("api/authorization/access_token", views.access_token, name="access-token"),
     re_path(
         r"^external/api/v(?P<version>[12])/klarna_payments/create_session$",
-        views.create_session,
+        klarna_payments.create_session,
         name="create-session",
     ),
     re_path(
         r"^external/api/v(?P<version>[12])/klarna_payments/place_order$",
-        views.place_order,
+        klarna_payments.place_order,
         name="place-order",
     ),
     path(
-        "external/api/v2/klarna_payments/place_trial_order", views.place_trial_order, name="place-trial-order"
+        "external/api/v2/klarna_payments/place_trial_order",
+        klarna_payments.place_trial_order,
+        name="place-trial-order",
     ),
     re_path(
         r"^external/api/v(?P<version>[12])/klarna_payments/payment_periods$",
-        views.payment_periods,
+        klarna_payments.payment_periods,
         name="payment-periods",
     ),
     re_path(r"^external/api/v1/titles/?$", views.titles, name="titles"),

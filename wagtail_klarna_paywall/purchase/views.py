@@ -22,7 +22,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from django import forms
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -363,11 +362,7 @@ def _render_checkout(
                 },
             },
             payment_unavailable=unavailable,
-            klarna_sdk_url=(
-                static("wagtail_klarna_paywall/fake-klarna.js")
-                if paywall_settings.FAKE_KLARNA
-                else paywall_settings.KLARNA_SDK_URL
-            ),
+            klarna_sdk_url=paywall_settings.klarna_sdk_src,
             new_customer=not attempt.existing_customer,
             customer_form=customer_form
             or (_new_customer_form(request) if not attempt.existing_customer else None),

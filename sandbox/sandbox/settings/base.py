@@ -182,11 +182,12 @@ else:
         "CLIENT_ID": "sandbox",
         "CLIENT_SECRET": "sandbox-secret",
         "ORGANISATION_ID": "sandbox-org",
-        "FAKE_KLARNA": True,
+        # The fake Klarna widget (a static file of wagtail_klarna_paywall.fake) instead of Klarna's SDK.
+        "KLARNA_SDK_URL": "wagtail_klarna_paywall_fake/fake-klarna.js",
         "KLARNA_REDIRECT_HOSTS": ["klarna.com", "127.0.0.1", "localhost"],
     }
 
-#: Switches of the fake Payway (wagtail_klarna_paywall/fake/state.py, VARIANTS) from the environment, e.g.
+#: Switches of the fake Payway (wagtail_klarna_paywall/fake/variants.py, VARIANTS) from the environment, e.g.
 #: FAKE_PAYWAY_ENVELOPE=flat FAKE_PAYWAY_REDIRECT_FIELD=redirect_url FAKE_PAYWAY_CATEGORIES=direct_debit
 #: FAKE_PAYWAY_ORDER_SCOPE_ERROR=1 sandbox/run. The control page and API flip them at runtime too.
 WAGTAIL_KLARNA_PAYWALL_FAKE = {

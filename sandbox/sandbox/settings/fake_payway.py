@@ -6,11 +6,8 @@ worker talks to it over HTTP, as a site's workers talk to Payway.
 """
 
 import os
-from pathlib import Path
 
 from .base import PORT, WAGTAIL_KLARNA_PAYWALL
-
-PACKAGE_TEMPLATES = Path(__file__).resolve().parents[3] / "wagtail_klarna_paywall" / "templates"
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "sandbox-fake-payway-not-secret"
 DEBUG = False
@@ -23,8 +20,8 @@ DATABASES = {}
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        # The fake's pages (SSO2 login form, control page, Klarna hop) without installing the plugin.
-        "DIRS": [PACKAGE_TEMPLATES],
+        # The fake's pages (SSO2 login form, control page, Klarna hop) are the fake app's own templates.
+        "APP_DIRS": True,
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]

@@ -24,6 +24,8 @@ confirmation page, as with any redirect Klarna's list does not cover, and the pu
 """
 
 import os
+from importlib.util import find_spec
+from pathlib import Path
 
 import dj_database_url
 
@@ -94,6 +96,9 @@ FAKE_PAYWAY_PORT = int(os.environ.get("FAKE_PAYWAY_PORT", str(PORT + 1)))
 SERVE_FAKE_PAYWAY = False
 if not USE_REAL_PAYWAY:
     INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "wagtail_klarna_paywall.fake"]
+    # The site still serves the fake Klarna widget (KLARNA_SDK_URL names it, as in base), so collectstatic
+    # takes the fake's static files without installing the fake.
+    STATICFILES_DIRS = [Path(find_spec("wagtail_klarna_paywall.fake").origin).parent / "static"]
     WAGTAIL_KLARNA_PAYWALL = {
         **WAGTAIL_KLARNA_PAYWALL,
         # Server to server: the site's workers call the fake on loopback.
