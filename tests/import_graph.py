@@ -156,7 +156,9 @@ class _Visitor(ast.NodeVisitor):
 
 
 def line_counts(root: Path = ROOT) -> dict[str, int]:
-    return {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in module_files(root).items()}
+    return {
+        name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in module_files(root).items()
+    }
 
 
 def main() -> int:
