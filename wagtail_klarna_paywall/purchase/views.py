@@ -30,7 +30,7 @@ from wagtail.models import Page
 
 from .. import messages
 from ..conf import paywall_settings
-from ..exceptions import PaywallError
+from ..exceptions import TRANSIENT_CODES, ErrorCode, PaywallError
 from ..login.identity import get_identity_provider
 from ..models import AttemptState, PaywallSettings, PurchaseAttempt
 from ..newsroom import analytics
@@ -50,7 +50,6 @@ _OFFER_REF_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[A-Za-z0-9_-]{1,80})?$")
 # Klarna authorization tokens are UUID-like; the cap keeps junk away from Payway (docs/reliability.md B03).
 _AUTH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
-_TRANSIENT_CODES = {"unavailable", "timeout", "server_error", "rate_limited", "malformed_response"}
 _SENSITIVE_FIELDS = ("klarna_authorization_token", "email", "first_name", "last_name")
 
 #: The widget must have answered within this many milliseconds, else the fallback is shown (F13).
@@ -419,7 +418,7 @@ def _render_checkout(
             # Klarna said no to this payment, not to the reader: the other offers are where they were
             # chosen (the article's paywall, or this purchase page's own list).
             extra["other_offers_url"] = extra.get("offers_url") or extra["article_url"]
-    if mode == "outcome" and attempt.error_code == "ssn_already_taken":
+    if mode == "outcome" and attempt.error_code == ErrorCode.SSN_ALREADY_TAKEN:
         # "Log in with that account": a real login that returns to the article.
         next_url = extra.get("article_url") or extra.get("offers_url") or _home_url(request, page)
         extra["login_url"] = _reader_login_url(request, next_url)
@@ -509,7 +508,7 @@ def _respond(request: HttpRequest, page: Page, result: orders.PlaceResult, **kwa
     if outcome == orders.Outcome.LOGIN:
         return _login_redirect(request, page, attempt)
     if outcome == orders.Outcome.RETRY:
-        status = 503 if result.error_code in _TRANSIENT_CODES else 400
+        status = 503 if result.error_code in TRANSIENT_CODES else 400
         return _render_checkout(
             request, page, attempt, message_code=result.error_code, status=status, **kwargs
         )
@@ -573,7 +572,11 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     reader = reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
         return _render_landing(
-            request, page, message_code="configuration", status=503, back_url=_back_url(holder, page, request)
+            request,
+            page,
+            message_code=ErrorCode.CONFIGURATION,
+            status=503,
+            back_url=_back_url(holder, page, request),
         )
     # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
     budget = ratelimit.Decision(True)
@@ -609,7 +612,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             provider.forget(request)
             landing = f"{_page_url(page, request)}?{urlencode({'page': page_id, 'offer': ref})}"
             return HttpResponseRedirect(provider.login_url(request, landing), status=303)
-    status = 503 if result.error_code in _TRANSIENT_CODES else 200
+    status = 503 if result.error_code in TRANSIENT_CODES else 200
     retry = {"page": page_id, "offer": ref} if messages.reader_message(result.error_code).retry else None
     return _render_landing(
         request,
@@ -679,7 +682,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         result.attempt,
         email=customer_form.cleaned_data["email"] if customer_form is not None else "",
     )
-    if result.outcome == orders.Outcome.LOGIN and result.error_code == "authentication_expired":
+    if result.outcome == orders.Outcome.LOGIN and result.error_code == ErrorCode.AUTHENTICATION_EXPIRED:
         provider = _identity_provider()
         if provider is not None:
             provider.forget(request)
