@@ -81,8 +81,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class PaywallSettings:
-    """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`."""
+class PluginSettings:
+    """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`.
+
+    Not to be confused with the per-site editorial settings, the model
+    :class:`wagtail_klarna_paywall.models.PaywallSettings`. Values are cached until :meth:`reload`.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
@@ -106,7 +110,7 @@ class PaywallSettings:
         self._cache.clear()
 
 
-paywall_settings = PaywallSettings()
+paywall_settings = PluginSettings()
 
 
 def _reload(*, setting: str, **kwargs: Any) -> None:

@@ -54,6 +54,7 @@ from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import paywall_settings
+from ..login.identity import client_ip
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -292,7 +293,6 @@ def record_view(request: HttpRequest) -> HttpResponse:
     Never reads or creates a session, never sets a cookie.
     """
     from ..purchase import ratelimit
-    from ..purchase.views import browser_ip
 
     status = 204
     if request.method != "POST":
@@ -300,7 +300,7 @@ def record_view(request: HttpRequest) -> HttpResponse:
     else:
         user_agent = request.META.get("HTTP_USER_AGENT", "")[:512]
         view = _parse(request.POST)
-        ip = browser_ip(request)
+        ip = client_ip(request)
         if is_bot(user_agent):
             status = 202
         elif view is None:

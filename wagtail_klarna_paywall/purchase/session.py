@@ -47,7 +47,6 @@ from .attempts import (
     send_signal,
     session_category_identifiers,
     site_settings,
-    uses_identity,
 )
 
 if TYPE_CHECKING:
@@ -168,7 +167,9 @@ def _prepare_session(
         attempt = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
         if attempt.state not in OPEN_STATES:
             return None
-        with_identity = uses_identity(offer.is_trial, reader.identity_token)
+        with_identity = payway_client_module.uses_identity(
+            trial=offer.is_trial, identity_token=reader.identity_token
+        )
         record_event(attempt, EventKind.BUY)
         if can_reuse_session(attempt, reader, offer, now):
             changed = {"traffic_source": traffic_source[:100]} if traffic_source else {}

@@ -12,7 +12,6 @@ live page by its reference.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import logging
 import re
 from dataclasses import dataclass
@@ -31,8 +30,8 @@ from wagtail.models import Page
 from .. import messages
 from ..conf import paywall_settings
 from ..exceptions import TRANSIENT_CODES, ErrorCode, PaywallError
-from ..login.identity import get_identity_provider
-from ..models import AttemptState, PaywallSettings, PurchaseAttempt
+from ..login.identity import client_ip, get_identity_provider
+from ..models import AttemptState, PurchaseAttempt
 from ..newsroom import analytics
 from ..offers import Offer, resolve_offer
 from ..payway.types import BrowserInfo, CustomerInfo
@@ -102,23 +101,6 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader 
     return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account)
 
 
-def browser_ip(request: HttpRequest) -> str:
-    """The buyer's IP: X-Forwarded-For is honoured for exactly ``TRUSTED_PROXY_COUNT`` hops."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    candidate = remote
-    proxies = int(paywall_settings.TRUSTED_PROXY_COUNT or 0)
-    if proxies > 0:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            candidate = hops[-proxies]
-    for value in (candidate, remote):
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            continue
-    return ""
-
-
 def browser_language(request: HttpRequest) -> str:
     """The first language tag of Accept-Language (e.g. ``sv-SE``), or ''."""
     first = request.META.get("HTTP_ACCEPT_LANGUAGE", "").split(",")[0].split(";")[0].strip()
@@ -128,7 +110,7 @@ def browser_language(request: HttpRequest) -> str:
 def browser_info(request: HttpRequest) -> BrowserInfo:
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     user_agent = "".join(ch for ch in user_agent if ch.isprintable())[:512]
-    return BrowserInfo(ip=browser_ip(request), language=browser_language(request), user_agent=user_agent)
+    return BrowserInfo(ip=client_ip(request), language=browser_language(request), user_agent=user_agent)
 
 
 def _utm_from_url(url: str) -> str:
@@ -181,16 +163,9 @@ class CustomerForm(forms.Form):
 # -- rendering helpers ------------------------------------------------------------------------------
 
 
-def _site_settings(request: HttpRequest) -> PaywallSettings:
-    try:
-        return PaywallSettings.for_request(request)
-    except Exception:  # noqa: BLE001  - a request without a matching site still gets a page
-        return PaywallSettings()
-
-
 def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
     context = page.get_context(request)
-    settings_obj = _site_settings(request)
+    settings_obj = attempts.site_settings(request=request)
     context.update(
         paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
         paywall_analytics=settings_obj.analytics_events,
@@ -581,9 +556,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
     budget = ratelimit.Decision(True)
     if ratelimit.needs_new_session(reader, offer, holder):
-        budget = ratelimit.reserve_session(
-            reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial
-        )
+        budget = ratelimit.reserve_session(reader_key=reader.key, ip=client_ip(request), trial=offer.is_trial)
         if not budget.allowed:
             response = _render_landing(
                 request,
