@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
 
 SETTINGS_NAME = "WAGTAIL_KLARNA_PAYWALL"
 
@@ -85,7 +84,8 @@ class PluginSettings:
     """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`.
 
     Not to be confused with the per-site editorial settings, the model
-    :class:`wagtail_klarna_paywall.models.PaywallSettings`. Values are cached until :meth:`reload`.
+    :class:`wagtail_klarna_paywall.models.PaywallSettings`. Values are cached until :meth:`reload`, which
+    :mod:`wagtail_klarna_paywall.signal_handlers` calls when the setting changes.
     """
 
     def __init__(self) -> None:
@@ -111,14 +111,3 @@ class PluginSettings:
 
 
 paywall_settings = PluginSettings()
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
-        paywall_settings.reload()
-        from .payway import reset_client
-
-        reset_client()
-
-
-setting_changed.connect(_reload)

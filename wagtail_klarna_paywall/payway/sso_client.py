@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from django.core.signals import setting_changed
 
+from ..conf import paywall_settings
 from ..exceptions import MalformedResponse, PaywayAPIError
 from . import ProcessWide, errors
 from .parsing import ErrorBody
@@ -96,12 +96,10 @@ def _api_error(response: requests.Response, endpoint: str) -> PaywayAPIError:
 
 
 def _build_sso_client() -> SSO2Client:
-    from ..conf import paywall_settings as conf
-
     return SSO2Client(
-        base_url=conf.SSO_URL,
-        connect_timeout=conf.CONNECT_TIMEOUT,
-        read_timeout=conf.READ_TIMEOUT,
+        base_url=paywall_settings.SSO_URL,
+        connect_timeout=paywall_settings.CONNECT_TIMEOUT,
+        read_timeout=paywall_settings.READ_TIMEOUT,
     )
 
 
@@ -114,13 +112,5 @@ def get_sso_client() -> SSO2Client:
 
 
 def reset_sso_client() -> None:
-    """Forget the process-wide client (after a settings change, and between tests)."""
+    """Forget the process-wide client (after a settings change: :mod:`..signal_handlers`; between tests)."""
     _sso.reset()
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == "WAGTAIL_KLARNA_PAYWALL":
-        reset_sso_client()
-
-
-setting_changed.connect(_reload)
