@@ -1,4 +1,4 @@
-"""login/identity.py: the one reading of the reader's IP address."""
+"""login/identity.py: the one identity-provider loader, and the one reading of the reader's IP address."""
 
 from __future__ import annotations
 
@@ -6,7 +6,88 @@ import jwt
 import pytest
 from django.test import RequestFactory
 
+from wagtail_klarna_paywall.exceptions import ConfigurationError
 from wagtail_klarna_paywall.login import identity, sso
+from wagtail_klarna_paywall.purchase import views
+
+
+class CountingProvider:
+    """Counts how often it is built."""
+
+    built = 0
+
+    def __init__(self):
+        CountingProvider.built += 1
+
+    def get_identity_token(self, request):
+        return None
+
+    def login_url(self, request, next_url):
+        return "/login/"
+
+    def forget(self, request):
+        pass
+
+
+COUNTING = "tests.test_identity.CountingProvider"
+
+
+@pytest.fixture
+def provider_setting(settings):
+    def use(path):
+        settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "IDENTITY_PROVIDER": path}
+
+    CountingProvider.built = 0
+    yield use
+    identity.reset_identity_provider()
+
+
+# -- the loader --------------------------------------------------------------------------------------
+
+
+def test_the_provider_is_built_once_per_process(provider_setting):
+    provider_setting(COUNTING)
+
+    first = identity.get_identity_provider()
+
+    assert isinstance(first, CountingProvider)
+    assert identity.get_identity_provider() is first
+    assert CountingProvider.built == 1
+
+
+def test_a_changed_setting_builds_the_new_provider(provider_setting):
+    provider_setting(COUNTING)
+    assert isinstance(identity.get_identity_provider(), CountingProvider)
+
+    provider_setting("wagtail_klarna_paywall.login.sso.SSO2IdentityProvider")
+
+    assert isinstance(identity.get_identity_provider(), sso.SSO2IdentityProvider)
+
+
+def test_an_empty_setting_means_no_identity_provider(provider_setting):
+    provider_setting("")
+
+    assert identity.get_identity_provider() is None
+
+
+@pytest.mark.parametrize("path", ["myproject.identity.Provider", "tests.test_identity.NoSuchProvider", None])
+def test_a_path_that_does_not_import_is_a_configuration_error(provider_setting, path):
+    provider_setting(path if path is not None else ["not", "a", "path"])
+
+    with pytest.raises(ConfigurationError) as raised:
+        identity.get_identity_provider()
+    assert "IDENTITY_PROVIDER" in str(raised.value)
+
+
+def test_every_caller_meets_the_same_configuration_error(provider_setting, rf):
+    """One policy: the purchase flow no longer treats a wrong setting as "no identity provider"."""
+    provider_setting("myproject.identity.Provider")
+    request = rf.get("/")
+    request.session = {}
+
+    with pytest.raises(ConfigurationError):
+        views.reader_identity_token(request)
+
 
 # -- the reader's IP address -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from django.db.models.signals import post_save
 
 from wagtail_klarna_paywall import signal_handlers
 from wagtail_klarna_paywall.conf import paywall_settings
+from wagtail_klarna_paywall.login.identity import get_identity_provider
 from wagtail_klarna_paywall.payway import get_client
 from wagtail_klarna_paywall.payway.sso_client import get_sso_client
 
@@ -18,7 +19,7 @@ def _uids(signal) -> list[str]:
 
 
 def test_a_changed_setting_rebuilds_everything_made_from_it(settings):
-    client, sso = get_client(), get_sso_client()
+    client, sso, provider = get_client(), get_sso_client(), get_identity_provider()
     assert paywall_settings.CONNECT_TIMEOUT != 1.5
 
     settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "CONNECT_TIMEOUT": 1.5}
@@ -26,6 +27,7 @@ def test_a_changed_setting_rebuilds_everything_made_from_it(settings):
     assert paywall_settings.CONNECT_TIMEOUT == 1.5
     assert get_client() is not client and get_client().timeout[0] == 1.5
     assert get_sso_client() is not sso and get_sso_client().timeout[0] == 1.5
+    assert get_identity_provider() is not provider
 
 
 def test_other_settings_leave_the_clients_alone(settings):

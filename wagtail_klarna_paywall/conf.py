@@ -69,7 +69,8 @@ DEFAULTS: dict[str, Any] = {
         "trial_ip": (5, 3600),
         "paywall_view_ip": (600, 600),
     },
-    # Dotted path to the identity provider (SSO2 by default); see ``identity.py``.
+    # Dotted path to the identity provider class (SSO2 by default), or "" when readers never log in; see
+    # ``login/identity.py``. Checked at startup (wagtail_klarna_paywall.E014).
     "IDENTITY_PROVIDER": "wagtail_klarna_paywall.login.sso.SSO2IdentityProvider",
     # Seconds between SSO2 session-status polls for a logged-in reader.
     "SSO_STATUS_INTERVAL": 300,

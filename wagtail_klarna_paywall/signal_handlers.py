@@ -2,7 +2,7 @@
 :meth:`wagtail_klarna_paywall.apps.WagtailKlarnaPaywallConfig.ready`.
 
 - ``setting_changed`` for ``WAGTAIL_KLARNA_PAYWALL``: forget everything built from it (the settings'
-  cached values, the process-wide Payway and SSO2 clients), so a changed setting
+  cached values, the process-wide Payway and SSO2 clients, the identity provider), so a changed setting
   (``override_settings`` in tests, a reloaded configuration) is read afresh.
 - Page, site and paywall-settings changes: forget cached paywall markup (:mod:`.reading.render_cache`) and
   which paywalls a page holds (:mod:`.newsroom.paywall_views`), in every process that can publish (web
@@ -20,6 +20,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .conf import SETTINGS_NAME, paywall_settings
+from .login.identity import reset_identity_provider
 from .newsroom import paywall_views
 from .payway import reset_client
 from .payway.sso_client import reset_sso_client
@@ -34,6 +35,7 @@ def reload_plugin_settings(*, setting: str, **kwargs: Any) -> None:
     paywall_settings.reload()
     reset_client()
     reset_sso_client()
+    reset_identity_provider()
 
 
 user_logged_out.connect(

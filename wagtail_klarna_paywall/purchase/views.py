@@ -60,16 +60,9 @@ WIDGET_RETRY_DELAY_MS = 3_000
 # -- the reader -------------------------------------------------------------------------------------
 
 
-def _identity_provider() -> Any | None:
-    try:
-        return get_identity_provider()
-    except ImportError:
-        return None
-
-
 def reader_identity_token(request: HttpRequest) -> str | None:
     """The reader's Payway identity token, or None (not logged in, or no identity provider installed)."""
-    provider = _identity_provider()
+    provider = get_identity_provider()
     if provider is None:
         return None
     try:
@@ -491,7 +484,7 @@ def _respond(request: HttpRequest, page: Page, result: orders.PlaceResult, **kwa
 
 
 def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) -> HttpResponse:
-    provider = _identity_provider()
+    provider = get_identity_provider()
     if provider is None:
         return _render_checkout(request, page, attempt, message_code=messages.LOGIN_REQUIRED, status=403)
     return HttpResponseRedirect(provider.login_url(request, checkout_url(page, request, attempt)), status=303)
@@ -580,7 +573,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     if result.status in (session.BuyStatus.READY, session.BuyStatus.EXISTING):
         return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
     if result.status == session.BuyStatus.LOGIN:
-        provider = _identity_provider()
+        provider = get_identity_provider()
         if provider is not None:
             provider.forget(request)
             landing = f"{_page_url(page, request)}?{urlencode({'page': page_id, 'offer': ref})}"
@@ -656,7 +649,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         email=customer_form.cleaned_data["email"] if customer_form is not None else "",
     )
     if result.outcome == orders.Outcome.LOGIN and result.error_code == ErrorCode.AUTHENTICATION_EXPIRED:
-        provider = _identity_provider()
+        provider = get_identity_provider()
         if provider is not None:
             provider.forget(request)
     return _respond(request, page, result, customer_form=customer_form)
@@ -735,7 +728,7 @@ def _home_url(request: HttpRequest, page: Page) -> str:
 
 def _reader_login_url(request: HttpRequest, next_url: str) -> str:
     """The site's Payway login, returning to ``next_url``; "" when no identity provider can give one."""
-    provider = _identity_provider()
+    provider = get_identity_provider()
     if provider is None:
         return ""
     try:

@@ -151,7 +151,7 @@ def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
     from .gating import mark_reader_dependent
 
     provider = get_identity_provider()
-    token = provider.get_identity_token(request)
+    token = provider.get_identity_token(request) if provider is not None else None
     if not token:
         return False, frozenset()
     mark_reader_dependent(request)
