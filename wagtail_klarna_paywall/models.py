@@ -161,8 +161,7 @@ class AttemptState(models.TextChoices):
     EXPIRED = "expired", _("Expired")
 
 
-#: Monotonic state machine: the only transitions the flow makes (``PurchaseAttempt.can_transition`` asks it;
-#: the flow's conditional updates and the reconciler keep to it).
+#: Monotonic state machine: the only transitions allowed (``PurchaseAttempt.can_transition`` reads it).
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     AttemptState.NEW: frozenset(
         {AttemptState.SESSION_READY, AttemptState.FAILED, AttemptState.EXPIRED, AttemptState.DECLINED}
