@@ -219,8 +219,56 @@ def test_w003_sso2_without_organisation_id():
     assert ids(messages_for(ORGANISATION_ID="")) == ["wagtail_klarna_paywall.W003"]
 
 
+class SiteProvider:
+    """A site's own identity provider (importable, so E014 is quiet)."""
+
+    def get_identity_token(self, request):
+        return None
+
+    def login_url(self, request, next_url):
+        return "/login/"
+
+    def forget(self, request):
+        pass
+
+
+SITE_PROVIDER = "tests.test_checks.SiteProvider"
+
+
 def test_w003_quiet_with_another_identity_provider():
-    assert messages_for(ORGANISATION_ID="", IDENTITY_PROVIDER="myproject.identity.Provider") == []
+    assert messages_for(ORGANISATION_ID="", IDENTITY_PROVIDER=SITE_PROVIDER) == []
+
+
+# -- E014 identity provider -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "myproject.identity.Provider",  # no such module
+        "wagtail_klarna_paywall.login.sso.SSO2IdentityProvder",  # a typo in the class name
+        "SSO2IdentityProvider",  # not a dotted path
+        42,
+    ],
+)
+def test_e014_an_identity_provider_that_does_not_load_is_an_error_at_startup(path):
+    messages = messages_for(IDENTITY_PROVIDER=path)
+
+    assert ids(messages) == ["wagtail_klarna_paywall.E014"]
+    assert isinstance(messages[0], Error)
+    assert "IDENTITY_PROVIDER" in messages[0].msg
+
+
+def test_e014_a_provider_that_cannot_be_built_is_an_error():
+    # A function that needs an argument: it imports, but the provider cannot be built from it.
+    assert ids(messages_for(IDENTITY_PROVIDER="wagtail_klarna_paywall.login.identity.client_ip")) == [
+        "wagtail_klarna_paywall.E014"
+    ]
+
+
+@pytest.mark.parametrize("path", [SITE_PROVIDER, "wagtail_klarna_paywall.login.sso.SSO2IdentityProvider", ""])
+def test_e014_quiet_for_a_provider_that_loads_or_none(path):
+    assert "wagtail_klarna_paywall.E014" not in ids(messages_for(IDENTITY_PROVIDER=path))
 
 
 @pytest.mark.parametrize(
@@ -258,7 +306,7 @@ def test_e010_quiet_with_autocommit_requests():
 def test_e011_signed_cookie_sessions_would_put_identity_tokens_in_the_browser():
     engine = "django.contrib.sessions.backends.signed_cookies"
     assert "wagtail_klarna_paywall.E011" in _environment_ids(SESSION_ENGINE=engine)
-    custom = {"IDENTITY_PROVIDER": "tests.somewhere.SiteProvider"}
+    custom = {"IDENTITY_PROVIDER": SITE_PROVIDER}
     with override_settings(WAGTAIL_KLARNA_PAYWALL=custom):
         assert "wagtail_klarna_paywall.E011" not in _environment_ids(SESSION_ENGINE=engine)
 

@@ -9,6 +9,7 @@ from django.utils import translation
 from django.utils.functional import Promise
 
 from wagtail_klarna_paywall import exceptions, messages
+from wagtail_klarna_paywall.exceptions import ErrorCode
 from wagtail_klarna_paywall.payway.types import ACCOUNT_SYNC_ERROR_CODES
 
 
@@ -39,6 +40,11 @@ SYNC_CODES = set(ACCOUNT_SYNC_ERROR_CODES.values())
 def test_every_code_has_its_own_message():
     expected = exception_codes() | SYNC_CODES | FLOW_CODES
     assert expected <= set(messages.MESSAGES), expected - set(messages.MESSAGES)
+
+
+def test_every_code_but_the_purchase_log_only_events_has_a_reader_message():
+    events_only = {ErrorCode.REDIRECT_REJECTED, ErrorCode.FOREIGN_REFERENCE}
+    assert set(messages.MESSAGES) == set(ErrorCode) - events_only
 
 
 def test_each_account_sync_error_has_a_distinct_message():

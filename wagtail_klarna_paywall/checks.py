@@ -16,6 +16,7 @@ E007                                   KLARNA_SDK_URL not Klarna's SDK while API
 E009                                   WAGTAIL_KLARNA_PAYWALL is not a dict
 E010                                   a database has ATOMIC_REQUESTS (the exactly-once gate needs autocommit)
 E011                                   cookie-based sessions while SSO2 keeps identity tokens in the session
+E014                                   IDENTITY_PROVIDER names a class that cannot be imported or built
 W001                                   READ_TIMEOUT above 60 seconds
 W002                                   unknown key in WAGTAIL_KLARNA_PAYWALL (a typo is otherwise silent)
 W003                                   ORGANISATION_ID missing while SSO2 is the identity provider
@@ -49,6 +50,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils import translation
 
 from .conf import DEFAULTS, KLARNA_SDK_URL, PAYWAY_PRODUCTION_API_URL, SETTINGS_NAME, paywall_settings
+from .login import identity, sso
+from .purchase import hardening as security
 
 ID_PREFIX = "wagtail_klarna_paywall"
 TAG = "wagtail_klarna_paywall"
@@ -254,7 +257,27 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     messages += _check_unknown_keys(user_settings)
+    messages += _check_identity_provider()
     return messages
+
+
+def _check_identity_provider() -> list[CheckMessage]:
+    """E014: what the purchase flow, the paywall and the access check would raise on every request,
+    reported once at startup instead (through the same loader they use)."""
+    try:
+        identity.get_identity_provider()
+    except Exception as err:  # noqa: BLE001 - any failure to build the provider is this check's finding
+        return [
+            Error(
+                f"{SETTINGS_NAME}['IDENTITY_PROVIDER'] {paywall_settings.IDENTITY_PROVIDER!r} cannot be "
+                f"loaded ({type(err).__name__}).",
+                hint="Give the dotted path of a class that takes no arguments and implements "
+                "wagtail_klarna_paywall.login.identity.IdentityProvider, e.g. the default "
+                f"{SSO2_PROVIDER!r}; an empty value means readers never log in.",
+                id=_id("E014"),
+            )
+        ]
+    return []
 
 
 SIGNED_COOKIE_SESSIONS = "django.contrib.sessions.backends.signed_cookies"
@@ -317,8 +340,6 @@ def _headers_after_middleware() -> dict[str, str | None] | None:
     from django.test import RequestFactory
     from django.utils.module_loading import import_string
 
-    from .purchase import hardening as security
-
     def stub(request):
         return security.harden(HttpResponse("flow page"))
 
@@ -341,8 +362,6 @@ def _headers_after_middleware() -> dict[str, str | None] | None:
 
 def _check_flow_headers() -> list[CheckMessage]:
     from django.http import HttpResponse
-
-    from .purchase import hardening as security
 
     try:
         expected = security.harden(HttpResponse())
@@ -446,8 +465,6 @@ def _cache_backend(alias: str) -> str:
 def _landing_single_use_in_cache() -> bool:
     """Whether SSO2's landing single-use record is kept in ``CACHE`` (it is when ``sso.claim_once`` reads
     Django's caches; a record kept in the database needs no shared cache)."""
-    from .login import sso
-
     code = getattr(getattr(sso, "claim_once", None), "__code__", None)
     return code is not None and "caches" in code.co_names
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.templatetags.static import static
 
 SETTINGS_NAME = "WAGTAIL_KLARNA_PAYWALL"
@@ -71,7 +70,8 @@ DEFAULTS: dict[str, Any] = {
         "trial_ip": (5, 3600),
         "paywall_view_ip": (600, 600),
     },
-    # Dotted path to the identity provider (SSO2 by default); see ``identity.py``.
+    # Dotted path to the identity provider class (SSO2 by default), or "" when readers never log in; see
+    # ``login/identity.py``. Checked at startup (wagtail_klarna_paywall.E014).
     "IDENTITY_PROVIDER": "wagtail_klarna_paywall.login.sso.SSO2IdentityProvider",
     # Seconds between SSO2 session-status polls for a logged-in reader.
     "SSO_STATUS_INTERVAL": 300,
@@ -82,8 +82,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class PaywallSettings:
-    """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`."""
+class PluginSettings:
+    """Attribute access to ``settings.WAGTAIL_KLARNA_PAYWALL`` merged over :data:`DEFAULTS`.
+
+    Not to be confused with the per-site editorial settings, the model
+    :class:`wagtail_klarna_paywall.models.PaywallSettings`. Values are cached until :meth:`reload`, which
+    :mod:`wagtail_klarna_paywall.signal_handlers` calls when the setting changes.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
@@ -117,15 +122,4 @@ class PaywallSettings:
         self._cache.clear()
 
 
-paywall_settings = PaywallSettings()
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTINGS_NAME:
-        paywall_settings.reload()
-        from .payway import reset_client
-
-        reset_client()
-
-
-setting_changed.connect(_reload)
+paywall_settings = PluginSettings()

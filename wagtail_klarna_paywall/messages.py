@@ -1,7 +1,8 @@
 """THE mapping from error codes to what a reader is told.
 
-Every failure the purchase flow can meet ends in a stable code (``PaywallError.error_code``, the
-``raise_on_*`` sync codes, and the flow's own codes below). This module turns a code into a short title
+Every failure the purchase flow can meet ends in a stable code, an
+:class:`~wagtail_klarna_paywall.exceptions.ErrorCode` (``PaywallError.error_code``, the ``raise_on_*`` sync
+codes, and the flow's own codes). This module turns a code into a short title
 and a plain explanation, translated lazily so each reader gets their own language. Upstream text
 (Payway's ``message``, Klarna's errors) is never shown: it is written for operators, may be in another
 language, and may echo personal data such as a personnummer.
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from .exceptions import ErrorCode
+
 
 @dataclass(frozen=True)
 class ReaderMessage:
@@ -24,31 +27,28 @@ class ReaderMessage:
     retry: bool = False
 
 
-# Codes the flow itself produces (not exceptions).
-BAD_REQUEST = "bad_request"
-OFFER_NOT_FOUND = "offer_not_found"
-MISSING_AUTHORIZATION = "missing_authorization"
-INVALID_CUSTOMER = "invalid_customer"
-DECLINED_IN_WIDGET = "declined_in_widget"
-SESSION_EXPIRED = "session_expired"
-UNKNOWN_OUTCOME = "unknown"
-IN_PROGRESS = "in_progress"
-ALREADY_BOUGHT = "already_bought"
-#: The reader's earlier order of the product was found by the e-mail address typed at checkout, in another
-#: browser: its confirmation cannot be shown here.
-ALREADY_BOUGHT_ELSEWHERE = "already_bought_elsewhere"
-#: A logged-in reader's account already holds what the offer sells (``access.offer_is_owned``).
-ALREADY_SUBSCRIBED = "already_subscribed"
-LOGIN_REQUIRED = "login_required"
-WIDGET_UNAVAILABLE = "widget_unavailable"
-NO_PAYMENT_METHOD = "no_payment_method"
-TOO_MANY_ATTEMPTS = "too_many_attempts"
-GENERIC = "error"
+# Short names for the flow's own codes (the codes themselves are :class:`ErrorCode` members).
+BAD_REQUEST = ErrorCode.BAD_REQUEST
+OFFER_NOT_FOUND = ErrorCode.OFFER_NOT_FOUND
+MISSING_AUTHORIZATION = ErrorCode.MISSING_AUTHORIZATION
+INVALID_CUSTOMER = ErrorCode.INVALID_CUSTOMER
+DECLINED_IN_WIDGET = ErrorCode.DECLINED_IN_WIDGET
+SESSION_EXPIRED = ErrorCode.SESSION_EXPIRED
+UNKNOWN_OUTCOME = ErrorCode.UNKNOWN_OUTCOME
+IN_PROGRESS = ErrorCode.IN_PROGRESS
+ALREADY_BOUGHT = ErrorCode.ALREADY_BOUGHT
+ALREADY_BOUGHT_ELSEWHERE = ErrorCode.ALREADY_BOUGHT_ELSEWHERE
+ALREADY_SUBSCRIBED = ErrorCode.ALREADY_SUBSCRIBED
+LOGIN_REQUIRED = ErrorCode.LOGIN_REQUIRED
+WIDGET_UNAVAILABLE = ErrorCode.WIDGET_UNAVAILABLE
+NO_PAYMENT_METHOD = ErrorCode.NO_PAYMENT_METHOD
+TOO_MANY_ATTEMPTS = ErrorCode.TOO_MANY_ATTEMPTS
+GENERIC = ErrorCode.GENERIC
 
 _TRY_AGAIN_LATER = _("Nothing has been charged. Please try again in a little while.")
 _NOT_COMPLETED = _("The purchase could not be completed")
 
-MESSAGES: dict[str, ReaderMessage] = {
+MESSAGES: dict[ErrorCode, ReaderMessage] = {
     # -- the flow's own codes ------------------------------------------------------------------------
     BAD_REQUEST: ReaderMessage(
         _("Something went wrong with the form"),
@@ -128,7 +128,7 @@ MESSAGES: dict[str, ReaderMessage] = {
             "article and choose another offer."
         ),
     ),
-    # Our own limit on new purchases (docs/reliability.md S13), not Payway's "rate_limited" further down.
+    # Our own limit on new purchases (docs/reliability.md S13), not Payway's RATE_LIMITED further down.
     TOO_MANY_ATTEMPTS: ReaderMessage(
         _("Please wait a little"),
         _(
@@ -138,15 +138,15 @@ MESSAGES: dict[str, ReaderMessage] = {
     ),
     # -- exception codes (exceptions.py) -----------------------------------------------------------
     GENERIC: ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
-    "configuration": ReaderMessage(
+    ErrorCode.CONFIGURATION: ReaderMessage(
         _("Purchases are not available right now"),
         _("Purchases are not available at the moment. Nothing has been charged. Please try again later."),
     ),
-    "sso_token_invalid": ReaderMessage(
+    ErrorCode.SSO_TOKEN_INVALID: ReaderMessage(
         _("The login could not be completed"),
         _("Your login link was invalid or had expired. Nothing has been charged. Please log in again."),
     ),
-    "sso_login_failed": ReaderMessage(
+    ErrorCode.SSO_LOGIN_FAILED: ReaderMessage(
         _("The login could not be completed"),
         _(
             "Your account could not be confirmed just now. Nothing has been charged. "
@@ -154,36 +154,36 @@ MESSAGES: dict[str, ReaderMessage] = {
         ),
         retry=True,
     ),
-    "payway_error": ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
-    "unavailable": ReaderMessage(
+    ErrorCode.PAYWAY_ERROR: ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
+    ErrorCode.UNAVAILABLE: ReaderMessage(
         _("Our payment provider could not be reached"),
         _("Nothing has been charged. Please try again in a little while."),
         retry=True,
     ),
-    "rate_limited": ReaderMessage(
+    ErrorCode.RATE_LIMITED: ReaderMessage(
         _("Many purchases right now"),
         _("Our payment provider is very busy. Nothing has been charged. Please try again in a minute."),
         retry=True,
     ),
     # The three "may have reached Payway" codes get the unknown-outcome explanation when they happen on
     # place_order (the flow stores UNKNOWN_OUTCOME then); these texts are for the session step.
-    "timeout": ReaderMessage(
+    ErrorCode.TIMEOUT: ReaderMessage(
         _("Our payment provider did not answer in time"),
         _TRY_AGAIN_LATER,
         retry=True,
     ),
-    "malformed_response": ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
-    "server_error": ReaderMessage(
+    ErrorCode.MALFORMED_RESPONSE: ReaderMessage(_NOT_COMPLETED, _TRY_AGAIN_LATER, retry=True),
+    ErrorCode.SERVER_ERROR: ReaderMessage(
         _("Our payment provider has a problem"),
         _TRY_AGAIN_LATER,
         retry=True,
     ),
-    "api_error": ReaderMessage(
+    ErrorCode.API_ERROR: ReaderMessage(
         _NOT_COMPLETED,
         _("The payment provider did not accept the purchase. Nothing has been charged."),
         retry=True,
     ),
-    "validation": ReaderMessage(
+    ErrorCode.VALIDATION: ReaderMessage(
         _NOT_COMPLETED,
         _(
             "The payment provider did not accept the purchase. Nothing has been charged. Please try again; "
@@ -191,11 +191,11 @@ MESSAGES: dict[str, ReaderMessage] = {
         ),
         retry=True,
     ),
-    "authentication_expired": ReaderMessage(
+    ErrorCode.AUTHENTICATION_EXPIRED: ReaderMessage(
         _("Please log in again"),
         _("Your login has expired. Nothing has been charged. Log in and then approve the payment again."),
     ),
-    "payment_method_failed": ReaderMessage(
+    ErrorCode.PAYMENT_METHOD_FAILED: ReaderMessage(
         _("Klarna could not approve the payment"),
         _(
             "Klarna did not approve this payment, so nothing has been charged and no subscription was "
@@ -207,20 +207,20 @@ MESSAGES: dict[str, ReaderMessage] = {
         retry=True,
     ),
     # A 403 that is not Klarna's refusal: a missing scope, identity or permission (our configuration).
-    "permission_denied": ReaderMessage(
+    ErrorCode.PERMISSION_DENIED: ReaderMessage(
         _("Payments cannot be taken right now"),
         _(
             "We cannot take payments just now because of a problem on our side, not with your payment. "
             "Nothing has been charged. Please try again later or contact customer service."
         ),
     ),
-    "not_found": ReaderMessage(
+    ErrorCode.NOT_FOUND: ReaderMessage(
         _("This payment has expired"),
         _("The payment provider no longer knows this payment. Nothing has been charged. Please start again."),
         retry=True,
     ),
     # -- the four raise_on_* account sync codes ------------------------------------------------------
-    "ssn_already_taken": ReaderMessage(
+    ErrorCode.SSN_ALREADY_TAKEN: ReaderMessage(
         _("Your personal identity number belongs to another account"),
         _(
             "The personal identity number from Klarna is already registered on another customer account, "
@@ -228,7 +228,7 @@ MESSAGES: dict[str, ReaderMessage] = {
             "again, or contact customer service."
         ),
     ),
-    "ssn_already_set": ReaderMessage(
+    ErrorCode.SSN_ALREADY_SET: ReaderMessage(
         _("Your account has another personal identity number"),
         _(
             "Your customer account already holds a different personal identity number from the one Klarna "
@@ -236,14 +236,14 @@ MESSAGES: dict[str, ReaderMessage] = {
             "service."
         ),
     ),
-    "account_update": ReaderMessage(
+    ErrorCode.ACCOUNT_UPDATE: ReaderMessage(
         _("Your account could not be updated"),
         _(
             "We could not update your customer account with the details from Klarna, so the purchase was "
             "stopped and nothing has been charged. Please try again later or contact customer service."
         ),
     ),
-    "delivery_address": ReaderMessage(
+    ErrorCode.DELIVERY_ADDRESS: ReaderMessage(
         _("Your address could not be saved"),
         _(
             "We could not save the delivery address from Klarna, so the purchase was stopped and nothing "
@@ -253,6 +253,7 @@ MESSAGES: dict[str, ReaderMessage] = {
 }
 
 
-def reader_message(code: str | None) -> ReaderMessage:
-    """The message for ``code``; the generic one for an unknown or empty code (never upstream text)."""
+def reader_message(code: ErrorCode | str | None) -> ReaderMessage:
+    """The message for ``code`` (a member or a stored value); the generic one for an unknown or empty code
+    (never upstream text)."""
     return MESSAGES.get(code or GENERIC, MESSAGES[GENERIC])

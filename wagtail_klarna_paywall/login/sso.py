@@ -37,6 +37,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from ..conf import paywall_settings as conf
 from ..exceptions import InvalidSSOToken, PaywallError, PaywayError, SSOLoginFailed
+from ..payway import get_client
+from ..payway.sso_client import get_sso_client
+from .identity import client_ip
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -262,16 +265,6 @@ def _int_or_none(value: Any) -> int | None:
 # -- request helpers -----------------------------------------------------------------------------
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The reader's IP, trusting exactly ``TRUSTED_PROXY_COUNT`` proxies in X-Forwarded-For."""
-    proxies = int(conf.TRUSTED_PROXY_COUNT or 0)
-    if proxies > 0:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            return hops[-proxies]
-    return request.META.get("REMOTE_ADDR", "")
-
-
 def has_session_cookie(request: HttpRequest) -> bool:
     return settings.SESSION_COOKIE_NAME in request.COOKIES
 
@@ -348,7 +341,7 @@ def log_in(request: HttpRequest, status: SSOStatus) -> None:
     if not status.logged_in or not status.at:
         raise SSOLoginFailed("no_ticket")
     try:
-        token = _client().exchange_ticket(status.at)
+        token = get_client().exchange_ticket(status.at)
     except PaywallError as err:
         logger.warning("SSO2 ticket exchange failed: %s", err)
         raise SSOLoginFailed("ticket_exchange", detail=err.__class__.__name__) from None
@@ -388,7 +381,7 @@ def end_session(request: HttpRequest) -> None:
     state = _state(request)
     if state and state.get("sid"):
         try:
-            _sso_client().logout(session_token(request, sid=state["sid"]))
+            get_sso_client().logout(session_token(request, sid=state["sid"]))
         except PaywallError as err:
             logger.warning("SSO2 logout failed; logging out locally anyway: %s", err)
     refresh_access(request)
@@ -400,7 +393,9 @@ def end_session(request: HttpRequest) -> None:
 def poll_status(request: HttpRequest, state: dict[str, Any]) -> SSOStatus | None:
     """Ask SSO2 for the session's status. None when SSO2 could not answer (retried soon)."""
     try:
-        answer = _sso_client().session_status(session_token(request, sid=state["sid"], lks=state.get("sts")))
+        answer = get_sso_client().session_status(
+            session_token(request, sid=state["sid"], lks=state.get("sts"))
+        )
         status = read_answer(answer)
     except (PaywallError, KeyError) as err:
         logger.warning("SSO2 session status failed: %s", err)
@@ -423,18 +418,6 @@ def _token_fields(token: AccessToken) -> dict[str, Any]:
 
 def _server_side_sessions() -> bool:
     return settings.SESSION_ENGINE != _SIGNED_COOKIE_ENGINE
-
-
-def _client():
-    from ..payway import get_client
-
-    return get_client()
-
-
-def _sso_client():
-    from ..payway.sso_client import get_sso_client
-
-    return get_sso_client()
 
 
 # -- the identity provider -----------------------------------------------------------------------
@@ -483,7 +466,7 @@ class SSO2IdentityProvider:
     def _renew(self, request: HttpRequest, state: dict[str, Any]) -> str | None:
         if state.get("refresh"):
             try:
-                token = _client().refresh_identity_token(state["refresh"])
+                token = get_client().refresh_identity_token(state["refresh"])
             except PaywayError as err:
                 logger.info("Identity token refresh failed: %s", err)
             else:
@@ -505,7 +488,7 @@ class SSO2IdentityProvider:
             _save(request, state)
             return state.get("token") if float(state.get("expires") or 0) > time.time() else None
         try:
-            token = _client().exchange_ticket(status.at)
+            token = get_client().exchange_ticket(status.at)
         except PaywallError as err:
             logger.warning("SSO2 ticket exchange failed: %s", err)
             _save(request, state)

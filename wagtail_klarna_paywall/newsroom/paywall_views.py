@@ -58,9 +58,9 @@ from wagtail.models import Page
 
 from ..blocks import PaywallBlock
 from ..conf import paywall_settings
+from ..login.identity import client_ip
 from ..models import PaywallSettings, PaywallViewDay
 from ..purchase import ratelimit
-from ..purchase.views import browser_ip
 from ..reading import render_cache
 from . import analytics
 
@@ -300,7 +300,7 @@ def record_view(request: HttpRequest) -> HttpResponse:
     else:
         user_agent = request.META.get("HTTP_USER_AGENT", "")[:512]
         view = _parse(request.POST)
-        ip = browser_ip(request)
+        ip = client_ip(request)
         if is_bot(user_agent):
             status = 202
         elif view is None:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from ..conf import paywall_settings
 from .client import PaywayClient
 
 __all__ = ["PaywayClient", "ProcessWide", "get_client", "reset_client"]
@@ -48,14 +49,12 @@ class ProcessWide(Generic[C]):
 
 
 def _build_client() -> PaywayClient:
-    from ..conf import paywall_settings as conf
-
     return PaywayClient(
-        base_url=conf.API_URL,
-        client_id=conf.CLIENT_ID,
-        client_secret=conf.CLIENT_SECRET,
-        connect_timeout=conf.CONNECT_TIMEOUT,
-        read_timeout=conf.READ_TIMEOUT,
+        base_url=paywall_settings.API_URL,
+        client_id=paywall_settings.CLIENT_ID,
+        client_secret=paywall_settings.CLIENT_SECRET,
+        connect_timeout=paywall_settings.CONNECT_TIMEOUT,
+        read_timeout=paywall_settings.READ_TIMEOUT,
     )
 
 
@@ -68,5 +67,5 @@ def get_client() -> PaywayClient:
 
 
 def reset_client() -> None:
-    """Forget the process-wide client (after a settings change, and between tests)."""
+    """Forget the process-wide client (after a settings change: :mod:`..signal_handlers`; between tests)."""
     _payway.reset()

@@ -1,8 +1,8 @@
 """Typed client for Payway's Klarna Payments, catalogue, token and /me APIs.
 
 Everything that crosses the wire is decided here: paths, headers, timeouts, which token a call uses, which
-retries are safe, and how an HTTP failure becomes one of :mod:`wagtail_klarna_paywall.exceptions`.
-Responses are read by :mod:`.parsing`.
+retries are safe. Responses are read by :mod:`.parsing`; how a failed exchange becomes one of
+:mod:`wagtail_klarna_paywall.exceptions` is :mod:`.errors`, shared with the SSO2 client.
 
 Nothing secret or personal is logged or put into an exception message: log lines carry the method, the
 path (without query string), the status, the duration and Payway's error ``code``, nothing else.
@@ -18,30 +18,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import requests
-import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..exceptions import (
-    AccountSyncError,
     AuthenticationExpired,
     MalformedResponse,
-    NotFound,
-    PaymentMethodFailed,
     PaywayAPIError,
-    PaywayConnectError,
-    PaywayConnectionLost,
     PaywayError,
-    PaywayTimeout,
-    PermissionDenied,
-    RateLimited,
-    ServerError,
-    ValidationError,
 )
-from . import parsing
+from . import errors, parsing
 from .tokens import SystemTokenCache
 from .types import (
-    ACCOUNT_SYNC_ERROR_CODES,
     IDENTITY_SCOPES,
     PAYMENT_METHOD_FAILED_CODES,
     PRODUCT_CAMPAIGN,
@@ -100,6 +88,16 @@ def _is_order_path(path: str) -> bool:
     )
 
 
+def uses_identity(*, trial: bool, identity_token: str | None) -> bool:
+    """Whether a purchase goes through v1 with the reader's identity token (else v2, system token).
+
+    THE rule (docs/payway-contract.md#which-flow-v1-or-v2): :meth:`PaywayClient.place_order` sends by it,
+    and the purchase flow creates the session by it. Trials go through v2 while Payway's v1
+    ``place_trial_order`` is unverified: see :data:`IDENTITY_TRIAL_ORDER_PATH`.
+    """
+    return bool(identity_token) and (not trial or IDENTITY_TRIAL_ORDER_PATH is not None)
+
+
 def _is_payment_method_failed(path: str, code: str) -> bool:
     """Whether a 403 at ``path`` with Payway's error ``code`` means Klarna refused the reader."""
     return _is_order_path(path) and (not code or code.lower() in PAYMENT_METHOD_FAILED_CODES)
@@ -133,28 +131,6 @@ def _retry_policy() -> Retry:
         raise_on_status=False,
         raise_on_redirect=False,
     )
-
-
-def _was_sent(err: requests.RequestException) -> bool:
-    """Whether a transport failure happened after the request may have reached Payway.
-
-    urllib3 re-raises read-phase errors (``ProtocolError``: reset, aborted, remote closed; a read timeout
-    while reading the body) directly; connect-phase errors arrive wrapped in ``MaxRetryError`` once the
-    connect retry is spent. Anything unrecognised counts as not sent, which is only ever retried by callers
-    for idempotent reads.
-    """
-    if isinstance(err, requests.exceptions.ChunkedEncodingError):
-        return True
-    cause = err.args[0] if err.args else None
-    return isinstance(cause, (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError))
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
 
 
 class PaywayClient:
@@ -318,7 +294,7 @@ class PaywayClient:
         order must be reconciled rather than re-sent: ``PaywayTimeout`` (incl. ``PaywayConnectionLost``),
         ``ServerError``, ``MalformedResponse``.
         """
-        use_identity = bool(identity_token) and (not trial or IDENTITY_TRIAL_ORDER_PATH is not None)
+        use_identity = uses_identity(trial=trial, identity_token=identity_token)
         if use_identity:
             path = IDENTITY_TRIAL_ORDER_PATH if trial else PLACE_ORDER_IDENTITY_PATH
         else:
@@ -565,18 +541,8 @@ class PaywayClient:
         self, method: str, path: str, started: float, err: requests.RequestException
     ) -> PaywayError:
         duration_ms = (time.monotonic() - started) * 1000
-        kind = type(err).__name__
-        self._log(logging.WARNING, method, path, None, duration_ms, kind)
-        # Messages name the failure's class only: requests' own text can quote the URL and request.
-        if isinstance(err, requests.ConnectTimeout):
-            return PaywayConnectError(f"Connecting to Payway timed out ({kind})", endpoint=path)
-        if isinstance(err, requests.ReadTimeout):
-            return PaywayTimeout(f"Payway did not answer in time ({kind})", endpoint=path)
-        if _was_sent(err):
-            return PaywayConnectionLost(
-                f"The connection to Payway broke after sending ({kind})", endpoint=path
-            )
-        return PaywayConnectError(f"Could not connect to Payway ({kind})", endpoint=path)
+        self._log(logging.WARNING, method, path, None, duration_ms, type(err).__name__)
+        return errors.transport_error(err, path)
 
     def _api_error(self, path: str, response: requests.Response) -> PaywayAPIError:
         """Map an error status to the exception hierarchy; the body may be anything, or nothing."""
@@ -584,28 +550,8 @@ class PaywayClient:
             body = parsing.parse_error_body(response.json())
         except ValueError:
             body = parsing.ErrorBody()
-        status = response.status_code
-        kwargs: dict[str, Any] = {"endpoint": path, "status": status, "code": body.code, "field": body.field}
-        if status == 400:
-            sync_error = ACCOUNT_SYNC_ERROR_CODES.get(body.code)
-            if sync_error is not None:
-                return AccountSyncError(body.message, sync_error=sync_error, **kwargs)
-            return ValidationError(body.message, **kwargs)
-        if status == 401:
-            return AuthenticationExpired(body.message, **kwargs)
-        if status == 403:
-            if _is_payment_method_failed(path, body.code):
-                return PaymentMethodFailed(body.message, **kwargs)
-            # A missing scope, identity or permission, on any path: a configuration error for the editors,
-            # never "Klarna refused you" for the reader.
-            return PermissionDenied(body.message, **kwargs)
-        if status == 404:
-            return NotFound(body.message, **kwargs)
-        if status == 429:
-            return RateLimited(body.message, retry_after=_retry_after(response), **kwargs)
-        if status >= 500:
-            return ServerError(body.message, **kwargs)
-        return PaywayAPIError(body.message, **kwargs)
+        refusal = response.status_code == 403 and _is_payment_method_failed(path, body.code)
+        return errors.api_error(response, body, path, payment_refusal=refusal)
 
     @staticmethod
     def _parse(path: str, reply: _Reply, parse: Callable[[Any], T]) -> T:

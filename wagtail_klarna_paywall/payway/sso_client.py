@@ -2,8 +2,9 @@
 
 Kept apart from :mod:`.client` because SSO2 lives on another host, speaks JWTs instead of bearer
 tokens, and needs no access token at all. It follows the same rules: one pooled ``requests.Session``
-per process, ``timeout=(connect, read)`` on every call, transport errors converted into the package's
-own exceptions, and no retries (a logout that may have reached SSO2 is not re-sent).
+per process, ``timeout=(connect, read)`` on every call, failures converted into the package's own
+exceptions exactly as the API client's are (:mod:`.errors`), and no retries (a logout that may have
+reached SSO2 is not re-sent).
 
 The JWTs themselves are built and read by :mod:`wagtail_klarna_paywall.login.sso`; this module only moves
 them: ``POST {sso}/<operation>`` with ``{"t": "<jwt>"}`` and back ``{"t": "<jwt>"}``.
@@ -14,31 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from django.core.signals import setting_changed
 
-from ..exceptions import (
-    AuthenticationExpired,
-    MalformedResponse,
-    NotFound,
-    PaywayAPIError,
-    PaywayConnectError,
-    PaywayTimeout,
-    PaywayTransportError,
-    PermissionDenied,
-    ServerError,
-    ValidationError,
-)
-from . import ProcessWide
+from ..conf import paywall_settings
+from ..exceptions import MalformedResponse, PaywayAPIError
+from . import ProcessWide, errors
+from .parsing import ErrorBody
 
 SESSION_STATUS = "sessionstatus"
 LOGOUT = "logout"
-
-_STATUS_ERRORS: dict[int, type[PaywayAPIError]] = {
-    400: ValidationError,
-    401: AuthenticationExpired,
-    403: PermissionDenied,
-    404: NotFound,
-}
 
 
 class SSO2Client:
@@ -76,15 +60,9 @@ class SSO2Client:
         endpoint = f"/{operation}"
         try:
             response = self._session.post(self.base_url + endpoint, json={"t": token}, timeout=self.timeout)
-        except requests.exceptions.ConnectTimeout as err:
-            # A connect timeout means nothing was sent.
-            raise PaywayConnectError("SSO2 connect timeout", endpoint=endpoint) from err
-        except requests.exceptions.Timeout as err:
-            raise PaywayTimeout("SSO2 read timeout", endpoint=endpoint) from err
-        except requests.exceptions.ConnectionError as err:
-            raise PaywayConnectError("SSO2 unreachable", endpoint=endpoint) from err
-        except requests.exceptions.RequestException as err:
-            raise PaywayTransportError("SSO2 request failed", endpoint=endpoint) from err
+        except requests.RequestException as err:
+            # Read like the Payway API's failures: a connection broken after sending is not "nothing sent".
+            raise errors.transport_error(err, endpoint, service="SSO2") from err
 
         if response.status_code >= 400:
             raise _api_error(response, endpoint)
@@ -103,30 +81,25 @@ class SSO2Client:
 
 
 def _api_error(response: requests.Response, endpoint: str) -> PaywayAPIError:
+    """SSO2's error status as the same exception the Payway API's would be (``message`` or ``err`` kept for
+    operators' logs only; it never reaches readers)."""
     try:
-        body = response.json()
+        body: Any = response.json()
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
-    status = response.status_code
-    cls = ServerError if status >= 500 else _STATUS_ERRORS.get(status, PaywayAPIError)
-    # The message is kept for operators' logs only; it never reaches readers.
-    return cls(
-        str(body.get("message") or body.get("err") or ""),
-        endpoint=endpoint,
-        status=status,
-        code=str(body.get("code") or ""),
+    error_body = ErrorBody(
+        code=str(body.get("code") or ""), message=str(body.get("message") or body.get("err") or "")
     )
+    return errors.api_error(response, error_body, endpoint)
 
 
 def _build_sso_client() -> SSO2Client:
-    from ..conf import paywall_settings as conf
-
     return SSO2Client(
-        base_url=conf.SSO_URL,
-        connect_timeout=conf.CONNECT_TIMEOUT,
-        read_timeout=conf.READ_TIMEOUT,
+        base_url=paywall_settings.SSO_URL,
+        connect_timeout=paywall_settings.CONNECT_TIMEOUT,
+        read_timeout=paywall_settings.READ_TIMEOUT,
     )
 
 
@@ -139,13 +112,5 @@ def get_sso_client() -> SSO2Client:
 
 
 def reset_sso_client() -> None:
-    """Forget the process-wide client (after a settings change, and between tests)."""
+    """Forget the process-wide client (after a settings change: :mod:`..signal_handlers`; between tests)."""
     _sso.reset()
-
-
-def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == "WAGTAIL_KLARNA_PAYWALL":
-        reset_sso_client()
-
-
-setting_changed.connect(_reload)

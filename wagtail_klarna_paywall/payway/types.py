@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ..exceptions import ErrorCode
+
 #: Scopes asked for by system tokens (grant_type=none): catalogue reads and v2 purchases.
 SYSTEM_SCOPES = (
     "/external/product/r",
@@ -19,11 +21,11 @@ IDENTITY_SCOPES = ("/external/klarna_payments/w", "/external/me/w")
 #: Payway ``code`` values of the errors raised by the four ``raise_on_*`` flags, mapped to our
 #: error codes. Payway's real codes are undocumented (docs/payway-contract.md#account-sync-flags): this
 #: is the one place to change once Adeprimo confirms them.
-ACCOUNT_SYNC_ERROR_CODES = {
-    "ssn_already_taken": "ssn_already_taken",
-    "ssn_already_set": "ssn_already_set",
-    "account_update_error": "account_update",
-    "delivery_address_error": "delivery_address",
+ACCOUNT_SYNC_ERROR_CODES: dict[str, ErrorCode] = {
+    "ssn_already_taken": ErrorCode.SSN_ALREADY_TAKEN,
+    "ssn_already_set": ErrorCode.SSN_ALREADY_SET,
+    "account_update_error": ErrorCode.ACCOUNT_UPDATE,
+    "delivery_address_error": ErrorCode.DELIVERY_ADDRESS,
 }
 
 #: Payway ``code`` values of a 403 on place_order / place_trial_order that mean "payment method failed":

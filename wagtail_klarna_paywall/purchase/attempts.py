@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.utils import timezone
+from wagtail.models import Page, Site
 
 from ..blocks import TRIAL_PAYMENT_METHOD_CATEGORIES
 from ..conf import paywall_settings
@@ -39,7 +40,7 @@ from ..payway import client as payway_client_module
 from ..payway.types import AccountSyncFlags
 
 if TYPE_CHECKING:
-    from wagtail.models import Page, Site
+    from django.http import HttpRequest
 
     from ..blocks import Offer
 
@@ -58,8 +59,6 @@ REBUY_GUARD = dt.timedelta(hours=48)
 ORDERED_STATES = (AttemptState.PLACING, AttemptState.PLACED, AttemptState.CONFIRMED, AttemptState.UNKNOWN)
 
 _MAX_REFERENCE = 255
-#: The reader message for "Payway could not be used just now, nothing happened" (PaywayConnectError's code).
-UNAVAILABLE = "unavailable"
 _UTM_RE = re.compile(r"^[\w.\-+ ]{1,100}$")
 
 
@@ -123,8 +122,14 @@ def parse_reference(reference: Any) -> uuid.UUID | None:
 # -- settings helpers -------------------------------------------------------------------------------
 
 
-def site_settings(site: Site | None) -> PaywallSettings:
-    """The site's paywall settings, or the model defaults when there is no site."""
+def site_settings(site: Site | None = None, *, request: HttpRequest | None = None) -> PaywallSettings:
+    """The paywall settings of ``site``, or of the site ``request`` is for (then kept on the request, as
+    ``{{ settings }}`` in templates reads them); the model's defaults, unsaved, when there is no such site
+    (a request to a host no site serves still gets a page)."""
+    if request is not None:
+        if Site.find_for_request(request) is None:
+            return PaywallSettings()
+        return PaywallSettings.for_request(request)
     if site is None:
         return PaywallSettings()
     return PaywallSettings.for_site(site)
@@ -166,8 +171,6 @@ def merchant_reference(pattern: str, *, page_id: Any, offer_code: str, attempt: 
 
 def confirmation_page_for(offer: Offer, purchase_page: Page, settings_obj: PaywallSettings) -> Page | None:
     """The paywall's confirmation page, else the purchase page's, else the site default (live only)."""
-    from wagtail.models import Page
-
     candidates = [
         offer.confirmation_page_id,
         getattr(purchase_page, "confirmation_page_id", None),
@@ -200,19 +203,6 @@ def confirmation_path(attempt: PurchaseAttempt, request: Any = None) -> str:
     return f"{url}?{urlencode({'ref': str(attempt.reference)})}"
 
 
-def uses_identity(offer_is_trial: bool, identity_token: str | None) -> bool:
-    """Whether this purchase goes through v1 with the reader's identity.
-
-    docs/payway-contract.md#which-flow-v1-or-v2.
-
-    Trials go through v2 while Payway's v1 ``place_trial_order`` is unverified; that decision lives in
-    :data:`wagtail_klarna_paywall.payway.client.IDENTITY_TRIAL_ORDER_PATH`.
-    """
-    if not identity_token:
-        return False
-    return not offer_is_trial or payway_client_module.IDENTITY_TRIAL_ORDER_PATH is not None
-
-
 def is_session_reusable(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> bool:
     """Same attempt (reader and offer), no purchase made, at least the margin left.
 
@@ -239,7 +229,9 @@ def can_reuse_session(attempt: PurchaseAttempt, reader: Reader, offer: Offer, no
     fields.pop("access_codes")
     if any(getattr(attempt, name) != value for name, value in fields.items()):
         return False
-    if attempt.existing_customer != uses_identity(offer.is_trial, reader.identity_token):
+    if attempt.existing_customer != payway_client_module.uses_identity(
+        trial=offer.is_trial, identity_token=reader.identity_token
+    ):
         return False
     return is_session_reusable(attempt, now)
 

@@ -33,19 +33,12 @@ from django.views.decorators.debug import sensitive_variables
 from .. import signals
 from ..conf import paywall_settings
 from ..exceptions import (
-    AccountSyncError,
     AuthenticationExpired,
-    ConfigurationError,
-    MalformedResponse,
-    NotFound,
+    ErrorCode,
     PaymentMethodFailed,
-    PaywayAPIError,
-    PaywayConnectError,
-    PaywayTimeout,
+    PaywallError,
+    PaywayError,
     PermissionDenied,
-    RateLimited,
-    ServerError,
-    ValidationError,
 )
 from ..messages import ALREADY_BOUGHT, DECLINED_IN_WIDGET, SESSION_EXPIRED, UNKNOWN_OUTCOME
 from ..models import (
@@ -62,7 +55,6 @@ from .attempts import (
     ORDERED_STATES,
     PLACING_LEASE,
     REBUY_GUARD,
-    UNAVAILABLE,
     Reader,
     account_sync_flags,
     attempt_product_key,
@@ -226,21 +218,23 @@ def place_order(
     identity_token = reader.identity_token if attempt.existing_customer else None
     if attempt.existing_customer and not identity_token:
         # The session was made for the reader's Payway account; they have logged out since.
-        return PlaceResult(Outcome.LOGIN, attempt, "login_required")
+        return PlaceResult(Outcome.LOGIN, attempt, ErrorCode.LOGIN_REQUIRED)
     if not attempt.existing_customer and customer is None:
-        return PlaceResult(Outcome.RETRY, attempt, "invalid_customer")
+        return PlaceResult(Outcome.RETRY, attempt, ErrorCode.INVALID_CUSTOMER)
     if _request_wide_transaction():
         # The PLACING mark below would stay uncommitted during the call (check E010): refuse rather than
         # risk a rolled-back mark and a second order. Nothing has been sent; the attempt stays as it was.
         logger.error("Refusing to place attempt %s: ATOMIC_REQUESTS is on (check E010)", attempt.reference)
-        return PlaceResult(Outcome.RETRY, attempt, "configuration")
+        return PlaceResult(Outcome.RETRY, attempt, ErrorCode.CONFIGURATION)
 
     keys = _reader_identities(attempt, reader, identity_token, customer)
     if keys is None:
         # A logged-in purchase whose Payway account cannot be named: the guard could not see this
         # reader's other devices, so nothing is sent. The attempt stays ready.
-        record_event(attempt, EventKind.ERROR, error_code=UNAVAILABLE, detail="Payway account unknown")
-        return PlaceResult(Outcome.RETRY, attempt, UNAVAILABLE)
+        record_event(
+            attempt, EventKind.ERROR, error_code=ErrorCode.UNAVAILABLE, detail="Payway account unknown"
+        )
+        return PlaceResult(Outcome.RETRY, attempt, ErrorCode.UNAVAILABLE)
 
     # The exactly-once gate: only the request whose UPDATE changes the row calls Payway, and only while
     # no other attempt of the same reader holds the product (:func:`_claim_and_mark_placing`). Its
@@ -424,7 +418,7 @@ def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceRe
             record_event(
                 attempt,
                 EventKind.SECURITY,
-                error_code="redirect_rejected",
+                error_code=ErrorCode.REDIRECT_REJECTED,
                 detail=f"redirect not allowed: {_describe_url(redirect)}"[:255],
             )
             logger.warning(
@@ -460,14 +454,17 @@ def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime
         )
         raise exc
     record_error(attempt, exc)
-    code = str(getattr(exc, "error_code", "error"))
+    code = str(getattr(exc, "error_code", ErrorCode.GENERIC))
     common = {
         "payway_status": getattr(exc, "status", None),
         "payway_code": str(getattr(exc, "code", "") or "")[:100],
         "payway_field": str(getattr(exc, "field", "") or "")[:100],
     }
+    # Our exceptions classify themselves (exceptions.py); anything else is a bug, and may have reached Payway.
+    refused = isinstance(exc, PaywallError) and exc.refused
+    not_sent = isinstance(exc, PaywallError) and not exc.refused and not exc.may_have_reached_payway
 
-    if isinstance(exc, (PaywayConnectError, ConfigurationError, AuthenticationExpired)):
+    if not_sent:
         # Nothing reached Payway (a connect failure) or Payway refused the token before executing
         # anything (401): the attempt is placeable again (docs/payway-contract.md#never-re-send).
         _finish(
@@ -483,35 +480,33 @@ def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime
             if attempt.existing_customer:
                 return PlaceResult(Outcome.LOGIN, attempt, code, called_payway=True)
             # Our own system token was refused twice: nothing the reader can fix by logging in.
-            code = UNAVAILABLE
+            code = ErrorCode.UNAVAILABLE
         return PlaceResult(Outcome.RETRY, attempt, code, called_payway=True)
 
-    if isinstance(exc, PaymentMethodFailed):
-        state, outcome = AttemptState.DECLINED, Outcome.DECLINED
-    elif isinstance(exc, PermissionDenied):
-        # A 403 with a scope, identity or permission code: our configuration, not Klarna's refusal, so
-        # never DECLINED. Whether Payway rejects such a 403 before executing anything is not documented
-        # (docs/payway-contract.md, "Errors"), so we decide conservatively: the attempt is not put back to
-        # session_ready (its single-use authorization is never re-sent), it ends FAILED with the error
-        # recorded for the editors' error panel, and the reader is told payments cannot be taken just now.
-        # A later try is a new attempt with a new session and a new authorization.
-        logger.error(
-            "place_order refused for attempt %s: configuration error (HTTP 403 %s)",
-            attempt.reference,
-            getattr(exc, "code", "") or "without a code",
-        )
+    if refused:
+        # Payway's definite no: no order exists. Klarna's refusal is the reader's (declined); any other
+        # is ours (failed).
         state, outcome = AttemptState.FAILED, Outcome.FAILED
-    elif isinstance(exc, (AccountSyncError, ValidationError, NotFound)) or (
-        isinstance(exc, PaywayAPIError)
-        and not isinstance(exc, (ServerError, RateLimited))
-        and exc.status < 500
-    ):
-        state, outcome = AttemptState.FAILED, Outcome.FAILED
+        if isinstance(exc, PaymentMethodFailed):
+            state, outcome = AttemptState.DECLINED, Outcome.DECLINED
+        elif isinstance(exc, PermissionDenied):
+            # A 403 with a scope, identity or permission code: our configuration, not Klarna's refusal,
+            # so never DECLINED. Whether Payway rejects such a 403 before executing anything is not
+            # documented (docs/payway-contract.md, "Errors"), so we decide conservatively: the attempt is
+            # not put back to session_ready (its single-use authorization is never re-sent), it ends
+            # FAILED with the error recorded for the editors' error panel, and the reader is told
+            # payments cannot be taken just now. A later try is a new attempt with a new session and a
+            # new authorization.
+            logger.error(
+                "place_order refused for attempt %s: configuration error (HTTP 403 %s)",
+                attempt.reference,
+                getattr(exc, "code", "") or "without a code",
+            )
     else:
         # PaywayTimeout (incl. a lost connection), ServerError, MalformedResponse, RateLimited, or a bug:
         # the order may exist. Never re-sent; settled by reconciliation
         # (docs/payway-contract.md#never-re-send).
-        if not isinstance(exc, (PaywayTimeout, ServerError, MalformedResponse, RateLimited)):
+        if not isinstance(exc, PaywayError):
             logger.exception(
                 "Unexpected error placing the order of attempt %s", attempt.reference, exc_info=exc
             )
@@ -580,7 +575,7 @@ def record_foreign_reference(reference: Any) -> None:
         record_event(
             attempt,
             EventKind.SECURITY,
-            error_code="foreign_reference",
+            error_code=ErrorCode.FOREIGN_REFERENCE,
             detail="confirmation opened by another reader",
         )
         logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)

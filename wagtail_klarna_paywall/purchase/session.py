@@ -18,14 +18,7 @@ from django.utils import timezone
 
 from .. import signals
 from ..conf import paywall_settings
-from ..exceptions import (
-    AuthenticationExpired,
-    ConfigurationError,
-    NotFound,
-    PaywallError,
-    PermissionDenied,
-    ValidationError,
-)
+from ..exceptions import AuthenticationExpired, ErrorCode, PaywallError
 from ..messages import NO_PAYMENT_METHOD
 from ..models import (
     OPEN_STATES,
@@ -39,7 +32,6 @@ from ..payway import client as payway_client_module
 from ..payway import get_client
 from .attempts import (
     SESSION_LIFETIME,
-    UNAVAILABLE,
     Reader,
     can_reuse_session,
     choose_payment_method_category,
@@ -55,7 +47,6 @@ from .attempts import (
     send_signal,
     session_category_identifiers,
     site_settings,
-    uses_identity,
 )
 
 if TYPE_CHECKING:
@@ -126,7 +117,7 @@ def start_purchase(
         confirmation_page = confirmation_page_for(offer, purchase_page, settings_obj)
         if confirmation_page is None:
             logger.error("No live confirmation page for offer %s on page %s", offer.ref, offer_page.pk)
-            return BuyResult(BuyStatus.FAILED, None, "configuration")
+            return BuyResult(BuyStatus.FAILED, None, ErrorCode.CONFIGURATION)
 
         reference = uuid.uuid4()
         defaults = {
@@ -155,7 +146,7 @@ def start_purchase(
         if result is not None:
             return result
         # The attempt left the open states between our read and our lock (another tab placed it): look again.
-    return BuyResult(BuyStatus.FAILED, None, "error")
+    return BuyResult(BuyStatus.FAILED, None, ErrorCode.GENERIC)
 
 
 def _prepare_session(
@@ -176,7 +167,9 @@ def _prepare_session(
         attempt = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
         if attempt.state not in OPEN_STATES:
             return None
-        with_identity = uses_identity(offer.is_trial, reader.identity_token)
+        with_identity = payway_client_module.uses_identity(
+            trial=offer.is_trial, identity_token=reader.identity_token
+        )
         record_event(attempt, EventKind.BUY)
         if can_reuse_session(attempt, reader, offer, now):
             changed = {"traffic_source": traffic_source[:100]} if traffic_source else {}
@@ -219,7 +212,12 @@ def _prepare_session(
         except PaywallError as exc:
             error = exc
             record_error(attempt, exc)
-            terminal = isinstance(exc, (ValidationError, NotFound, PermissionDenied, ConfigurationError))
+            # Payway certainly did nothing, and trying again will not change that (a wrong offer, a missing
+            # permission, our configuration): this attempt is over. An expired identity token is not: the
+            # reader logs in again and goes on with the same attempt.
+            terminal = not (
+                exc.may_have_reached_payway or exc.transient or isinstance(exc, AuthenticationExpired)
+            )
             if terminal and attempt.can_transition(AttemptState.FAILED):
                 attempt.state = AttemptState.FAILED
                 attempt.error_code = exc.error_code
@@ -268,10 +266,11 @@ def _prepare_session(
             type(error).__name__,
         )
         if isinstance(error, AuthenticationExpired) and with_identity:
-            return BuyResult(BuyStatus.LOGIN, attempt, "authentication_expired")
+            return BuyResult(BuyStatus.LOGIN, attempt, ErrorCode.AUTHENTICATION_EXPIRED)
         if attempt.state == AttemptState.FAILED:
             send_signal(signals.purchase_failed, attempt)
-        code = UNAVAILABLE if isinstance(error, AuthenticationExpired) else error.error_code
+        # Our own system token refused twice: nothing the reader can fix by logging in.
+        code = ErrorCode.UNAVAILABLE if isinstance(error, AuthenticationExpired) else error.error_code
         return BuyResult(BuyStatus.FAILED, attempt, code)
     if started:
         send_signal(signals.purchase_started, attempt)

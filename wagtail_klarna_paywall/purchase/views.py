@@ -12,7 +12,6 @@ live page by its reference.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import logging
 import re
 from dataclasses import dataclass
@@ -30,9 +29,9 @@ from wagtail.models import Page
 from .. import messages
 from ..blocks import Offer, find_offer
 from ..conf import paywall_settings
-from ..exceptions import PaywallError
-from ..login.identity import get_identity_provider
-from ..models import AttemptState, PaywallSettings, PurchaseAttempt
+from ..exceptions import TRANSIENT_CODES, ErrorCode, PaywallError
+from ..login.identity import client_ip, get_identity_provider
+from ..models import AttemptState, PurchaseAttempt
 from ..newsroom import analytics
 from ..payway.types import BrowserInfo, CustomerInfo
 from ..reading import access, grants
@@ -49,7 +48,6 @@ _OFFER_REF_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[A-Za-z0-9_-]{1,80})?$")
 # Klarna authorization tokens are UUID-like; the cap keeps junk away from Payway (docs/reliability.md B03).
 _AUTH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 _LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
-_TRANSIENT_CODES = {"unavailable", "timeout", "server_error", "rate_limited", "malformed_response"}
 _SENSITIVE_FIELDS = ("klarna_authorization_token", "email", "first_name", "last_name")
 
 #: The widget must have answered within this many milliseconds, else the fallback is shown (F13).
@@ -61,16 +59,9 @@ WIDGET_RETRY_DELAY_MS = 3_000
 # -- the reader -------------------------------------------------------------------------------------
 
 
-def _identity_provider() -> Any | None:
-    try:
-        return get_identity_provider()
-    except ImportError:
-        return None
-
-
 def reader_identity_token(request: HttpRequest) -> str | None:
     """The reader's Payway identity token, or None (not logged in, or no identity provider installed)."""
-    provider = _identity_provider()
+    provider = get_identity_provider()
     if provider is None:
         return None
     try:
@@ -102,23 +93,6 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader 
     return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account)
 
 
-def browser_ip(request: HttpRequest) -> str:
-    """The buyer's IP: X-Forwarded-For is honoured for exactly ``TRUSTED_PROXY_COUNT`` hops."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    candidate = remote
-    proxies = int(paywall_settings.TRUSTED_PROXY_COUNT or 0)
-    if proxies > 0:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            candidate = hops[-proxies]
-    for value in (candidate, remote):
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            continue
-    return ""
-
-
 def browser_language(request: HttpRequest) -> str:
     """The first language tag of Accept-Language (e.g. ``sv-SE``), or ''."""
     first = request.META.get("HTTP_ACCEPT_LANGUAGE", "").split(",")[0].split(";")[0].strip()
@@ -128,7 +102,7 @@ def browser_language(request: HttpRequest) -> str:
 def browser_info(request: HttpRequest) -> BrowserInfo:
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     user_agent = "".join(ch for ch in user_agent if ch.isprintable())[:512]
-    return BrowserInfo(ip=browser_ip(request), language=browser_language(request), user_agent=user_agent)
+    return BrowserInfo(ip=client_ip(request), language=browser_language(request), user_agent=user_agent)
 
 
 def _utm_from_url(url: str) -> str:
@@ -181,16 +155,9 @@ class CustomerForm(forms.Form):
 # -- rendering helpers ------------------------------------------------------------------------------
 
 
-def _site_settings(request: HttpRequest) -> PaywallSettings:
-    try:
-        return PaywallSettings.for_request(request)
-    except Exception:  # noqa: BLE001  - a request without a matching site still gets a page
-        return PaywallSettings()
-
-
 def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
     context = page.get_context(request)
-    settings_obj = _site_settings(request)
+    settings_obj = attempts.site_settings(request=request)
     context.update(
         paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
         paywall_analytics=settings_obj.analytics_events,
@@ -414,7 +381,7 @@ def _render_checkout(
             # Klarna said no to this payment, not to the reader: the other offers are where they were
             # chosen (the article's paywall, or this purchase page's own list).
             extra["other_offers_url"] = extra.get("offers_url") or extra["article_url"]
-    if mode == "outcome" and attempt.error_code == "ssn_already_taken":
+    if mode == "outcome" and attempt.error_code == ErrorCode.SSN_ALREADY_TAKEN:
         # "Log in with that account": a real login that returns to the article.
         next_url = extra.get("article_url") or extra.get("offers_url") or _home_url(request, page)
         extra["login_url"] = _reader_login_url(request, next_url)
@@ -504,7 +471,7 @@ def _respond(request: HttpRequest, page: Page, result: orders.PlaceResult, **kwa
     if outcome == orders.Outcome.LOGIN:
         return _login_redirect(request, page, attempt)
     if outcome == orders.Outcome.RETRY:
-        status = 503 if result.error_code in _TRANSIENT_CODES else 400
+        status = 503 if result.error_code in TRANSIENT_CODES else 400
         return _render_checkout(
             request, page, attempt, message_code=result.error_code, status=status, **kwargs
         )
@@ -512,7 +479,7 @@ def _respond(request: HttpRequest, page: Page, result: orders.PlaceResult, **kwa
 
 
 def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) -> HttpResponse:
-    provider = _identity_provider()
+    provider = get_identity_provider()
     if provider is None:
         return _render_checkout(request, page, attempt, message_code=messages.LOGIN_REQUIRED, status=403)
     return HttpResponseRedirect(provider.login_url(request, checkout_url(page, request, attempt)), status=303)
@@ -568,14 +535,16 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     reader = reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
         return _render_landing(
-            request, page, message_code="configuration", status=503, back_url=_back_url(holder, page, request)
+            request,
+            page,
+            message_code=ErrorCode.CONFIGURATION,
+            status=503,
+            back_url=_back_url(holder, page, request),
         )
     # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
     budget = ratelimit.Decision(True)
     if ratelimit.needs_new_session(reader, offer, holder):
-        budget = ratelimit.reserve_session(
-            reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial
-        )
+        budget = ratelimit.reserve_session(reader_key=reader.key, ip=client_ip(request), trial=offer.is_trial)
         if not budget.allowed:
             response = _render_landing(
                 request,
@@ -599,12 +568,12 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     if result.status in (session.BuyStatus.READY, session.BuyStatus.EXISTING):
         return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
     if result.status == session.BuyStatus.LOGIN:
-        provider = _identity_provider()
+        provider = get_identity_provider()
         if provider is not None:
             provider.forget(request)
             landing = f"{_page_url(page, request)}?{urlencode({'page': page_id, 'offer': ref})}"
             return HttpResponseRedirect(provider.login_url(request, landing), status=303)
-    status = 503 if result.error_code in _TRANSIENT_CODES else 200
+    status = 503 if result.error_code in TRANSIENT_CODES else 200
     retry = {"page": page_id, "offer": ref} if messages.reader_message(result.error_code).retry else None
     return _render_landing(
         request,
@@ -674,8 +643,8 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         result.attempt,
         email=customer_form.cleaned_data["email"] if customer_form is not None else "",
     )
-    if result.outcome == orders.Outcome.LOGIN and result.error_code == "authentication_expired":
-        provider = _identity_provider()
+    if result.outcome == orders.Outcome.LOGIN and result.error_code == ErrorCode.AUTHENTICATION_EXPIRED:
+        provider = get_identity_provider()
         if provider is not None:
             provider.forget(request)
     return _respond(request, page, result, customer_form=customer_form)
@@ -754,7 +723,7 @@ def _home_url(request: HttpRequest, page: Page) -> str:
 
 def _reader_login_url(request: HttpRequest, next_url: str) -> str:
     """The site's Payway login, returning to ``next_url``; "" when no identity provider can give one."""
-    provider = _identity_provider()
+    provider = get_identity_provider()
     if provider is None:
         return ""
     try:

@@ -199,7 +199,7 @@ def refresh_access(request: HttpRequest) -> None:
 def _lookup(request: HttpRequest) -> tuple[bool, frozenset[str]]:
     """(logged in, Payway's active products) for the reader."""
     provider = get_identity_provider()
-    token = provider.get_identity_token(request)
+    token = provider.get_identity_token(request) if provider is not None else None
     if not token:
         return False, frozenset()
     mark_reader_dependent(request)

@@ -209,6 +209,6 @@ def end_grants(request: HttpRequest) -> None:
 
 
 def on_user_logged_out(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
-    """``user_logged_out`` receiver: a Django logout ends the grants too (connected in ``apps.py``)."""
+    """``user_logged_out`` receiver: a Django logout ends the grants too (connected in signal_handlers)."""
     if request is not None:
         end_grants(request)

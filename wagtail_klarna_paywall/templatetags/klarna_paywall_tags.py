@@ -44,10 +44,14 @@ def _login_url(request: Any, page: Any) -> str:
     """The reader's log-in link, or "" when no identity provider can give one (the link is then hidden)."""
     if request is None:
         return ""
+    # A wrong IDENTITY_PROVIDER raises here as everywhere else (reported at startup: check E014).
+    provider = get_identity_provider()
+    if provider is None:
+        return ""
     try:
         next_url = page.get_url(request=request) if page is not None else request.get_full_path()
-        return get_identity_provider().login_url(request, next_url or "/") or ""
-    except Exception:  # a missing or failing provider must not take the article down with it
+        return provider.login_url(request, next_url or "/") or ""
+    except Exception:  # a failing provider must not take the article down with it
         logger.warning("No log-in link for the paywall: the identity provider failed", exc_info=True)
         return ""
 
