@@ -32,9 +32,9 @@ import pytest
 REPO_DIR = Path(__file__).resolve().parents[2]
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS_DIR = Path(os.environ.get("KLARNA_PAYWALL_ARTIFACTS", "test-artifacts")) / "browser"
-#: DEBUG settings, as ``sandbox/run`` serves them: outside DEBUG the flow pages insist on HTTPS, which
-#: runserver does not speak.
-SANDBOX_SETTINGS = os.environ.get("KLARNA_PAYWALL_BROWSER_SETTINGS", "sandbox.settings.dev")
+#: DEBUG settings, as ``sandbox/run`` serves them (outside DEBUG the flow pages insist on HTTPS, which
+#: runserver does not speak), with the per-IP purchase limits raised for a suite of readers on one address.
+SANDBOX_SETTINGS = os.environ.get("KLARNA_PAYWALL_BROWSER_SETTINGS", "tests.browser.sandbox_settings")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -237,6 +237,8 @@ def sandbox() -> Iterator[Sandbox]:
         if not key.startswith(("DJANGO_", "PAYWAY_", "DATABASE_URL", "WAGTAILADMIN_BASE_URL"))
     }
     env.update(
+        # The repository root, so the sandbox process finds tests.browser.sandbox_settings.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH", "")])),
         DJANGO_SETTINGS_MODULE=SANDBOX_SETTINGS,
         DATABASE_URL=f"sqlite:///{db_path}",
         PORT=str(port),
