@@ -37,8 +37,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from ..conf import paywall_settings as conf
 from ..exceptions import InvalidSSOToken, PaywallError, PaywayError, SSOLoginFailed
+from ..models import SSOLandingClaim
 from ..payway import get_client
 from ..payway.sso_client import get_sso_client
+from ..reading.access import refresh_access
+from ..reading.grants import end_grants
 from .identity import client_ip
 
 if TYPE_CHECKING:
@@ -235,7 +238,6 @@ def claim_once(token: str, status: SSOStatus) -> bool:
     signed part (header and payload), which a re-encoded signature cannot change. Expired records are
     pruned on the way: they stand for tokens :func:`read_answer` refuses anyway.
     """
-    from ..models import SSOLandingClaim
 
     signed_part = token.rsplit(".", 1)[0]
     digest = hashlib.sha256(signed_part.encode("ascii")).hexdigest()
@@ -360,8 +362,6 @@ def log_in(request: HttpRequest, status: SSOStatus) -> None:
 
 def log_out_locally(request: HttpRequest) -> None:
     """Forget the reader's SSO2 state and token here (SSO2 said the session ended)."""
-    from ..reading.access import refresh_access
-    from ..reading.grants import end_grants
 
     refresh_access(request)
     # A logout, even one SSO2 started elsewhere: what this browser bought is no longer readable here.
@@ -375,8 +375,6 @@ def end_session(request: HttpRequest) -> None:
 
     Also the logout of a new customer who never logged in: it ends what they read through their purchase
     in this browser (``grants.py``)."""
-    from ..reading.access import refresh_access
-    from ..reading.grants import end_grants
 
     state = _state(request)
     if state and state.get("sid"):

@@ -22,6 +22,8 @@ from django.utils.crypto import salted_hmac
 
 from ..conf import paywall_settings as conf
 from ..exceptions import PaywallError
+from ..login.identity import get_identity_provider
+from ..payway import get_client
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -82,7 +84,6 @@ def customer_details(request: HttpRequest | None, identity_token: str | None) ->
 
 def _fetch(request: HttpRequest | None, identity_token: str) -> Account | None:
     """``GET /v3/me``; caches the account's key for :func:`account_key`. None when Payway cannot say."""
-    from ..payway import get_client
 
     try:
         account = get_client().current_account(identity_token)
@@ -98,8 +99,6 @@ def _fetch(request: HttpRequest | None, identity_token: str) -> Account | None:
 def _cache_key(request: HttpRequest | None, identity_token: str) -> str:
     reader = None
     if request is not None:
-        from ..login.identity import get_identity_provider
-
         try:
             reader_key = getattr(get_identity_provider(), "reader_key", None)
             reader = reader_key(request) if callable(reader_key) else None
