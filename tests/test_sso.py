@@ -523,7 +523,7 @@ def test_landing_survives_a_failed_ticket_exchange(client):
 
 
 def test_refused_logins_are_pruned_by_age_and_count(monkeypatch):
-    from wagtail_klarna_paywall import models
+    from wagtail_klarna_paywall.models import logins as models
 
     with freeze_time("2026-01-01 12:00:00"):
         models.record_login_failure("sso_landing", "sso_token_invalid", http_status=400)
