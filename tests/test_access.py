@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from importlib import import_module
 
 import pytest
 import responses
@@ -12,42 +10,14 @@ from django.conf import settings
 from django.core.cache import caches
 from django.test import RequestFactory
 
+from tests.factories import ACTIVE_PRODUCTS_URL, TOKEN_URL, answer, reader_request
+from tests.factories import READER_TOKEN as TOKEN
 from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.reading import access, cache_headers
 
 pytestmark = pytest.mark.django_db
 
-API = settings.WAGTAIL_KLARNA_PAYWALL["API_URL"]
-ACTIVE_PRODUCTS_URL = f"{API}/external/api/v1/me/active_products"
-TOKEN_URL = f"{API}/api/authorization/access_token"
 SSO = settings.WAGTAIL_KLARNA_PAYWALL["SSO_URL"]
-TOKEN = "IDENTITY-SENTINEL-access-42"
-
-
-def reader_request(
-    token: str | None = TOKEN, *, sid: str = "sid-1", since: float = 1_700_000_000.0, path: str = "/"
-):
-    """A request from a reader logged in through SSO2 (``token`` None: an anonymous reader with a session)."""
-    engine = import_module(settings.SESSION_ENGINE)
-    store = engine.SessionStore()
-    now = time.time()
-    if token:
-        store[sso.SESSION_KEY] = {
-            "sid": sid,
-            "sts": "loggedin",
-            "checked": now,
-            "since": since,
-            "token": token,
-            "expires": now + 3600,
-            "refresh": "",
-        }
-    else:
-        store["something-else"] = 1
-    store.save()
-    request = RequestFactory().get(path)
-    request.COOKIES[settings.SESSION_COOKIE_NAME] = store.session_key
-    request.session = engine.SessionStore(store.session_key)
-    return request
 
 
 def products_reply(rsps, codes=("digital",), status: int = 200) -> None:
@@ -163,8 +133,6 @@ def test_no_account_behind_the_token_means_nothing_owned():
 
 def test_refused_token_is_replaced_once_through_sso(caplog):
     """F07 for access checks: a 401 drops the token, SSO2 gives a new ticket, the check runs once more."""
-    from tests.test_sso import answer
-
     request = reader_request()
     with responses.RequestsMock() as rsps:
         products_reply(rsps, status=401)

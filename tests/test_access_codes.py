@@ -11,12 +11,10 @@ from __future__ import annotations
 import secrets
 
 import pytest
-import responses
 from django.contrib.auth import get_user_model
 from wagtail.models import Site
 
-from tests.test_admin_pages import add_url, article_form, offer
-from tests.test_catalogue import mock_catalogue, product
+from tests.factories import add_url, article_form, mock_catalogue, offer, product
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.blocks import offer_access_codes, offer_from_value, paywall_access_codes
 from wagtail_klarna_paywall.fake import catalogue, state
@@ -192,12 +190,6 @@ def test_a_campaign_buyer_reads_an_article_that_offers_the_package_and_package_c
 def editor(client):
     client.force_login(get_user_model().objects.create_superuser("editor", "editor@example.com", "pw"))
     return client
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
 
 
 @pytest.fixture

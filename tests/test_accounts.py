@@ -6,11 +6,8 @@ import pytest
 import responses
 from django.core.cache import cache
 
-from tests.test_purchase import ACCOUNT_ID, IDENTITY_TOKEN, ME_URL
+from tests.factories import ACCOUNT_ID, IDENTITY_TOKEN, ME_URL
 from wagtail_klarna_paywall.purchase import accounts
-
-# The fake Payway fixture is shared with the flow tests.
-pytest_plugins = ["tests.test_purchase"]
 
 
 def cached_items() -> dict:

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from wagtail.models import Page, Site
 
+from tests.factories import staff_user as _user
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt, PurchaseEvent
 
 pytestmark = pytest.mark.django_db
@@ -22,29 +23,6 @@ pytestmark = pytest.mark.django_db
 TOKEN_SENTINEL = "KLARNA-CLIENT-TOKEN-SENTINEL-7f3a"
 REDIRECT_SENTINEL = "https://pay.klarna.com/eu/hpp/REDIRECT-SENTINEL"
 READER_SENTINEL = "anon:READER-KEY-SENTINEL"
-
-
-def _user(django_user_model, username, *, admin=True, log=False, superuser=False):
-    if superuser:
-        return django_user_model.objects.create_superuser(username, f"{username}@example.com", "pw")
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    if admin:
-        group, _ = Group.objects.get_or_create(name="Editors")
-        group.permissions.add(Permission.objects.get(codename="access_admin"))
-        user.groups.add(group)
-    if log:
-        user.user_permissions.add(Permission.objects.get(codename="view_purchase_log"))
-    return user
-
-
-@pytest.fixture
-def editor(django_user_model):
-    return _user(django_user_model, "editor")
-
-
-@pytest.fixture
-def viewer(django_user_model):
-    return _user(django_user_model, "viewer", log=True)
 
 
 @pytest.fixture

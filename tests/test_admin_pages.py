@@ -8,10 +8,18 @@ import responses
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from wagtail.models import Page, Site
-from wagtail.test.utils.form_data import nested_form_data, rich_text, streamfield
 
-from tests.factories import KlarnaPurchasePageFactory, PurchaseConfirmationPageFactory
-from tests.test_catalogue import MONTH_PERIOD, TRIAL_PERIOD, WEB_PRODUCT, mock_catalogue
+from tests.factories import (
+    TRIAL_PERIOD,
+    WEB_PRODUCT,
+    KlarnaPurchasePageFactory,
+    PurchaseConfirmationPageFactory,
+    add_url,
+    article_form,
+    mock_catalogue,
+    offer,
+    trial_offer,
+)
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.blocks import find_offer
 from wagtail_klarna_paywall.models import KlarnaPurchasePage, PaywallSettings, PurchaseConfirmationPage
@@ -28,90 +36,8 @@ def editor(client):
 
 
 @pytest.fixture
-def home():
-    return Site.objects.get(is_default_site=True).root_page
-
-
-@pytest.fixture
 def purchase_page(home):
     return KlarnaPurchasePageFactory(parent=home, slug="subscribe")
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
-
-
-def listblock(items: list[dict]) -> dict:
-    data = {
-        str(i): {"value": value, "deleted": "", "order": str(i), "id": ""} for i, value in enumerate(items)
-    }
-    data["count"] = str(len(items))
-    return data
-
-
-def offer(**overrides) -> dict:
-    """What the offer block's form posts once the chooser has filled it."""
-    value = {
-        "product_code": "dagbladet_digital",
-        "product_kind": "package",
-        "product_name": "Digital",
-        "period_type": "recurring",
-        "period_id": MONTH_PERIOD,
-        "price": "210",
-        "price_period": "month",
-        "label": "Digital, 210 kr a month",
-        "selling_points": listblock([]),
-        "payment_method_category": "",
-    }
-    value.update(overrides)
-    return value
-
-
-def trial_offer(**overrides) -> dict:
-    trial = {
-        "product_code": "dagbladet_trial",
-        "product_kind": "campaign",
-        "product_name": "Free month",
-        "period_id": TRIAL_PERIOD,
-        "price": "0",
-        "is_trial": "on",
-        "payment_method_category": "pay_now",
-        "label": "Free month",
-    }
-    return offer(**{**trial, **overrides})
-
-
-def article_form(purchase_page, offers: list[dict]) -> dict:
-    return nested_form_data(
-        {
-            "title": "Paywalled story",
-            "slug": "paywalled-story",
-            "body": streamfield(
-                [
-                    ("paragraph", rich_text("<p>Free opening.</p>")),
-                    (
-                        "paywall",
-                        {
-                            "heading": "Read on",
-                            "teaser": rich_text("<p>Subscribe.</p>"),
-                            "offers": listblock(offers),
-                            "purchase_page": str(purchase_page.pk),
-                            "confirmation_page": "",
-                            "login_text": "Already a subscriber? Log in",
-                            "access_product_codes": listblock([]),
-                        },
-                    ),
-                    ("paragraph", rich_text("<p>For subscribers.</p>")),
-                ]
-            ),
-        }
-    )
-
-
-def add_url(parent) -> str:
-    return reverse("wagtailadmin_pages:add", args=("testapp", "articlepage", parent.pk))
 
 
 def test_add_form_offers_the_product_chooser_not_a_code_field(editor, home, rsps):

@@ -10,28 +10,25 @@ import pytest
 import responses
 from bs4 import BeautifulSoup
 
-from tests.test_purchase import CREATE_V2, PLACE_V2, Shop, order_json, session_json
-from tests.test_views import BROWSER, CUSTOMER, buy, checkout_path, pay
+from tests.factories import (
+    BROWSER,
+    CREATE_V2,
+    CUSTOMER,
+    PLACE_V2,
+    Shop,
+    buy,
+    checkout_path,
+    order_json,
+    pay,
+    session_json,
+)
 from wagtail_klarna_paywall.models import PaywallSettings, PurchaseAttempt
 from wagtail_klarna_paywall.newsroom import analytics
 
-pytest_plugins = ["tests.test_purchase"]
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english_pages")]
 
 ALLOWED_ITEM_KEYS = {"item_id", "item_name", "price", "quantity", "index", "item_list_id"}
 ALLOWED_ECOMMERCE_KEYS = {"currency", "value", "items", "reference", "transaction_id", "item_list_id"}
-
-
-@pytest.fixture(autouse=True)
-def _english_pages(settings):
-    settings.LANGUAGES = [("en", "English")]
-
-
-@pytest.fixture
-def reader():
-    from django.test import Client
-
-    return Client()
 
 
 def turn_on(shop):

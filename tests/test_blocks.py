@@ -11,10 +11,16 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from wagtail.blocks.struct_block import StructBlockValidationError
-from wagtail.models import Site
 
-from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory, OfferBlockFactory
-from tests.test_catalogue import CAMPAIGNS_URL, TRIAL_PERIOD, mock_catalogue
+from tests.factories import (
+    CAMPAIGNS_URL,
+    TRIAL_PERIOD,
+    ArticlePageFactory,
+    KlarnaPurchasePageFactory,
+    OfferBlockFactory,
+    as_reader,
+    mock_catalogue,
+)
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock, find_offer, paywall_access_codes
 from wagtail_klarna_paywall.reading.gating import split_at_paywall
@@ -24,11 +30,6 @@ pytestmark = pytest.mark.django_db
 FREE = "Freeintroword"
 TEASER = "Teaserword"
 GATED = "Gatedsecretword"
-
-
-@pytest.fixture
-def root():
-    return Site.objects.get(is_default_site=True).root_page
 
 
 @pytest.fixture
@@ -97,8 +98,6 @@ def test_anonymous_reader_buys_through_a_get_to_the_purchase_page(client, articl
 
 def test_logged_in_reader_buys_in_one_click_with_a_csrf_post(client, article, purchase_page):
     """A logged-in reader's page is private anyway: the buy form POSTs to buy/ with a CSRF token."""
-    from tests.test_gating import as_reader
-
     with as_reader(client, ["unrelated"]):
         html = client.get(article.url).content.decode()
     forms = buy_forms(html)

@@ -3,87 +3,27 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import responses
 from django.core.cache import caches
-from responses import matchers
 
+from tests.factories import (
+    CAMPAIGNS_URL,
+    FIXTURES,
+    MONTH_PERIOD,
+    PACKAGES,
+    PACKAGES_URL,
+    PERIODS_URL,
+    TITLES_URL,
+    TOKEN_URL,
+    TRIAL_PERIOD,
+    calls_to,
+    mock_catalogue,
+    page_json,
+)
 from wagtail_klarna_paywall.exceptions import PaywayError
 from wagtail_klarna_paywall.newsroom import catalogue
-
-BASE = "https://payway.test"
-TOKEN_URL = BASE + "/api/authorization/access_token"
-TITLES_URL = BASE + "/external/api/v1/titles/"
-PACKAGES_URL = BASE + "/external/api/v2/products/package/search"
-CAMPAIGNS_URL = BASE + "/external/api/v3/products/campaign/search"
-PERIODS_URL = BASE + "/external/api/v2/klarna_payments/payment_periods"
-FIXTURES = Path(__file__).parent / "fixtures" / "payway"
-
-TRIAL_PERIOD = "5e4bbd0e09c04c1f6498c581"
-MONTH_PERIOD = "5e4bbd0e09c04c1f6498c57f"
-
-
-def product(code: str, name: str, **extra) -> dict:
-    return {"id": f"id-{code}", "product_code": code, "title_code": "dagbladet", "name": name, **extra}
-
-
-#: The product (Payway's "packaged product") that the Digital package and both campaigns contain: what a
-#: buyer's ``active_products`` lists, unlike any package or campaign code.
-WEB_PRODUCT = "dagbladet_web"
-
-PACKAGES = [
-    product(
-        "dagbladet_digital",
-        "Digital",
-        valid_from="2020-05-27T09:40:26+02:00",
-        valid_to=None,
-        products=[{"id": "id-web", "product_code": WEB_PRODUCT, "type": "product", "name": "Web"}],
-    ),
-    product("dagbladet_paper", "Paper", expired=True),
-    product("dagbladet_old", "Old weekend", valid_to="2021-01-01T00:00:00Z"),
-]
-# Each campaign lists its products in another of the shapes the client accepts.
-CAMPAIGNS = [
-    product("dagbladet_trial", "Free month", product_codes=[WEB_PRODUCT]),
-    product("dagbladet_summer", "Summer offer", package={"products": [{"code": WEB_PRODUCT}]}),
-]
-PERIODS = json.loads((FIXTURES / "payment_periods.json").read_text())["items"]
-
-
-def page_json(items: list[dict], *, page_number: int = 1, more: bool = False) -> dict:
-    return {
-        "page_info": {"page_size": 25, "page_number": page_number, "more_results_available": more},
-        "items": items,
-    }
-
-
-def mock_catalogue(
-    rsps: responses.RequestsMock,
-    *,
-    packages: list[dict] | None = None,
-    campaigns: list[dict] | None = None,
-    periods: dict[str, list[dict]] | None = None,
-) -> None:
-    """Payway's catalogue for title ``dagbladet``: a token, titles, one page of each search, periods."""
-    rsps.post(TOKEN_URL, json=json.loads((FIXTURES / "token.json").read_text()))
-    rsps.get(TITLES_URL, json={"items": [{"name": "Dagbladet", "code": "dagbladet"}]})
-    rsps.get(PACKAGES_URL, json=page_json(PACKAGES if packages is None else packages))
-    rsps.get(CAMPAIGNS_URL, json=page_json(CAMPAIGNS if campaigns is None else campaigns))
-    periods = periods if periods is not None else {"dagbladet_digital": PERIODS, "dagbladet_trial": PERIODS}
-    for code, items in periods.items():
-        rsps.get(PERIODS_URL, match=[matchers.query_param_matcher({"code": code})], json={"items": items})
-
-
-def calls_to(rsps: responses.RequestsMock, url: str) -> list:
-    return [call for call in rsps.calls if call.request.url.split("?")[0] == url]
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
 
 
 def test_products_lists_packages_then_campaigns_with_their_kind(rsps):

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from wagtail.models import Site
 
-from tests.test_catalogue import (
+from tests.factories import (
     CAMPAIGNS_URL,
     MONTH_PERIOD,
     PACKAGES_URL,
@@ -42,12 +42,6 @@ def site_title():
     settings.title_code = "dagbladet"
     settings.save()
     return settings
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
 
 
 def modal(response) -> dict:

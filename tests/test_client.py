@@ -63,12 +63,6 @@ def fixture(name: str) -> dict:
 
 
 @pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
-
-
-@pytest.fixture
 def client():
     payway = PaywayClient(
         base_url=BASE + "/",

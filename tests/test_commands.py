@@ -9,7 +9,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import responses
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from freezegun import freeze_time
@@ -36,12 +35,6 @@ SECRETS = ("test-secret-do-not-leak", "system-token-SENTINEL-1")
 
 def fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
 
 
 @pytest.fixture

@@ -8,85 +8,19 @@ import json
 import os
 import threading
 import time
-from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 from freezegun import freeze_time
 
+from tests.factories import FAKE_BASE as BASE
+from tests.factories import FAKE_CONFIRM as CONFIRM
+from tests.factories import FAKE_CUSTOMER as CUSTOMER
+from tests.factories import FAKE_KP as KP
+from tests.factories import FakeApi as Api
 from wagtail_klarna_paywall.fake import catalogue, state
 
-BASE = "/fake-payway/"
-KP = BASE + "external/api/v{}/klarna_payments/"
-CONFIRM = "https://news.example/kop/tack/?attempt=abc"
-CUSTOMER = {"email": "ny@example.com", "first_name": "Nora", "last_name": "Ny"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake():
-    state.reset()
-    yield
-    state.reset()
-
-
-class Api:
-    def __init__(self):
-        self.client = Client()
-
-    def token(self, grant_type="none", **fields):
-        data = {
-            "client_id": "test-client",
-            "client_secret": "test-secret-do-not-leak",
-            "grant_type": grant_type,
-        }
-        data.update(fields)
-        return self.client.post(
-            BASE + "api/authorization/access_token",
-            urlencode(data),
-            content_type="application/x-www-form-urlencoded",
-        )
-
-    def system_token(self):
-        return state.issue_access_token().value
-
-    def identity_token(self, account_id=state.SUBSCRIBER_ACCOUNT_ID):
-        return state.issue_access_token(account_id).value
-
-    def post(self, path, body, token=None, content_type="application/json"):
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        data = json.dumps(body) if content_type == "application/json" and not isinstance(body, str) else body
-        return self.client.post(path, data, content_type=content_type, **headers)
-
-    def get(self, path, params=None, token=None):
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-        return self.client.get(path, params or {}, **headers)
-
-    def session(self, version=2, token=None, **body):
-        body = {"code": "demo_digital", "period_type": "recurring", "confirmation_url": CONFIRM, **body}
-        token = token or (self.identity_token() if version == 1 else self.system_token())
-        return self.post(KP.format(version) + "create_session", body, token)
-
-    def session_id(self, version=2, token=None, **body):
-        response = self.session(version, token, **body)
-        assert response.status_code == 200, response.content
-        return response.json()["item"]["klarna_payments_session_id"]
-
-    def place(self, session_id, scenario="ok", version=2, token=None, endpoint="place_order", **extra):
-        body = {
-            "klarna_payments_session_id": session_id,
-            "klarna_authorization_token": f"fake-auth-{scenario}-{time.monotonic_ns()}",
-            "browser_ip": "203.0.113.7",
-            "raise_on_ssn_already_taken_error": True,
-            "raise_on_ssn_already_set_error": False,
-            "raise_on_account_update_error": False,
-            "raise_on_delivery_address_error": False,
-        }
-        if version == 2:
-            body["customer_info"] = dict(CUSTOMER)
-        body.update(extra)
-        body = {k: v for k, v in body.items() if v is not None}
-        token = token or (self.identity_token() if version == 1 else self.system_token())
-        return self.post(KP.format(version) + endpoint, body, token)
+pytestmark = pytest.mark.usefixtures("fresh_fake")
 
 
 @pytest.fixture

@@ -12,18 +12,14 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from tests.test_fake import KP, Api
+from tests.factories import FAKE_KP as KP
+from tests.factories import FakeApi as Api
 from wagtail_klarna_paywall.fake import state
 from wagtail_klarna_paywall.fake.variants import Variants
 
+pytestmark = pytest.mark.usefixtures("fresh_fake")
+
 CONTROL = "/fake-payway/_control/"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fake():
-    state.reset()
-    yield
-    state.reset()
 
 
 def control(body):

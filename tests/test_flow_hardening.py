@@ -16,15 +16,12 @@ from django.core.checks import run_checks
 from django.http import HttpResponse
 from django.test import Client
 
-from tests.test_purchase import CREATE_V2, TOKEN_URL, Shop, session_json
+from tests.factories import CREATE_V2, TOKEN_URL, UTF16_FORM, Shop, session_json
 from wagtail_klarna_paywall import checks
 from wagtail_klarna_paywall.models import PurchaseAttempt
 from wagtail_klarna_paywall.purchase import hardening as security
 from wagtail_klarna_paywall.purchase import ratelimit
 
-pytest_plugins = ["tests.test_purchase"]
-
-UTF16_FORM = "application/x-www-form-urlencoded; charset=utf-16"
 FORM = {"page": "1", "offer": "x"}
 
 

@@ -17,41 +17,34 @@ import responses
 from django.test import Client
 from freezegun import freeze_time
 
-from tests.test_purchase import CREATE_V2, PERSONNUMMER, PLACE_TRIAL, PLACE_V2, Shop, order_json, session_json
-from tests.test_views import (
+from tests.factories import (
     AUTH_TOKEN,
     BROWSER,
+    CREATE_V2,
     CUSTOMER,
-    STUB,
-    StubIdentityProvider,
+    PERSONNUMMER,
+    PLACE_TRIAL,
+    PLACE_V2,
+    UTF16_FORM,
+    Shop,
     buy,
     checkout_path,
     klarna_config,
     landing_url,
+    order_json,
     pay,
+    session_json,
     start_checkout,
     text,
 )
 from wagtail_klarna_paywall import messages
 from wagtail_klarna_paywall.models import PaywallSettings, PurchaseAttempt
 
-pytest_plugins = ["tests.test_purchase"]
+# Anonymous readers of English pages, as in test_views (the stub identity provider holds no token).
+pytestmark = pytest.mark.usefixtures("english_pages", "no_identity")
 
 CUSTOMER_SERVICE = "Kundservice: kundservice@ekbytidning.se, 010-123 45 67"
 SWEDISH = {"HTTP_ACCEPT_LANGUAGE": "sv-SE,sv;q=0.9"}
-
-
-@pytest.fixture(autouse=True)
-def _anonymous_english(settings):
-    """Anonymous readers of English pages, as in test_views (the stub identity provider holds no token)."""
-    settings.LANGUAGES = [("en", "English")]
-    settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "IDENTITY_PROVIDER": STUB}
-    StubIdentityProvider.token = None
-
-
-@pytest.fixture
-def reader():
-    return Client()
 
 
 @pytest.fixture
@@ -407,8 +400,6 @@ def test_a_package_checkout_says_nothing_of_a_trial(shop, payway, reader):
 
 
 def test_the_unreadable_form_page_names_customer_service(shop, customer_service):
-    from tests.test_flow_hardening import UTF16_FORM
-
     response = Client().post(
         shop.purchase_page.url + "buy/", data="page=1&offer=x", content_type=UTF16_FORM, secure=True
     )

@@ -13,7 +13,7 @@ import responses
 from django.test import Client
 from django.utils import translation
 
-from tests.test_purchase import (
+from tests.factories import (
     CREATE_V1,
     CREATE_V2,
     IDENTITY_TOKEN,
@@ -30,8 +30,6 @@ from wagtail_klarna_paywall import messages
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
 from wagtail_klarna_paywall.newsroom import funnel
 from wagtail_klarna_paywall.purchase import attempts, orders, session
-
-pytest_plugins = ["tests.test_purchase"]
 
 #: name: (responses keyword arguments of the 403, the Payway code recorded, whether it is "payment failed").
 FORBIDDEN = {

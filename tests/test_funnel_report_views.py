@@ -12,12 +12,10 @@ from django.urls import reverse
 from django.utils import translation
 from wagtail.models import Site
 
-from tests.factories import KlarnaPurchasePageFactory
-from tests.test_admin_log import editor, viewer  # noqa: F401 - the fixtures, re-used
-from tests.test_paywall_views import BROWSER, beacon, paywalled_page, roomy_cache  # noqa: F401
+from tests.factories import KlarnaPurchasePageFactory, beacon, paywalled_page
 from wagtail_klarna_paywall.models import EventKind, PaywallViewDay, PurchaseAttempt, PurchaseEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("roomy_cache")]
 
 URL_NAME = "wagtail_klarna_paywall_funnel"
 
@@ -51,7 +49,7 @@ def viewed(client):
     return page
 
 
-def test_the_report_folds_the_cached_views_and_shows_them(client, viewer, viewed):  # noqa: F811
+def test_the_report_folds_the_cached_views_and_shows_them(client, viewer, viewed):
     client.force_login(viewer)
     assert PaywallViewDay.objects.count() == 0
     html = client.get(reverse(URL_NAME)).content.decode()
@@ -63,14 +61,14 @@ def test_the_report_folds_the_cached_views_and_shows_them(client, viewer, viewed
     assert PaywallViewDay.objects.get().views == 2  # and again: nothing doubled
 
 
-def test_the_dashboard_panel_shows_views_too(client, viewer, viewed):  # noqa: F811
+def test_the_dashboard_panel_shows_views_too(client, viewer, viewed):
     client.force_login(viewer)
     html = client.get(reverse("wagtailadmin_home")).content.decode()
     assert "Paywall views 2" in html
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
-def test_the_funnel_downloads_as_a_spreadsheet(client, viewer, viewed, fmt):  # noqa: F811
+def test_the_funnel_downloads_as_a_spreadsheet(client, viewer, viewed, fmt):
     client.force_login(viewer)
     response = client.get(reverse(URL_NAME), {"period": "7", "export": fmt})
     assert response.status_code == 200
@@ -92,7 +90,7 @@ def test_the_funnel_downloads_as_a_spreadsheet(client, viewer, viewed, fmt):  # 
     assert by_label["Viewed story"]["Group"] == "Article"
 
 
-def test_the_report_and_export_need_the_permission(client, editor, viewed):  # noqa: F811
+def test_the_report_and_export_need_the_permission(client, editor, viewed):
     client.force_login(editor)
     for params in ({}, {"export": "csv"}, {"export": "xlsx"}):
         response = client.get(reverse(URL_NAME), params)
@@ -100,7 +98,7 @@ def test_the_report_and_export_need_the_permission(client, editor, viewed):  # n
         assert b"Viewed story" not in response.content
 
 
-def test_the_report_opens_when_the_cache_fails(client, viewer, viewed, monkeypatch):  # noqa: F811
+def test_the_report_opens_when_the_cache_fails(client, viewer, viewed, monkeypatch):
     from wagtail_klarna_paywall.newsroom import paywall_views
 
     def broken(*args, **kwargs):
@@ -111,7 +109,7 @@ def test_the_report_opens_when_the_cache_fails(client, viewer, viewed, monkeypat
     assert client.get(reverse(URL_NAME)).status_code == 200
 
 
-def test_swedish_labels(client, viewer, viewed):  # noqa: F811
+def test_swedish_labels(client, viewer, viewed):
     client.force_login(viewer)
     with translation.override("sv"):
         response = client.get(reverse(URL_NAME), HTTP_ACCEPT_LANGUAGE="sv")

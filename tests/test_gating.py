@@ -10,55 +10,21 @@ from django.conf import settings
 from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
-from wagtail.blocks import CharBlock, ListBlock
-from wagtail.blocks.list_block import ListValue
-from wagtail.models import Page, Site
-from wagtail.rich_text import RichText
+from wagtail.models import Page
 
-from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
-from tests.test_access import ACTIVE_PRODUCTS_URL, reader_request
+from tests.factories import (
+    DIGITAL_OFFER,
+    FREE,
+    GATED,
+    GATED_HEADING,
+    PAPER_OFFER,
+    TEASER,
+    as_reader,
+)
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.reading import access, cache_headers, gating
 
 pytestmark = pytest.mark.django_db
-
-FREE = "Freeintroword"
-TEASER = "Teaserword"
-GATED = "Gatedsecretword"
-GATED_HEADING = "Gatedheadingword"
-PAPER_OFFER = "Paperofferlabel"
-DIGITAL_OFFER = "Digitalofferlabel"
-
-
-@pytest.fixture
-def article():
-    root = Site.objects.get(is_default_site=True).root_page
-    purchase_page = KlarnaPurchasePageFactory(parent=root)
-    page = ArticlePageFactory(
-        parent=root,
-        body__0__paragraph__value=f"<p>{FREE} opens the story.</p>",
-        body__1__paywall__teaser=RichText(f"<p>{TEASER} for subscribers.</p>"),
-        body__1__paywall__purchase_page=purchase_page,
-        body__1__paywall__offers__0__label=DIGITAL_OFFER,
-        body__1__paywall__offers__1__product_code="paper_package",
-        body__1__paywall__offers__1__included_product_codes="paper",
-        body__1__paywall__offers__1__label=PAPER_OFFER,
-        # The editor's override: only the digital product opens this article, not the paper one sold here.
-        body__1__paywall__access_product_codes=ListValue(ListBlock(CharBlock()), values=["digital"]),
-        body__2__heading__value=GATED_HEADING,
-        body__3__paragraph__value=f"<p>{GATED} is the scoop.</p>",
-    )
-    page.save_revision().publish()
-    return ArticlePage.objects.get(pk=page.pk)
-
-
-def as_reader(client, codes):
-    """Log ``client`` in as an SSO2 reader holding ``codes`` (Payway answers through ``responses``)."""
-    request = reader_request()
-    client.cookies[settings.SESSION_COOKIE_NAME] = request.COOKIES[settings.SESSION_COOKIE_NAME]
-    rsps = responses.RequestsMock(assert_all_requests_are_fired=False)
-    rsps.add(responses.GET, ACTIVE_PRODUCTS_URL, json={"item": {"id": "acc", "active_products": list(codes)}})
-    return rsps
 
 
 # -- the cut ---------------------------------------------------------------------------------------

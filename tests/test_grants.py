@@ -16,30 +16,27 @@ from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 
-from tests.test_access import ACTIVE_PRODUCTS_URL
-from tests.test_purchase import (
+from tests.factories import (
+    ACTIVE_PRODUCTS_URL,
     CREATE_V1,
     CREATE_V2,
+    CUSTOMER,
     PLACE_V1,
     PLACE_V2,
     Shop,
     offer_value,
     order_json,
-    session_json,
-)
-from tests.test_views import (  # noqa: F401 - the autouse fixtures apply here too
-    CUSTOMER,
-    _english_pages,
-    _no_identity,
-    logged_in,
     pay,
+    paywalled_article,
+    session_json,
     start_checkout,
     text,
 )
 from wagtail_klarna_paywall.models import AttemptState, PaywallSettings, PurchaseAttempt
 from wagtail_klarna_paywall.reading import access, cache_headers, gating, grants
 
-pytest_plugins = ["tests.test_purchase"]
+# The browser asks for Swedish, the tests read English; readers are anonymous unless a test logs them in.
+pytestmark = pytest.mark.usefixtures("english_pages", "no_identity")
 
 FREE = "Free part."
 PAID = "Subscriber part."
@@ -65,38 +62,18 @@ def article(client, shop):
 
 def second_article(shop):
     """Another article whose paywall opens with the same access code (another offer, too)."""
-    from tests.testapp.models import ArticlePage
-
-    page = shop.home.add_child(
-        instance=ArticlePage(
-            title="Second story",
-            slug="second-story",
-            body=[
-                {"type": "paragraph", "id": "q1", "value": "<p>Second free.</p>"},
-                {
-                    "type": "paywall",
-                    "id": "paywall-2",
-                    "value": {
-                        "heading": "Read on",
-                        "teaser": "",
-                        "offers": [
-                            {
-                                "type": "item",
-                                "id": "offer-other",
-                                "value": offer_value(product_code="other", label="Other"),
-                            }
-                        ],
-                        "purchase_page": shop.purchase_page.pk,
-                        "confirmation_page": None,
-                        "login_text": "",
-                        "access_product_codes": ["digital-access"],
-                    },
-                },
-                {"type": "paragraph", "id": "q2", "value": "<p>Second paid.</p>"},
-            ],
-        )
+    return paywalled_article(
+        shop.home,
+        shop.purchase_page,
+        title="Second story",
+        slug="second-story",
+        heading="Read on",
+        paywall="paywall-2",
+        offers={"offer-other": offer_value(product_code="other", label="Other")},
+        access_product_codes=["digital-access"],
+        free=("q1", "<p>Second free.</p>"),
+        paid=("q2", "<p>Second paid.</p>"),
     )
-    return page
 
 
 # -- reading on ---------------------------------------------------------------------------------------

@@ -23,15 +23,18 @@ from django.utils import translation
 from wagtail.models import Site
 
 import wagtail_klarna_paywall
-from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
-from tests.test_purchase import CREATE_V2, PLACE_V2, Shop, session_json
+from tests.factories import (
+    CREATE_V2,
+    PLACE_V2,
+    ArticlePageFactory,
+    KlarnaPurchasePageFactory,
+    Shop,
+    session_json,
+)
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall import messages
 from wagtail_klarna_paywall.blocks import OfferBlock, PaywallBlock
 from wagtail_klarna_paywall.models import AttemptState, KlarnaPurchasePage, PaywallSettings, PurchaseAttempt
-
-# The shop and fake Payway fixtures are shared with the flow tests.
-pytest_plugins = ["tests.test_purchase"]
 
 PACKAGE_DIR = Path(wagtail_klarna_paywall.__file__).resolve().parent
 LC_MESSAGES = PACKAGE_DIR / "locale" / "sv" / "LC_MESSAGES"

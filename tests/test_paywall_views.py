@@ -15,72 +15,17 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from wagtail.models import Site
 
-from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
-from tests.testapp.models import ArticlePage
+from tests.factories import DESKTOP_USER_AGENT as BROWSER
+from tests.factories import PAYWALL_VIEW_URL as URL
+from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory, beacon, paywall_id, paywalled_page
 from wagtail_klarna_paywall.models import PaywallViewDay
 from wagtail_klarna_paywall.newsroom import paywall_views
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("roomy_cache")]
 
-URL = "/klarna-paywall/paywall-view/"
 CODES = ("digital", "paper", "weekend")
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
 WRITES = ("INSERT", "UPDATE", "DELETE")
-
-
-def paywalled_page(root, purchase_page, codes, title="Story"):
-    kwargs = {
-        "parent": root,
-        "title": title,
-        "body__0__paragraph__value": "<p>Free</p>",
-        "body__1__paywall__purchase_page": purchase_page,
-        "body__2__paragraph__value": "<p>Paid</p>",
-    }
-    for index, code in enumerate(codes):
-        kwargs[f"body__1__paywall__offers__{index}__product_code"] = code
-        kwargs[f"body__1__paywall__offers__{index}__label"] = code.title()
-    page = ArticlePageFactory(**kwargs)
-    page.save_revision().publish()
-    return ArticlePage.objects.get(pk=page.pk)
-
-
-def paywall_id(page) -> str:
-    return next(raw["id"] for raw in page.body.raw_data if raw["type"] == "paywall")
-
-
-def beacon(client, page, *, codes, state="anonymous", ip="192.0.2.1", ua=BROWSER, block=None):
-    return client.post(
-        URL,
-        {
-            "page": str(page.pk),
-            "paywall": block or paywall_id(page),
-            "offers": ",".join(codes),
-            "state": state,
-        },
-        REMOTE_ADDR=ip,
-        HTTP_USER_AGENT=ua,
-    )
-
-
-@pytest.fixture(autouse=True)
-def roomy_cache(settings):
-    """A cache that does not cull: Django's local-memory cache keeps 300 entries by default, and a day's
-    reader hashes outnumber that in a burst (a production cache must have room for them too)."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "paywall-views-tests",
-            "OPTIONS": {"MAX_ENTRIES": 100_000},
-        }
-    }
-    caches["default"].clear()
-
-
-@pytest.fixture
-def root():
-    return Site.objects.get(is_default_site=True).root_page
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ import pytest
 import responses
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from wagtail.models import Site
 
-from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory
-from tests.test_admin_pages import article_form, offer
-from tests.test_catalogue import mock_catalogue
+from tests.factories import ArticlePageFactory, KlarnaPurchasePageFactory, article_form, mock_catalogue, offer
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.reading.preview import PAYWALL_PREVIEW_MODES
 
@@ -31,11 +28,6 @@ def editor(client):
     user = get_user_model().objects.create_superuser("editor", "editor@example.com", "pw")
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def home():
-    return Site.objects.get(is_default_site=True).root_page
 
 
 @pytest.fixture

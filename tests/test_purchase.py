@@ -1,6 +1,7 @@
 """The purchase flow (purchase.py) over the real Payway client, with Payway faked by ``responses``.
 
-Builders and fixtures here are shared with tests/test_views.py, which drives the same flow through HTTP.
+tests/test_views.py drives the same flow through HTTP; the shop, payloads and helpers come from
+tests/factories.py, the fixtures from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -15,11 +16,34 @@ import requests
 import responses
 from django.utils import timezone
 from freezegun import freeze_time
-from wagtail.models import Page, Site
 
-from tests.testapp.models import ArticlePage
+from tests.factories import (
+    ACCOUNT_ID,
+    CLIENT_TOKEN,
+    CREATE_V1,
+    CREATE_V2,
+    IDENTITY_TOKEN,
+    KLARNA_REDIRECT,
+    ME_URL,
+    ORDER_ID,
+    PERSONNUMMER,
+    PLACE_TRIAL,
+    PLACE_V1,
+    PLACE_V2,
+    READER,
+    SESSION_ID,
+    SYSTEM_TOKEN,
+    TOKEN_URL,
+    TRIAL_PERIOD_ID,
+    Shop,
+    body_of,
+    calls_to,
+    order_json,
+    place,
+    session_json,
+    start,
+)
 from wagtail_klarna_paywall import signals
-from wagtail_klarna_paywall.blocks import find_offer
 from wagtail_klarna_paywall.models import (
     AttemptState,
     EventKind,
@@ -29,237 +53,8 @@ from wagtail_klarna_paywall.models import (
     PurchaseAttempt,
     PurchaseConfirmationPage,
 )
-from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
+from wagtail_klarna_paywall.payway.types import CustomerInfo
 from wagtail_klarna_paywall.purchase import accounts, attempts, orders, session
-
-API = "https://payway.test"
-TOKEN_URL = f"{API}/api/authorization/access_token"
-CREATE_V1 = f"{API}/external/api/v1/klarna_payments/create_session"
-CREATE_V2 = f"{API}/external/api/v2/klarna_payments/create_session"
-PLACE_V1 = f"{API}/external/api/v1/klarna_payments/place_order"
-PLACE_V2 = f"{API}/external/api/v2/klarna_payments/place_order"
-PLACE_TRIAL = f"{API}/external/api/v2/klarna_payments/place_trial_order"
-ME_URL = f"{API}/external/api/v3/me"
-ACCOUNT_ID = "5e1f00000000000000000abc"
-
-SYSTEM_TOKEN = "system-token-SENTINEL-1"
-IDENTITY_TOKEN = "identity-token-SENTINEL-2"
-CLIENT_TOKEN = "eyJhbGciOiJSUzI1NiJ9.klarna-client-token"
-SESSION_ID = "0b1d9815-165e-42e2-8867-35bc03789e00"
-KLARNA_REDIRECT = "https://pay.klarna.com/eu/hpp/redirect/abc"
-ORDER_ID = "5f0d5a7d5b3e2a0001ab12cd"
-TRIAL_PERIOD_ID = "5e4bbd0e09c04c1f6498c57f"
-PERSONNUMMER = "19121212-1212"
-
-OFFER_DEFAULTS = {
-    "product_code": "digital",
-    "product_kind": "package",
-    "product_name": "Digital",
-    "period_type": "recurring",
-    "is_trial": False,
-    "period_id": "",
-    "price": "99.00",
-    "price_period": "month",
-    "label": "Digital, monthly",
-    "selling_points": [],
-    "payment_method_category": "",
-}
-
-
-def offer_value(**overrides):
-    return {**OFFER_DEFAULTS, **overrides}
-
-
-class Shop:
-    """The pages of a small news site: an article with a paywall, a purchase page, a confirmation page."""
-
-    def __init__(self, site, home, confirmation, purchase_page, article, other_purchase_page):
-        self.site = site
-        self.home = home
-        self.confirmation = confirmation
-        self.purchase_page = purchase_page
-        self.article = article
-        self.other_purchase_page = other_purchase_page
-
-    # Offer references as the paywall block and the purchase page name them.
-    article_offer_ref = "paywall-1:offer-digital"
-    package_ref = "offer-package"
-    campaign_ref = "offer-campaign"
-    trial_ref = "offer-trial"
-
-    def offer(self, page, ref):
-        return find_offer(Page.objects.get(pk=page.pk), ref)
-
-
-def build_shop() -> Shop:
-    site = Site.objects.get(is_default_site=True)
-    # A canonical https host different from the test client's Host header ("testserver"), so tests see
-    # that confirmation URLs come from the Site and never from the request (docs/reliability.md B09).
-    site.hostname = "news.example"
-    site.port = 443
-    site.save()
-    home = site.root_page.specific
-    confirmation = home.add_child(
-        instance=PurchaseConfirmationPage(title="Thank you", slug="thanks", body="<p>Welcome aboard.</p>")
-    )
-    purchase_page = home.add_child(
-        instance=KlarnaPurchasePage(
-            title="Subscribe",
-            slug="subscribe",
-            intro="<p>Read everything.</p>",
-            confirmation_page=confirmation,
-            offers=[
-                {"type": "offer", "id": Shop.package_ref, "value": offer_value()},
-                {
-                    "type": "offer",
-                    "id": Shop.campaign_ref,
-                    "value": offer_value(
-                        product_code="spring-campaign",
-                        product_kind="campaign",
-                        product_name="Spring campaign",
-                        label="3 months for 1 kr",
-                        price="1.00",
-                        period_type="limited",
-                    ),
-                },
-                {
-                    "type": "offer",
-                    "id": Shop.trial_ref,
-                    "value": offer_value(
-                        product_code="trial-campaign",
-                        product_kind="campaign",
-                        product_name="Free trial",
-                        label="Try free for 14 days",
-                        is_trial=True,
-                        period_id=TRIAL_PERIOD_ID,
-                        price="0",
-                        payment_method_category="pay_later",
-                    ),
-                },
-            ],
-        )
-    )
-    other_purchase_page = home.add_child(
-        instance=KlarnaPurchasePage(
-            title="Other shop",
-            slug="other-shop",
-            offers=[{"type": "offer", "id": "other-offer", "value": offer_value(product_code="other")}],
-        )
-    )
-    article = home.add_child(
-        instance=ArticlePage(
-            title="Big story",
-            slug="big-story",
-            body=[
-                {"type": "paragraph", "id": "p1", "value": "<p>Free part.</p>"},
-                {
-                    "type": "paywall",
-                    "id": "paywall-1",
-                    "value": {
-                        "heading": "Subscribe to read on",
-                        "teaser": "",
-                        "offers": [{"type": "item", "id": "offer-digital", "value": offer_value()}],
-                        "purchase_page": purchase_page.pk,
-                        "confirmation_page": None,
-                        "login_text": "",
-                        "access_product_codes": ["digital-access"],
-                    },
-                },
-                {"type": "paragraph", "id": "p2", "value": "<p>Subscriber part.</p>"},
-            ],
-        )
-    )
-    settings_obj = PaywallSettings.for_site(site)
-    settings_obj.traffic_source_default = "website"
-    settings_obj.save()
-    return Shop(site, home, confirmation, purchase_page, article, other_purchase_page)
-
-
-@pytest.fixture
-def shop(db):
-    return build_shop()
-
-
-@pytest.fixture
-def payway():
-    """Fake Payway: a system token and happy create_session/place_order answers (tests add errors)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add(responses.POST, TOKEN_URL, json={"access_token": SYSTEM_TOKEN, "expires_in": 3600})
-        # Whose identity token it is (the one-order-per-reader guard keys logged-in readers on it).
-        rsps.add(responses.GET, ME_URL, json={"item": {"id": ACCOUNT_ID, "email": "acc@example.com"}})
-        yield rsps
-
-
-def session_json(session_id=SESSION_ID, client_token=CLIENT_TOKEN, categories=("pay_now", "pay_later")):
-    return {
-        "item": {
-            "klarna_client_token": client_token,
-            "klarna_payments_session_id": session_id,
-            "payment_method_categories": [{"identifier": c, "name": c} for c in categories],
-        }
-    }
-
-
-def order_json(redirect=KLARNA_REDIRECT, order_id=ORDER_ID):
-    return {"item": {"redirect_uri": redirect, "order_id": order_id}}
-
-
-def calls_to(rsps, url):
-    return [call for call in rsps.calls if call.request.url.split("?")[0] == url]
-
-
-def body_of(call):
-    return json.loads(call.request.body)
-
-
-@pytest.fixture
-def signal_log():
-    log = []
-
-    def receiver(signal):
-        def handler(sender, attempt, **kwargs):
-            log.append((signal, attempt.reference, attempt.state))
-
-        return handler
-
-    handlers = {
-        "started": receiver("started"),
-        "completed": receiver("completed"),
-        "failed": receiver("failed"),
-    }
-    signals.purchase_started.connect(handlers["started"])
-    signals.purchase_completed.connect(handlers["completed"])
-    signals.purchase_failed.connect(handlers["failed"])
-    yield log
-    signals.purchase_started.disconnect(handlers["started"])
-    signals.purchase_completed.disconnect(handlers["completed"])
-    signals.purchase_failed.disconnect(handlers["failed"])
-
-
-# -- helpers for the function-level tests below -------------------------------------------------------
-
-READER = attempts.Reader(key="anon:" + "a" * 64)
-BROWSER = BrowserInfo(ip="203.0.113.7", language="sv-SE", user_agent="TestBrowser/1.0")
-CUSTOMER = CustomerInfo(email="reader@example.com", first_name="Rea", last_name="Der")
-
-
-def start(shop, ref=Shop.package_ref, reader=READER, page=None, **kwargs):
-    page = page or shop.purchase_page
-    return session.start_purchase(
-        reader=reader,
-        offer=shop.offer(page, ref),
-        offer_page=page,
-        purchase_page=shop.purchase_page,
-        site=shop.site,
-        **kwargs,
-    )
-
-
-def place(attempt, reader=READER, token="auth-token-1", customer=CUSTOMER, **kwargs):
-    return orders.place_order(
-        attempt, reader, authorization_token=token, browser=BROWSER, customer=customer, **kwargs
-    )
-
 
 # -- step 1: sessions -----------------------------------------------------------------------------------
 

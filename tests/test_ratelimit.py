@@ -15,25 +15,15 @@ from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 
-from tests.test_purchase import CREATE_V2, Shop, calls_to, session_json
-from tests.test_views import BROWSER, buy, landing_url, text
+from tests.factories import BROWSER, CREATE_V2, Shop, buy, calls_to, landing_url, session_json, text
 from wagtail_klarna_paywall.models import PurchaseAttempt, PurchaseEvent
 from wagtail_klarna_paywall.purchase import ratelimit
 
-pytest_plugins = ["tests.test_purchase"]
+# Anonymous readers (the stub identity provider holds no token) and English pages.
+pytestmark = pytest.mark.usefixtures("english_pages", "no_identity")
 
 IP = BROWSER["REMOTE_ADDR"]
 WAIT_TITLE = "Please wait a little"
-
-
-@pytest.fixture(autouse=True)
-def _anonymous_english(settings):
-    """Anonymous readers (the stub identity provider holds no token) and English pages."""
-    settings.LANGUAGES = [("en", "English")]
-    settings.WAGTAIL_KLARNA_PAYWALL = {
-        **settings.WAGTAIL_KLARNA_PAYWALL,
-        "IDENTITY_PROVIDER": "tests.test_views.StubIdentityProvider",
-    }
 
 
 @pytest.fixture

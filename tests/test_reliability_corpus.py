@@ -21,7 +21,6 @@ corpus runs in seconds; each case still runs in its own savepoint.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from urllib.parse import quote, urlencode
@@ -33,14 +32,15 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from tests.test_purchase import CLIENT_TOKEN, SESSION_ID, Shop, build_shop
+from tests.factories import AUTH_TOKEN as VALID_TOKEN
+from tests.factories import CUSTOMER as VALID_CUSTOMER
+from tests.factories import SESSION_ID, Shop, build_shop
+from tests.factories import stored_attempt as _attempt
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt, PurchaseEvent
 from wagtail_klarna_paywall.purchase import attempts
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
-VALID_TOKEN = "b4bd3423-24e3-4c4e-8d9c-3bcb4b7b0aab"
-VALID_CUSTOMER = {"email": "reader@example.com", "first_name": "Rea", "last_name": "Der"}
 
 #: Filled by every case, read by the summary test at the end of the module.
 RESULTS: list[dict] = []
@@ -56,29 +56,6 @@ class World:
     new_customer: PurchaseAttempt  # the reader's, session_ready, v2 (customer form)
     placed: PurchaseAttempt  # the reader's, placed
     foreign: PurchaseAttempt  # another reader's, session_ready
-
-
-def _attempt(shop: Shop, reader_key: str, state: str, **fields) -> PurchaseAttempt:
-    now = timezone.now()
-    values = {
-        "reader_key": reader_key,
-        "state": state,
-        "site": shop.site,
-        "page": shop.purchase_page,
-        "purchase_page": shop.purchase_page,
-        "confirmation_page": shop.confirmation,
-        "offer_key": f"{shop.purchase_page.pk}:{Shop.package_ref}",
-        "product_code": "digital",
-        "product_kind": "package",
-        "product_name": "Digital",
-        "period_type": "recurring",
-        "payway_session_id": SESSION_ID,
-        "klarna_client_token": CLIENT_TOKEN,
-        "session_created_at": now,
-        "session_expires_at": now + dt.timedelta(hours=47),
-        **fields,
-    }
-    return PurchaseAttempt.objects.create(**values)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,12 @@ import pytest
 import requests
 import responses
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import transaction
 from django.test import Client
 
-from tests.test_purchase import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, build_shop, order_json, session_json
-from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
+from tests.factories import AUTH_TOKEN as VALID_TOKEN
+from tests.factories import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, order_json, session_json
+from tests.factories import CUSTOMER as VALID_CUSTOMER
+from tests.factories import stored_attempt as _attempt
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt
 from wagtail_klarna_paywall.purchase import attempts
 
@@ -84,15 +85,9 @@ RESULTS: list[dict] = []
 
 
 @pytest.fixture(scope="module")
-def shop(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            yield build_shop()
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
+def shop(module_shop):
+    """One shop for the module's cases, rolled back when the module is done."""
+    return module_shop
 
 
 def _calls(payway, url):

@@ -15,12 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import transaction
 from django.test import Client
 
-from tests.test_purchase import PLACE_V2, TOKEN_URL, build_shop, order_json
-from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN, _attempt
-from tests.test_sso import answer, start_login
+from tests.factories import AUTH_TOKEN as VALID_TOKEN
+from tests.factories import CUSTOMER as VALID_CUSTOMER
+from tests.factories import PLACE_V2, TOKEN_URL, answer, order_json, start_login
+from tests.factories import stored_attempt as _attempt
 from wagtail_klarna_paywall.models import AttemptState, EventKind
 from wagtail_klarna_paywall.purchase import attempts, orders
 
@@ -125,15 +125,9 @@ def test_allow_list_is_exactly_the_configured_hosts(url):
 
 
 @pytest.fixture(scope="module")
-def shop(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            yield build_shop()
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
+def shop(module_shop):
+    """One shop for the module's cases, rolled back when the module is done."""
+    return module_shop
 
 
 def _reader(shop):

@@ -27,7 +27,7 @@ from django.template import engines
 from django.test import Client
 from django.views.debug import ExceptionReporter
 
-from tests.test_purchase import (
+from tests.factories import (
     CREATE_V1,
     CREATE_V2,
     ME_URL,
@@ -35,7 +35,6 @@ from tests.test_purchase import (
     PLACE_V2,
     TOKEN_URL,
     Shop,
-    build_shop,
     order_json,
     session_json,
 )
@@ -113,11 +112,6 @@ def sentinel_settings(settings):
     SentinelIdentityProvider.token = None
     yield
     SentinelIdentityProvider.token = None
-
-
-@pytest.fixture
-def shop(db):
-    return build_shop()
 
 
 @pytest.fixture

@@ -13,14 +13,10 @@ import responses
 from django.db import models
 from django.test import Client
 
-from tests.test_purchase import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, build_shop, session_json
-from tests.test_reliability_corpus import VALID_CUSTOMER, VALID_TOKEN
+from tests.factories import AUTH_TOKEN as VALID_TOKEN
+from tests.factories import CREATE_V2, PLACE_V2, TOKEN_URL, Shop, session_json
+from tests.factories import CUSTOMER as VALID_CUSTOMER
 from wagtail_klarna_paywall.models import AttemptState, PaywallSettings, PurchaseAttempt, PurchaseEvent
-
-
-@pytest.fixture
-def shop(db):
-    return build_shop()
 
 
 def _csrf(client: Client, shop) -> str:

@@ -12,13 +12,20 @@ from django.template import RequestContext, Template
 from django.test.utils import CaptureQueriesContext
 from wagtail.models import Page
 
-from tests.test_access import ACTIVE_PRODUCTS_URL, reader_request
-from tests.test_gating import DIGITAL_OFFER, FREE, GATED, GATED_HEADING, PAPER_OFFER, article, as_reader
+from tests.factories import (
+    ACTIVE_PRODUCTS_URL,
+    DIGITAL_OFFER,
+    FREE,
+    GATED,
+    GATED_HEADING,
+    PAPER_OFFER,
+    as_reader,
+    reader_request,
+)
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.reading import gating, render_cache
 
 pytestmark = pytest.mark.django_db
-__all__ = ["article"]  # the fixture, re-used
 
 TAG = Template("{% load klarna_paywall_tags %}{% paywalled_stream page.body %}")
 

@@ -7,11 +7,9 @@ import responses
 from django.http import HttpResponse
 from django.test import Client
 
-from tests.test_purchase import CREATE_V2, Shop, session_json
+from tests.factories import CREATE_V2, Shop, session_json
 from wagtail_klarna_paywall.models import PurchaseAttempt
 from wagtail_klarna_paywall.purchase import hardening as security
-
-pytest_plugins = ["tests.test_purchase"]
 
 KLARNA_HOSTS = ["https://*.klarna.com", "https://*.klarnacdn.net", "https://*.klarnaservices.com"]
 

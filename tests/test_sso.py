@@ -20,6 +20,9 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory
 from freezegun import freeze_time
 
+from tests.factories import SSO_CLIENT_ID as CLIENT_ID
+from tests.factories import SSO_SECRET as SECRET
+from tests.factories import answer, land, start_login
 from wagtail_klarna_paywall.exceptions import InvalidSSOToken
 from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import LoginFailure, SSOLandingClaim
@@ -27,22 +30,11 @@ from wagtail_klarna_paywall.newsroom import funnel
 
 pytestmark = pytest.mark.django_db
 
-SECRET = settings.WAGTAIL_KLARNA_PAYWALL["CLIENT_SECRET"]
-CLIENT_ID = settings.WAGTAIL_KLARNA_PAYWALL["CLIENT_ID"]
 ORG = settings.WAGTAIL_KLARNA_PAYWALL["ORGANISATION_ID"]
 SSO = settings.WAGTAIL_KLARNA_PAYWALL["SSO_URL"]
 TOKEN_URL = settings.WAGTAIL_KLARNA_PAYWALL["API_URL"] + "/api/authorization/access_token"
 IDENTITY_TOKEN = "IDENTITY-SENTINEL-7f3a9c"
 TICKET = "TICKET-SENTINEL-51b2"
-
-
-def answer(secret: str = SECRET, lifetime: int = 10, **claims) -> str:
-    """A JWT as SSO2 answers: our client id as audience, SSO2 as issuer."""
-    now = int(time.time())
-    payload = {"iss": "pw-sso", "aud": CLIENT_ID, "iat": now, "nbf": now, "exp": now + lifetime}
-    payload.update(claims)
-    payload = {key: value for key, value in payload.items() if value is not None}
-    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 def token_reply(rsps, access_token: str = IDENTITY_TOKEN, expires_in: int = 3600, refresh: str = "") -> None:
@@ -54,18 +46,6 @@ def token_reply(rsps, access_token: str = IDENTITY_TOKEN, expires_in: int = 3600
 
 def status_reply(rsps, **claims) -> None:
     rsps.add(responses.POST, f"{SSO}/sessionstatus", json={"t": answer(**claims)})
-
-
-def start_login(client, next_url: str = "/article/") -> tuple[str, str]:
-    """GET our login view; returns (identify URL, return URL ``r`` it carries)."""
-    response = client.get("/klarna-paywall/sso/login/", {"next": next_url}, secure=True)
-    assert response.status_code == 302
-    location = response["Location"]
-    return location, parse_qs(urlsplit(location).query)["r"][0]
-
-
-def land(client, token: str, return_url: str):
-    return client.get("/klarna-paywall/sso/landing/", {"t": token, "r": return_url}, secure=True)
 
 
 def logged_in_client(client, rsps, *, sid: str = "sid-1", refresh: str = "", expires_in: int = 3600):

@@ -10,12 +10,10 @@ from bs4 import BeautifulSoup
 from django.template import Context, Template
 from wagtail.models import Site
 
-from tests.factories import ArticlePageFactory
-from tests.test_gating import FREE, GATED, GATED_HEADING, TEASER, article, as_reader
+from tests.factories import FREE, GATED, GATED_HEADING, TEASER, ArticlePageFactory, as_reader
 from wagtail_klarna_paywall.reading.structured_data import CSS_SELECTOR, PAID_PART_CLASS, article_data
 
 pytestmark = pytest.mark.django_db
-__all__ = ["article"]  # the fixture, re-used
 
 
 def json_ld(html: str) -> dict:

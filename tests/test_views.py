@@ -17,10 +17,12 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 
-from tests.test_purchase import (
+from tests.factories import (
+    AUTH_TOKEN,
     CLIENT_TOKEN,
     CREATE_V1,
     CREATE_V2,
+    CUSTOMER,
     IDENTITY_TOKEN,
     KLARNA_REDIRECT,
     ME_URL,
@@ -32,109 +34,25 @@ from tests.test_purchase import (
     SYSTEM_TOKEN,
     TRIAL_PERIOD_ID,
     Shop,
+    StubIdentityProvider,
     body_of,
+    buy,
+    buy_url,
     calls_to,
+    checkout_path,
+    klarna_config,
+    landing_url,
     order_json,
+    pay,
     session_json,
+    start_checkout,
+    text,
 )
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
 from wagtail_klarna_paywall.purchase import views
 
-# The shop, fake Payway and signal fixtures are shared with the flow tests.
-pytest_plugins = ["tests.test_purchase"]
-
-AUTH_TOKEN = "b4bd3423-24e3-4c4e-8d9c-3bcb4b7b0aab"
-BROWSER = {
-    "REMOTE_ADDR": "203.0.113.7",
-    "HTTP_ACCEPT_LANGUAGE": "sv-SE,sv;q=0.9,en;q=0.5",
-    "HTTP_USER_AGENT": "TestBrowser/1.0",
-}
-CUSTOMER = {"email": "reader@example.com", "first_name": "Rea", "last_name": "Der"}
-
-
-@pytest.fixture(autouse=True)
-def _english_pages(settings):
-    """The browser asks for Swedish (Payway must receive ``sv-SE``), but these tests read the English
-    texts: offer the site in English only. Swedish rendering is tested in test_i18n."""
-    settings.LANGUAGES = [("en", "English")]
-
-
-class StubIdentityProvider:
-    """A tiny identity provider: the token lives in ``StubIdentityProvider.token``."""
-
-    token: str | None = None
-    forgotten = 0
-
-    def get_identity_token(self, request):
-        return type(self).token
-
-    def login_url(self, request, next_url):
-        return "/login/?next=" + quote(next_url)
-
-    def forget(self, request):
-        type(self).forgotten += 1
-        type(self).token = None
-
-
-STUB = "tests.test_views.StubIdentityProvider"
-
-
-@pytest.fixture(autouse=True)
-def _no_identity(settings):
-    """Readers are anonymous unless a test logs them in through the stub provider."""
-    settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "IDENTITY_PROVIDER": STUB}
-    StubIdentityProvider.token = None
-    StubIdentityProvider.forgotten = 0
-    yield
-    StubIdentityProvider.token = None
-
-
-@pytest.fixture
-def logged_in():
-    StubIdentityProvider.token = IDENTITY_TOKEN
-
-
-@pytest.fixture
-def reader():
-    return Client()
-
-
-def landing_url(shop):
-    return shop.purchase_page.url
-
-
-def buy_url(shop):
-    return shop.purchase_page.url + "buy/"
-
-
-def buy(client, shop, page=None, ref=Shop.package_ref, **extra):
-    """POST the buy form; ``HTTP_*`` keywords are headers, anything else more form fields."""
-    page = page or shop.purchase_page
-    headers = {k: v for k, v in extra.items() if k.startswith("HTTP_")}
-    fields = {k: v for k, v in extra.items() if not k.startswith("HTTP_")}
-    data = {"page": page.pk, "offer": ref, **fields}
-    return client.post(buy_url(shop), data, secure=True, **{**BROWSER, **headers})
-
-
-def checkout_path(attempt):
-    return f"/subscribe/checkout/{attempt.reference}/"
-
-
-def start_checkout(client, shop, **kwargs):
-    response = buy(client, shop, **kwargs)
-    assert response.status_code == 303, response.content.decode()[:2000]
-    attempt = PurchaseAttempt.objects.latest("created_at")
-    assert response["Location"] == checkout_path(attempt)
-    return attempt
-
-
-def pay(client, attempt, token=AUTH_TOKEN, customer=CUSTOMER, **extra):
-    data = {"klarna_authorization_token": token, **(customer or {})}
-    return client.post(checkout_path(attempt), data, secure=True, **{**BROWSER, **extra})
-
-
-def text(response):
-    return response.content.decode()
+# The browser asks for Swedish, the tests read English; readers are anonymous unless a test logs them in.
+pytestmark = pytest.mark.usefixtures("english_pages", "no_identity")
 
 
 # -- step 1: buy ----------------------------------------------------------------------------------------
@@ -276,14 +194,6 @@ def test_each_offer_kind_new_customer(shop, payway, reader, ref, create_url, pla
         "customer_info": CUSTOMER,
     }
     assert len(payway.calls) == 3  # token, create_session, place_order
-
-
-def klarna_config(html):
-    import json
-
-    found = re.search(r'<script id="wkp-klarna-config" type="application/json">(.*?)</script>', html, re.S)
-    assert found, "no Klarna config in the page"
-    return json.loads(found.group(1))
 
 
 def test_trial_checkout_loads_direct_debit(shop, payway, reader):

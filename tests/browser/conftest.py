@@ -5,17 +5,16 @@ embedded fake Payway and the fake Klarna widget, on a fresh SQLite database in a
 drive it with Playwright's sync API in Debian's Chromium (no browser download: ``CHROMIUM_PATH``), and read
 what happened from the outside: purchase attempts straight from that database, Payway calls from the fake's
 JSON control API. Nothing here imports the project's Django settings, so the suite also runs beside
-``tests.settings`` in one pytest process.
+``tests.settings`` in one pytest process. The sandbox's handle and Chromium's settings are in ``sandbox.py``,
+the reader's steps in ``steps.py``, the demo site's pages and the fake's controls in ``tests/demo_site.py``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,40 +22,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ARTIFACTS_DIR = Path(os.environ.get("KLARNA_PAYWALL_ARTIFACTS", "test-artifacts")) / "browser"
-#: DEBUG settings, as ``sandbox/run`` serves them (outside DEBUG the flow pages insist on HTTPS, which
-#: runserver does not speak), with the per-IP purchase limits raised for a suite of readers on one address.
-SANDBOX_SETTINGS = os.environ.get("KLARNA_PAYWALL_BROWSER_SETTINGS", "tests.browser.sandbox_settings")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Short waits: every step is local, so anything slower than this is a failure, not a slow machine.
-TIMEOUT_MS = 10_000
-
-# Runs before each document's own scripts and reports every CSP violation to the test (through a binding,
-# so reports survive the navigations of a flow). Injected by the browser, so the page's CSP does not apply.
-REPORTER_SCRIPT = """
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__wkpReportCsp({
-    page: document.location.href, directive: e.violatedDirective, blocked: e.blockedURI,
-    source: e.sourceFile, line: e.lineNumber, disposition: e.disposition,
-  });
-});
-"""
+from tests.browser.sandbox import (
+    ARTIFACTS_DIR,
+    CHROMIUM_ARGS,
+    CHROMIUM_PATH,
+    REPO_DIR,
+    REPORTER_SCRIPT,
+    SANDBOX_SETTINGS,
+    TIMEOUT_MS,
+    Sandbox,
+    Watch,
+)
 
 try:
     from playwright.sync_api import sync_playwright
@@ -86,111 +66,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@dataclass
-class Sandbox:
-    """The running sandbox: its URL, its database and the fake Payway's controls."""
-
-    base_url: str
-    fake_url: str
-    db_path: Path
-    log_path: Path
-    process: subprocess.Popen = field(repr=False)
-
-    # The fake Payway (in the server process) -----------------------------------------------------------
-
-    def control(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """GET (or POST ``body`` to) the fake Payway's JSON control API; its snapshot."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.fake_url}/_control/",
-            data=data,
-            method="POST" if body is not None else "GET",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def reset_fake(self) -> None:
-        self.control({"reset": True})
-
-    def forget_purchases(self) -> None:
-        """Start a test as on a new day for the money rules: the earlier tests' orders move out of the
-        48-hour rebuy window and their product claims go, so a test that buys what an earlier test bought
-        (the same fake account or e-mail) is not told it already has it."""
-        with sqlite3.connect(self.db_path, timeout=20) as db:
-            db.execute("DELETE FROM wagtail_klarna_paywall_productclaim")
-            db.execute(
-                "UPDATE wagtail_klarna_paywall_purchaseattempt"
-                " SET placing_at = datetime(placing_at, '-30 days') WHERE placing_at IS NOT NULL"
-            )
-
-    def sso_claims(self, variant: str | None) -> str:
-        """Make the fake SSO2 sign its answers with the ``variant`` aud/iss shape (None: the configured
-        one), in the running server; the variant now in force."""
-        request = urllib.request.Request(
-            f"{self.fake_url}/sso/_control",
-            data=json.dumps({"claims": variant}).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())["claims"]
-
-    def calls(self) -> dict[str, int]:
-        """Requests per Payway endpoint, whatever their answer."""
-        return self.control()["calls"]
-
-    def payway(self) -> dict[str, int]:
-        """What reached Payway: sessions it created, place_order / place_trial_order requests, orders.
-
-        Sessions are counted, not create_session requests: a reset makes the fake forget the site's cached
-        system token, so the first create_session after it is refused (401, nothing created) and retried
-        once with a new token, as the client must. That retry is the client's business, not the flow's.
-        """
-        snapshot = self.control()
-        return {
-            "sessions": len(snapshot["sessions"]),
-            "place_order": snapshot["calls"]["place_order"],
-            "place_trial_order": snapshot["calls"]["place_trial_order"],
-            "orders": len(snapshot["orders"]),
-        }
-
-    # The database ------------------------------------------------------------------------------------
-
-    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        with sqlite3.connect(self.db_path, timeout=10) as conn:
-            conn.row_factory = sqlite3.Row
-            return conn.execute(sql, params).fetchall()
-
-    def attempt(self, reference: str) -> sqlite3.Row:
-        """The purchase attempt with this reference (a UUID in any spelling)."""
-        ref = reference.replace("-", "").lower()
-        rows = self.query(
-            "SELECT * FROM wagtail_klarna_paywall_purchaseattempt"
-            " WHERE replace(lower(reference), '-', '') = ?",
-            (ref,),
-        )
-        assert rows, f"no purchase attempt with reference {reference} in {self.db_path}"
-        return rows[0]
-
-    def attempt_count(self) -> int:
-        return self.query("SELECT count(*) FROM wagtail_klarna_paywall_purchaseattempt")[0][0]
-
-    def events(self, reference: str, kind: str) -> int:
-        """How many timeline events of ``kind`` the attempt has."""
-        attempt_id = self.attempt(reference)["id"]
-        return self.query(
-            "SELECT count(*) FROM wagtail_klarna_paywall_purchaseevent WHERE attempt_id = ? AND kind = ?",
-            (attempt_id, kind),
-        )[0][0]
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
 
 
 def _run(args: list[str], env: dict[str, str], log) -> None:
@@ -297,34 +172,6 @@ def browser(sandbox: Sandbox):
             yield chromium
         finally:
             chromium.close()
-
-
-@dataclass
-class Watch:
-    """What a page reported while a test ran: console errors, failed requests and CSP violations."""
-
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    csp_violations: list[dict[str, Any]] = field(default_factory=list)
-    posts: list[str] = field(default_factory=list)
-    responses: list[Any] = field(default_factory=list)
-
-    def console(self, page: Any, message: Any) -> None:
-        if message.type != "error":
-            return
-        source = (message.location or {}).get("url", "")
-        # Browsers fetch /favicon.ico on their own; the demo site has none (not a page's doing).
-        if "Failed to load resource" in message.text and source.endswith("/favicon.ico"):
-            return
-        self.console_errors.append(f"{page.url}: {message.text} ({source})")
-
-    def problems(self) -> list[str]:
-        """CSP violations, console errors and uncaught page errors, as readable lines."""
-        return (
-            [f"CSP violation: {v}" for v in self.csp_violations]
-            + [f"console error: {line}" for line in self.console_errors]
-            + [f"page error: {line}" for line in self.page_errors]
-        )
 
 
 @pytest.fixture

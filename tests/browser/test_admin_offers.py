@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import TIMEOUT_MS, Sandbox
+from tests.browser.sandbox import TIMEOUT_MS, Sandbox
 
 pytestmark = pytest.mark.browser
 

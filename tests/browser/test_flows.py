@@ -8,45 +8,39 @@ Every flow also asserts that the browser reported no CSP violation and no script
 from __future__ import annotations
 
 import re
-import secrets
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ARTIFACTS_DIR, Sandbox, Watch
+from tests.browser.sandbox import ARTIFACTS_DIR, Sandbox, Watch
+from tests.browser.steps import (
+    assert_clean,
+    buy_button,
+    checkout_reference,
+    choose_outcome,
+    expect_confirmation,
+    fill_new_customer,
+    offer_box,
+    open_article,
+    pay,
+    start_buying,
+    wait_for_widget,
+)
+from tests.demo_site import (
+    ARTICLE_CAMPAIGN_DIGITAL,
+    ARTICLE_TRIAL_DIGITAL,
+    CHECKOUT_PATH,
+    OFFER_LABELS,
+    PAID_TEXT,
+    PURCHASE_PAGE,
+)
 
 pytestmark = pytest.mark.browser
 
-#: The demo articles (sandbox/demo/management/commands/build_demo_content.py) and their paywall offers.
-ARTICLE_CAMPAIGN_DIGITAL = "/nyheter/ny-cykelbana-langs-an/"  # offers: campaign, digital
-ARTICLE_TRIAL_DIGITAL = "/nyheter/ekby-if-till-allsvenskan/"  # offers: trial, digital
-PAID_TEXT = {
-    ARTICLE_CAMPAIGN_DIGITAL: "Bygget blev nära 20 miljoner kronor dyrare",
-    ARTICLE_TRIAL_DIGITAL: "Huvudtränaren Peter Ek var rörd",
-}
-FREE_TEXT = {
-    ARTICLE_CAMPAIGN_DIGITAL: "Den fyra kilometer långa sträckan",
-    ARTICLE_TRIAL_DIGITAL: "Läktarna på Åvallen var fullsatta",
-}
-PURCHASE_PAGE = "/kop/"
-#: What the reader sees of each demo offer (its label), by Payway product code.
-OFFER_LABELS = {
-    "demo_digital": "Digital – 139 kr/mån",
-    "demo_campaign_3m99": "Kampanj: 99 kr/mån i tre månader",
-    "demo_trial_14d": "Prova gratis i 14 dagar",
-}
-#: Payway's product name, which the checkout and confirmation summaries show under the offer's label (the
-#: product from the attempt, the label and selling points from the offer).
-PRODUCT_NAMES = {
-    "demo_digital": "Digital",
-    "demo_campaign_3m99": "3 månader för 99 kr",
-    "demo_trial_14d": "Prova gratis i 14 dagar",
-}
 #: The paywall's default log-in text, in the reader's language (these contexts browse in English; the demo's
 #: paywalls leave the text empty, so no editor's language shows through).
 LOGIN_TEXT = "Already a subscriber? Log in"
-CHECKOUT_PATH = re.compile(r"/kop/checkout/(?P<ref>[0-9a-f-]{36})/")
 FLOW_PATHS = ("/kop/", "/tack/")
 READER = "reader@example.com"
 DEMO_PASSWORD = "demo"
@@ -61,99 +55,6 @@ SHAPES = {
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def checkout_reference(page: Page) -> str:
-    match = CHECKOUT_PATH.search(urlsplit(page.url).path)
-    assert match, f"expected the checkout page, got {page.url}"
-    return match["ref"]
-
-
-def offer_box(page: Page, product_code: str):
-    """The innermost element holding the offer's label and a buy form (paywall block or purchase page)."""
-    label = OFFER_LABELS[product_code]
-    boxes = (
-        page.locator("li, article, section, div")
-        .filter(has_text=label)
-        .filter(has=page.locator("form:has(input[name='offer'])"))
-    )
-    expect(boxes.first, f"an offer box for {label!r} with a buy form").to_be_visible()
-    return boxes.last
-
-
-def buy_button(page: Page, product_code: str):
-    box = offer_box(page, product_code)
-    button = box.locator("form:has(input[name='offer']) [type=submit]")
-    expect(button).to_have_count(1)
-    return button
-
-
-def open_article(page: Page, path: str) -> None:
-    """Open an article as a reader without access: the free text and the paywall, not the paid text."""
-    response = page.goto(path)
-    assert response is not None and response.status == 200, (
-        f"the article {path} answered {response and response.status}: the paywall cannot be shown"
-    )
-    expect(page.get_by_text(FREE_TEXT[path])).to_be_visible()
-    expect(page.get_by_text(PAID_TEXT[path]), "paid text is hidden behind the paywall").to_have_count(0)
-    expect(page.locator("form:has(input[name='offer'])").first, "the paywall's buy forms").to_be_visible()
-
-
-def start_buying(page: Page, product_code: str) -> str:
-    """Click buy on the offer and wait for the checkout with the loaded widget; the attempt's reference.
-
-    One click everywhere: on a paywall an anonymous reader's buy is a GET to the purchase page (the article
-    stays cacheable), whose script posts that offer's buy form for the click (tests/browser/test_one_click.py
-    has the two-click fallback without JavaScript); a logged-in reader's buy, and the purchase page's own,
-    post at once.
-    """
-    buy_button(page, product_code).click()
-    page.wait_for_url(CHECKOUT_PATH)
-    wait_for_widget(page)
-    return checkout_reference(page)
-
-
-def wait_for_widget(page: Page) -> None:
-    expect(page.locator("[data-fake-klarna=widget]"), "the (fake) Klarna widget").to_be_visible()
-    expect(page.locator("[data-wkp-pay]"), "the pay button, enabled once the widget loaded").to_be_enabled()
-
-
-def fill_new_customer(page: Page, email: str | None = None) -> str:
-    """Type a new customer's details; returns the e-mail address typed. Each test is another person by
-    default: the typed address counts as the reader when the order is placed, and the sandbox keeps its
-    database between tests."""
-    email = email or f"ny.lasare.{secrets.token_hex(4)}@example.com"
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("First name").fill("Nina")
-    page.get_by_label("Last name").fill("Läsare")
-    return email
-
-
-def choose_outcome(page: Page, outcome: str) -> None:
-    page.locator(f"input[data-fake-klarna-outcome='{outcome}']").check()
-
-
-def pay(page: Page) -> None:
-    page.locator("[data-wkp-pay]").click()
-
-
-def expect_confirmation(page: Page, sandbox: Sandbox, product_code: str) -> str:
-    """The confirmation page with the purchase summary; the reference of the confirmed attempt."""
-    page.wait_for_url(re.compile(r"/tack/\?"))
-    summary = page.locator("[data-wkp-confirmation]")
-    expect(summary).to_be_visible()
-    lead = (
-        "Thank you! Your free trial has started."
-        if product_code == "demo_trial_14d"
-        else "Thank you! Your purchase is complete."
-    )
-    expect(summary).to_contain_text(lead)
-    expect(summary.locator(".wkp-offer-summary__name")).to_have_text(OFFER_LABELS[product_code])
-    if PRODUCT_NAMES[product_code] != OFFER_LABELS[product_code]:
-        expect(summary.locator(".wkp-offer-summary__product")).to_have_text(PRODUCT_NAMES[product_code])
-    refs = parse_qs(urlsplit(page.url).query).get("ref")
-    assert refs, f"the confirmation URL carries no attempt reference: {page.url}"
-    return refs[0]
 
 
 def save_screenshot(page: Page, name: str) -> None:
@@ -181,11 +82,6 @@ def assert_flow_headers(watch: Watch) -> None:
         for bad in ("'unsafe-inline'", "'unsafe-eval'", "*"):
             assert bad not in script_src, f"{response.url}: script-src allows {bad}: {csp}"
         assert directives.get("frame-ancestors") == ["'none'"], f"{response.url}: framable: {csp}"
-
-
-def assert_clean(watch: Watch) -> None:
-    """S07: no CSP violation, no console error, no uncaught script error on any page of the flow."""
-    assert not watch.problems(), "\n".join(watch.problems())
 
 
 def payway(sandbox: Sandbox, *names: str) -> dict[str, int]:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import REPORTER_SCRIPT, TIMEOUT_MS, Sandbox, Watch
+from tests.browser.sandbox import REPORTER_SCRIPT, TIMEOUT_MS, Sandbox, Watch
 
 pytestmark = pytest.mark.browser
 

@@ -14,9 +14,8 @@ from urllib.parse import parse_qs
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import REPORTER_SCRIPT, TIMEOUT_MS, Sandbox, Watch
-from .test_flows import (
-    ARTICLE_CAMPAIGN_DIGITAL,
+from tests.browser.sandbox import REPORTER_SCRIPT, TIMEOUT_MS, Sandbox, Watch
+from tests.browser.steps import (
     assert_clean,
     choose_outcome,
     expect_confirmation,
@@ -25,6 +24,7 @@ from .test_flows import (
     pay,
     start_buying,
 )
+from tests.demo_site import ARTICLE_CAMPAIGN_DIGITAL
 
 pytestmark = pytest.mark.browser
 

@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 import urllib3.connection
 
-from tests.concurrency.conftest import (
+from tests.concurrency.crowd import (
     Call,
-    Shop,
+    attempt_at,
     browser,
     duplicate_orders,
     new_reader_cookies,
@@ -25,7 +25,7 @@ from tests.concurrency.conftest import (
     slow_replies,
     timing,
 )
-from tests.concurrency.test_races import attempt_at
+from tests.factories import Shop
 from wagtail_klarna_paywall.models import AttemptState, PurchaseAttempt
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

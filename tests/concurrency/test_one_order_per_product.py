@@ -25,10 +25,13 @@ from importlib import import_module
 import pytest
 from django.conf import settings
 
-from tests.concurrency.conftest import (
-    CUSTOMER,
+from tests.concurrency.crowd import (
+    PLACE_DELAY,
     Call,
-    Shop,
+    ReadTogether,
+    anonymous_cookies,
+    attempt_at,
+    authorization,
     browser,
     client_token_in,
     post_buy,
@@ -39,14 +42,7 @@ from tests.concurrency.conftest import (
     slow_replies,
     timing,
 )
-from tests.concurrency.test_races import (
-    PLACE_DELAY,
-    ReadTogether,
-    anonymous_cookies,
-    attempt_at,
-    authorization,
-)
-from tests.test_purchase import offer_value
+from tests.factories import CUSTOMER, Shop, offer_value, paywalled_article
 from wagtail_klarna_paywall.fake import catalogue, state
 from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
@@ -63,34 +59,18 @@ _serial_lock = threading.Lock()
 def entry_points(shop: Shop, k: int) -> list[tuple]:
     """K places selling the same product: the purchase page's own offer, the article's paywall, and
     K - 2 more articles whose paywalls sell it too."""
-    from tests.testapp.models import ArticlePage
-
     entries = [(shop.purchase_page, Shop.package_ref), (shop.article, Shop.article_offer_ref)]
     home = shop.site.root_page.specific
     for i in range(k - 2):
-        article = home.add_child(
-            instance=ArticlePage(
-                title=f"Another story {i}",
-                slug=f"another-story-{i}",
-                body=[
-                    {"type": "paragraph", "id": "p1", "value": "<p>Free part.</p>"},
-                    {
-                        "type": "paywall",
-                        "id": "paywall-1",
-                        "value": {
-                            "heading": "Subscribe",
-                            "teaser": "",
-                            "offers": [
-                                {"type": "item", "id": "offer-digital", "value": offer_value(**DIGITAL)}
-                            ],
-                            "purchase_page": shop.purchase_page.pk,
-                            "confirmation_page": None,
-                            "login_text": "",
-                            "access_product_codes": [catalogue.DIGITAL],
-                        },
-                    },
-                ],
-            )
+        article = paywalled_article(
+            home,
+            shop.purchase_page,
+            title=f"Another story {i}",
+            slug=f"another-story-{i}",
+            heading="Subscribe",
+            offers={"offer-digital": offer_value(**DIGITAL)},
+            access_product_codes=[catalogue.DIGITAL],
+            paid=None,
         )
         entries.append((article, Shop.article_offer_ref))
     return entries[:k]

@@ -8,9 +8,8 @@ import threading
 import pytest
 from django.db import connection
 
-from tests.concurrency.conftest import _tree_root
-from tests.factories import KlarnaPurchasePageFactory
-from tests.test_paywall_views import paywall_id, paywalled_page
+from tests.factories import KlarnaPurchasePageFactory, paywall_id, paywalled_page
+from tests.factories import tree_root as _tree_root
 from wagtail_klarna_paywall.models import PaywallViewDay
 from wagtail_klarna_paywall.newsroom import paywall_views
 

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import secrets
 import threading
 import time
-import uuid
 from collections import Counter
-from http.cookies import SimpleCookie
 
 import pytest
-from django.conf import settings
-from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
-from tests.concurrency.conftest import (
+from tests.concurrency.crowd import (
+    PLACE_DELAY,
     Call,
-    Shop,
+    ReadTogether,
+    anonymous_cookies,
+    attempt_at,
+    authorization,
     browser,
     client_token_in,
     duplicate_orders,
@@ -36,6 +35,7 @@ from tests.concurrency.conftest import (
     slow_replies,
     timing,
 )
+from tests.factories import Shop
 from wagtail_klarna_paywall import signals
 from wagtail_klarna_paywall.fake import state
 from wagtail_klarna_paywall.models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt
@@ -43,30 +43,6 @@ from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
 from wagtail_klarna_paywall.purchase import attempts, orders
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-#: Reply delay of the fake's place_order in the races, so the losers arrive while the winner is placing.
-PLACE_DELAY = 0.05
-
-
-def authorization(scenario: str = "ok") -> str:
-    """An authorization token as the fake Klarna widget hands it to the browser."""
-    return f"fake-auth-{scenario}-{secrets.token_hex(8)}"
-
-
-def anonymous_cookies() -> SimpleCookie:
-    """An anonymous reader who already has a Django session (e.g. from an earlier buy click)."""
-    session = SessionStore()
-    session["wagtail_klarna_paywall_reader"] = True
-    session.create()
-    cookies = SimpleCookie()
-    cookies[settings.SESSION_COOKIE_NAME] = session.session_key
-    return cookies
-
-
-def attempt_at(location: str) -> PurchaseAttempt:
-    """The attempt a checkout URL (``.../checkout/<reference>/``) names."""
-    reference = uuid.UUID(location.rstrip("/").rsplit("/", 1)[-1])
-    return PurchaseAttempt.objects.get(reference=reference)
 
 
 def start_checkout(cookies, shop: Shop, ref: str = Shop.package_ref) -> PurchaseAttempt:
@@ -169,23 +145,6 @@ def test_c02_sequential_double_submit_places_once_and_replays_the_outcome(shop, 
 # -- C03 ---------------------------------------------------------------------------------------------
 
 REPETITIONS = 20
-
-
-class ReadTogether:
-    """A RunBefore-style hook: every request looks its attempt up, then waits until all ``parties`` have
-    read it. So they all hold a ``session_ready`` copy when they go on, and only the database's
-    conditional UPDATE stands between them and a second place_order (without the hook, the GIL lets
-    the first thread run ahead and most others read ``placing`` already)."""
-
-    def __init__(self, monkeypatch, parties: int) -> None:
-        self.barrier = threading.Barrier(parties, timeout=30)
-        self.original = attempts.find_attempt
-        monkeypatch.setattr(attempts, "find_attempt", self)
-
-    def __call__(self, reference, reader):
-        attempt = self.original(reference, reader)
-        self.barrier.wait()
-        return attempt
 
 
 @pytest.mark.parametrize("k", [2, 10, 50])

@@ -14,7 +14,7 @@ from django.core.cache import caches
 from django.db import connection, transaction
 from django.test import Client
 
-from tests.test_sso import answer, land, start_login
+from tests.factories import answer, land, start_login
 from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import SSOLandingClaim
 

@@ -23,20 +23,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.multiprocess.profile import Profile, answers, have_gunicorn, recreate_database, start_profile
+from tests.multiprocess.profile import (
+    FIGURES,
+    THREADS,
+    WORKERS,
+    Profile,
+    answers,
+    have_gunicorn,
+    recreate_database,
+    start_profile,
+)
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS_DIR = Path(os.environ.get("KLARNA_PAYWALL_ARTIFACTS", "test-artifacts")) / "multiprocess"
-WORKERS = 4
-THREADS = 4
-
-#: Figures collected by the tests, printed at the end of the run.
-FIGURES: list[str] = []
-
-
-def report(line: str) -> None:
-    FIGURES.append(line)
-    print(line)
 
 
 def pytest_terminal_summary(terminalreporter):

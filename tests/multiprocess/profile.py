@@ -12,7 +12,6 @@ upstream does), so consecutive requests land on whichever worker accepts them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -30,9 +29,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
+from tests.demo_site import ARTICLE_CAMPAIGN_DIGITAL, PURCHASE_PAGE, FakeControls
 from tests.multiprocess.observe import WORKER_HEADER
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -41,10 +41,20 @@ MANAGE = REPO_DIR / "sandbox" / "manage.py"
 #: The profile's settings plus a response header naming the worker (``tests/multiprocess/settings.py``).
 SETTINGS = "tests.multiprocess.settings"
 
-#: The demo site's pages (``build_demo_content``).
-PURCHASE_PAGE = "/kop/"
-ARTICLE = "/nyheter/ny-cykelbana-langs-an/"
+#: The demo site's pages (``build_demo_content``): its purchase page, and an article with a paywall.
+ARTICLE = ARTICLE_CAMPAIGN_DIGITAL
 CUSTOMER = {"email": "last@example.com", "first_name": "Last", "last_name": "Läsare"}
+#: The profile the tests start: gunicorn workers, and threads in each.
+WORKERS = 4
+THREADS = 4
+
+#: Figures collected by the tests, printed at the end of the run (``conftest.pytest_terminal_summary``).
+FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    FIGURES.append(line)
+    print(line)
 
 
 def free_port() -> int:
@@ -75,7 +85,12 @@ def authorization(scenario: str = "ok") -> str:
 
 
 @dataclass
-class Profile:
+class Profile(FakeControls):
+    """The running profile: its URLs, database, environment and log, and (``FakeControls``) the fake
+    Payway's controls."""
+
+    control_timeout: ClassVar[float] = 30
+
     base_url: str
     fake_url: str
     database_url: str
@@ -90,26 +105,6 @@ class Profile:
     @property
     def host(self) -> str:
         return urlsplit(self.base_url).netloc
-
-    # The fake Payway (its own process) -----------------------------------------------------------------
-
-    def control(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.fake_url}/_control/",
-            data=data,
-            method="POST" if body is not None else "GET",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-    def reset_fake(self) -> None:
-        self.control({"reset": True})
-
-    def slow(self, endpoint: str, count: int, delay: float) -> None:
-        """The fake's next ``count`` calls of ``endpoint`` answer normally after ``delay`` seconds."""
-        self.control({"fail_next": [{"endpoint": endpoint, "status": None, "delay": delay}] * count})
 
     # The site's database -------------------------------------------------------------------------------
 

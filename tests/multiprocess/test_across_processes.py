@@ -18,16 +18,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.multiprocess.conftest import WORKERS, report
 from tests.multiprocess.profile import (
     ARTICLE,
     PURCHASE_PAGE,
+    WORKERS,
     Answer,
     Profile,
     Reader,
     authorization,
     random_ip,
     reference_of,
+    report,
     run_together,
 )
 

@@ -11,15 +11,14 @@ straight from "pay" to the confirmation page (sandbox/sandbox/settings/productio
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.sandbox import CHROMIUM_ARGS, CHROMIUM_PATH, TIMEOUT_MS
+from tests.demo_site import ARTICLE_CAMPAIGN_DIGITAL
 from tests.multiprocess.profile import Profile
-
-CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -38,9 +37,7 @@ pytestmark = [
 
 
 def test_a_new_reader_buys_in_chromium_against_the_profile(fake: Profile):
-    from tests.browser.conftest import CHROMIUM_ARGS, TIMEOUT_MS
-    from tests.browser.test_flows import (
-        ARTICLE_CAMPAIGN_DIGITAL,
+    from tests.browser.steps import (
         choose_outcome,
         expect_confirmation,
         fill_new_customer,
