@@ -37,7 +37,7 @@ from ..newsroom import analytics
 from ..offers import Offer, resolve_offer
 from ..payway.types import BrowserInfo, CustomerInfo
 from ..reading import access, grants
-from . import accounts, attempts, orders, ratelimit, session
+from . import accounts, attempts, orders, session
 from .hardening import flow_page
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.views")
@@ -575,23 +575,6 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         return _render_landing(
             request, page, message_code="configuration", status=503, back_url=_back_url(holder, page, request)
         )
-    # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
-    budget = ratelimit.Decision(True)
-    if ratelimit.needs_new_session(reader, offer, holder):
-        budget = ratelimit.reserve_session(
-            reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial
-        )
-        if not budget.allowed:
-            response = _render_landing(
-                request,
-                page,
-                message_code=messages.TOO_MANY_ATTEMPTS,
-                status=429,
-                back_url=_back_url(holder, page, request),
-                retry_after=budget.retry_after,
-            )
-            response["Retry-After"] = str(budget.retry_after)
-            return response
     result = session.start_purchase(
         reader=reader,
         offer=offer,
@@ -599,8 +582,20 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         purchase_page=page,
         site=page.get_site(),
         traffic_source=traffic_source(request),
+        ip=browser_ip(request),
     )
-    ratelimit.settle(budget, result)
+    if result.status == session.BuyStatus.RATE_LIMITED:
+        # S13: a new Payway session was needed and the budget is spent; nothing was written or sent.
+        response = _render_landing(
+            request,
+            page,
+            message_code=messages.TOO_MANY_ATTEMPTS,
+            status=429,
+            back_url=_back_url(holder, page, request),
+            retry_after=result.retry_after,
+        )
+        response["Retry-After"] = str(result.retry_after)
+        return response
     if result.status in (session.BuyStatus.READY, session.BuyStatus.EXISTING):
         return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
     if result.status == session.BuyStatus.LOGIN:
