@@ -88,8 +88,11 @@ def anonymous_reader_key(session_key: str) -> str:
     return "anon:" + hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def find_attempt(reference: Any, reader: Reader | None) -> PurchaseAttempt | None:
-    """The reader's attempt with this reference; None for a malformed, unknown or foreign reference."""
+def find_attempt(
+    reference: Any, reader: Reader | None, *, with_pages: tuple[str, ...] = ()
+) -> PurchaseAttempt | None:
+    """The reader's attempt with this reference; None for a malformed, unknown or foreign reference.
+    ``with_pages`` names page fields to read in the same query (those the caller will show)."""
     if reader is None:
         return None
     ref = parse_reference(reference)
@@ -99,7 +102,7 @@ def find_attempt(reference: Any, reader: Reader | None) -> PurchaseAttempt | Non
     who = Q(reader_key=reader.key)
     if reader.account_key:
         who |= Q(account_key=reader.account_key)
-    return PurchaseAttempt.objects.filter(who, reference=ref).first()
+    return PurchaseAttempt.objects.filter(who, reference=ref).select_related(*with_pages).first()
 
 
 def same_reader(one: PurchaseAttempt, other: PurchaseAttempt) -> bool:
@@ -177,7 +180,8 @@ def confirmation_page_for(offer: Offer, purchase_page: Page, settings_obj: Paywa
         if page_id:
             page = Page.objects.live().filter(pk=page_id).first()
             if page is not None:
-                return page.specific
+                # Its URL is all the flow reads of it: the specific class without a second query.
+                return page.specific_deferred
     return None
 
 

@@ -153,10 +153,16 @@ def expire_stale_placing(attempt: PurchaseAttempt, now: dt.datetime | None = Non
         return attempt
     if now - attempt.placing_at < PLACING_LEASE:
         return attempt
+    changes = {
+        "state": AttemptState.UNKNOWN,
+        "error_code": UNKNOWN_OUTCOME,
+        "finished_at": now,
+        "updated_at": now,
+    }
     rows = PurchaseAttempt.objects.filter(
         pk=attempt.pk, state=AttemptState.PLACING, placing_at__lte=now - PLACING_LEASE
-    ).update(state=AttemptState.UNKNOWN, error_code=UNKNOWN_OUTCOME, finished_at=now, updated_at=now)
-    attempt.refresh_from_db()
+    ).update(**changes)
+    _sync(attempt, changes if rows else None)
     if rows:
         record_event(attempt, EventKind.ERROR, error_code=UNKNOWN_OUTCOME, detail="placing lease expired")
         logger.error("Attempt %s was left placing past its lease: outcome unknown", attempt.reference)
@@ -200,8 +206,19 @@ def _finish(attempt: PurchaseAttempt, from_states: tuple[str, ...], **fields: An
     """Conditional, monotonic state change; returns whether this call made it. Updates ``attempt``."""
     fields.setdefault("updated_at", timezone.now())
     rows = PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=from_states).update(**fields)
-    attempt.refresh_from_db()
+    _sync(attempt, fields if rows else None)
     return bool(rows)
+
+
+def _sync(attempt: PurchaseAttempt, changed: dict[str, Any] | None) -> None:
+    """Bring ``attempt`` up to date after a conditional UPDATE of its row. When the UPDATE changed the row
+    (``changed``: what it wrote), the row is what this request made it: set those values, no query.
+    When it changed nothing, another request moved the attempt first: read the row back."""
+    if changed is None:
+        attempt.refresh_from_db()
+        return
+    for name, value in changed.items():
+        setattr(attempt, name, value)
 
 
 @sensitive_variables("authorization_token", "customer")
@@ -246,7 +263,6 @@ def place_order(
     # no other attempt of the same reader holds the product (:func:`_claim_and_mark_placing`). Its
     # transaction commits the PLACING mark and the claim before the call (I2).
     rows, holder = _claim_and_mark_placing(attempt, keys, attempt_product_key(attempt), now)
-    attempt.refresh_from_db()
     if holder is not None:
         record_event(
             attempt,
@@ -352,27 +368,33 @@ def _claim_and_mark_placing(
             else None
         )
         if holder is not None:
+            refusal = {
+                "state": AttemptState.FAILED,
+                "error_code": ALREADY_BOUGHT,
+                "duplicate_of": holder,
+                "finished_at": now,
+                "updated_at": now,
+            }
             refused = PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SESSION_READY).update(
-                state=AttemptState.FAILED,
-                error_code=ALREADY_BOUGHT,
-                duplicate_of=holder,
-                finished_at=now,
-                updated_at=now,
+                **refusal
             )
+            _sync(attempt, refusal if refused else None)
             return 0, (holder if refused else None)
+        placing = {
+            "state": AttemptState.PLACING,
+            "placing_at": now,
+            "error_code": "",
+            "product_key": product,
+            "updated_at": now,
+        }
         rows = (
             PurchaseAttempt.objects.filter(
                 pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
             )
             .exclude(payway_session_id="")
-            .update(
-                state=AttemptState.PLACING,
-                placing_at=now,
-                error_code="",
-                product_key=product,
-                updated_at=now,
-            )
+            .update(**placing)
         )
+        _sync(attempt, placing if rows else None)
         if rows:
             ProductClaim.objects.filter(pk__in=[claim.pk for claim in claims]).update(
                 attempt=attempt, held_until=now + REBUY_GUARD, updated_at=now

@@ -97,17 +97,52 @@ class BuyResult:
 def _get_or_create_open_attempt(
     defaults: dict[str, Any], reader: Reader, key: str
 ) -> tuple[PurchaseAttempt, bool]:
+    """The reader's open attempt for the offer, and whether this call created it."""
     # The partial unique constraint wkp_one_open_attempt_per_reader_offer makes this single-flight:
-    # a concurrent create loses with IntegrityError, and the retry finds the winner's row.
+    # a concurrent create loses with IntegrityError (after the winner's commit), and the retry finds the
+    # winner's row.
+    open_attempts = PurchaseAttempt.objects.filter(
+        reader_key=reader.key, offer_key=key, state__in=OPEN_STATES
+    )
     for _ in range(3):
+        attempt = open_attempts.first()
+        if attempt is not None:
+            return attempt, False
         try:
             with transaction.atomic():
-                return PurchaseAttempt.objects.get_or_create(
-                    reader_key=reader.key, offer_key=key, state__in=OPEN_STATES, defaults=defaults
-                )
+                return PurchaseAttempt.objects.create(reader_key=reader.key, offer_key=key, **defaults), True
         except IntegrityError:
             continue
     raise IntegrityError("Could not get or create the open purchase attempt")
+
+
+#: What a new session changes on the attempt (saved with ``update_fields``: a full save would also
+#: rewrite the reference, the reader, the pages and the timeline).
+_NEW_SESSION_FIELDS = (
+    "product_code",
+    "product_kind",
+    "product_name",
+    "period_type",
+    "period_id",
+    "is_trial",
+    "price",
+    "price_period",
+    "access_codes",
+    "product_key",
+    "account_key",
+    "confirmation_page",
+    "existing_customer",
+    "payway_session_id",
+    "klarna_client_token",
+    "payment_method_categories",
+    "payment_method_category",
+    "session_created_at",
+    "session_expires_at",
+    "traffic_source",
+    "state",
+    "error_code",
+    "updated_at",
+)
 
 
 def start_purchase(
@@ -277,14 +312,12 @@ def _prepare_session(
             attempt.session_expires_at = now + SESSION_LIFETIME
             started = attempt.state == AttemptState.NEW
             attempt.state = AttemptState.SESSION_READY
-            attempt.error_code = ""
-            attempt.save()
+            # No category fits: the checkout will show the fallback, not Klarna; say why where editors
+            # look (the purchase log's error filter and, below, the attempt's timeline).
+            attempt.error_code = "" if attempt.payment_method_category else NO_PAYMENT_METHOD
+            attempt.save(update_fields=_NEW_SESSION_FIELDS)
             record_event(attempt, EventKind.SESSION_CREATED, endpoint=_session_endpoint(with_identity))
             if not attempt.payment_method_category:
-                # The checkout will show the fallback, not Klarna: say why where editors look (the
-                # purchase log's error filter and the attempt's timeline).
-                attempt.error_code = NO_PAYMENT_METHOD
-                attempt.save(update_fields=["error_code", "updated_at"])
                 listed = ", ".join(session_category_identifiers(categories))
                 record_event(
                     attempt,

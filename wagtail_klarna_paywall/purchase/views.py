@@ -26,7 +26,7 @@ from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from wagtail.models import Page
+from wagtail.models import Page, Site
 
 from .. import messages
 from ..conf import paywall_settings
@@ -184,9 +184,32 @@ class CustomerForm(forms.Form):
 
 def _site_settings(request: HttpRequest) -> PaywallSettings:
     try:
-        return PaywallSettings.for_request(request)
+        # Through the routed Site instance, so the flow's own lookups share the answer (models.py).
+        return attempts.site_settings(Site.find_for_request(request))
     except Exception:  # noqa: BLE001  - a request without a matching site still gets a page
         return PaywallSettings()
+
+
+def site_of(request: HttpRequest, page: Page) -> Site | None:
+    """The site ``page`` is sold on: the one Wagtail routed this request through (found once per request
+    and kept on it, its root page already loaded) when the page is in its tree, else the page's own."""
+    site = Site.find_for_request(request)
+    if site is not None and page.path.startswith(site.root_page.path):
+        return site
+    return page.get_site()
+
+
+def adopt(request: HttpRequest, page: Page, attempt: PurchaseAttempt) -> PurchaseAttempt:
+    """Hand ``attempt`` the site and page this request already holds, where they are the ones it names,
+    so reading them costs no query (the routed page is the purchase page, or on the confirmation page
+    that page)."""
+    site = Site.find_for_request(request)
+    if site is not None and attempt.site_id == site.pk:
+        attempt.site = site
+    for name in ("page", "purchase_page", "confirmation_page"):
+        if getattr(attempt, f"{name}_id") == page.pk:
+            setattr(attempt, name, page)
+    return attempt
 
 
 def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
@@ -264,7 +287,7 @@ def _back_url(holder: Page, purchase_page: Page, request: HttpRequest) -> str:
     own offers the site's home page."""
     if holder.pk != purchase_page.pk:
         return _article_url(holder, request) or "/"
-    site = purchase_page.get_site()
+    site = site_of(request, purchase_page)
     return (site.root_page.specific.get_url(request) if site is not None else "") or "/"
 
 
@@ -529,7 +552,7 @@ def _get_attempt(request: HttpRequest, page: Page, reference: Any) -> tuple[atte
     attempt = attempts.find_attempt(reference, reader)
     if reader is None or attempt is None:
         raise Http404
-    return reader, orders.expire_stale_placing(attempt)
+    return reader, orders.expire_stale_placing(adopt(request, page, attempt))
 
 
 # -- views ------------------------------------------------------------------------------------------
@@ -552,16 +575,18 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     page_id, ref = request.POST.get("page", ""), request.POST.get("offer", "")
     if not (_PAGE_ID_RE.match(page_id) and _OFFER_REF_RE.match(ref)):
         return _render_landing(request, page, message_code=messages.BAD_REQUEST, status=400)
-    holder = _live_page(int(page_id))
+    # The purchase page's own offers are on the page Wagtail has just routed to (live, specific).
+    holder = page if int(page_id) == page.pk else _live_page(int(page_id))
     offer = resolve_offer(holder, ref) if holder is not None else None
     if holder is None or offer is None or not _offer_belongs_here(offer, holder, page):
         return _render_landing(request, page, message_code=messages.OFFER_NOT_FOUND, status=400)
+    site = site_of(request, page)
 
     if access.offer_is_owned(request, offer):
         # The reader holds what this offer sells (their account, or what this browser just bought):
         # nothing to buy, no Payway session. Their own recent order of it is shown if there is one.
         known = reader_for(request)
-        previous = attempts.previous_order(known, offer, timezone.now(), page.get_site()) if known else None
+        previous = attempts.previous_order(known, offer, timezone.now(), site) if known else None
         if previous is not None and previous.purchase_page_id:
             return HttpResponseRedirect(
                 checkout_url(previous.purchase_page.specific, request, previous), status=303
@@ -580,7 +605,7 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
         offer=offer,
         offer_page=holder,
         purchase_page=page,
-        site=page.get_site(),
+        site=site,
         traffic_source=traffic_source(request),
         ip=browser_ip(request),
     )
@@ -701,14 +726,15 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         return HttpResponseNotAllowed(["GET", "HEAD"])
     ref = request.GET.get("ref", "")
     reader = reader_for(request)
-    attempt = attempts.find_attempt(ref, reader) if ref else None
+    # The article is linked and its offer summarised: its page in the same query.
+    attempt = attempts.find_attempt(ref, reader, with_pages=("page",)) if ref else None
     if attempt is None and ref:
         orders.record_foreign_reference(ref)
     message = None
     article_url = ""
     grant = None
     if attempt is not None:
-        attempt = orders.expire_stale_placing(attempt)
+        attempt = orders.expire_stale_placing(adopt(request, page, attempt))
         if orders.confirm(attempt):
             # The reader now owns the product: forget any cached "no access" answer.
             access.refresh_access(request)
@@ -747,7 +773,7 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
 
 
 def _home_url(request: HttpRequest, page: Page) -> str:
-    site = page.get_site()
+    site = site_of(request, page)
     root = site.root_page if site is not None else None
     return (root.get_url(request) if root is not None else None) or "/"
 
