@@ -31,6 +31,8 @@ from wagtail_klarna_paywall.models import (
     PurchaseAttempt,
     PurchaseConfirmationPage,
 )
+from wagtail_klarna_paywall.purchase import attempts, readers
+from wagtail_klarna_paywall.purchase import pages as flow_pages
 
 API = "https://payway.test"
 OFFER = {
@@ -209,30 +211,30 @@ def test_attempts_are_not_in_wagtails_reference_index(pages, payway):
 
 def test_settings_are_read_once_per_site_instance(db, django_assert_num_queries):
     site = default_site()
-    first = PaywallSettings.for_site(site)
+    first = attempts.site_settings(site)
     with django_assert_num_queries(0):
-        assert PaywallSettings.for_site(site) is first
+        assert attempts.site_settings(site) is first
     # Another Site instance (another request) reads them afresh.
     another = Site.objects.get(pk=site.pk)
     with django_assert_num_queries(1):
-        assert PaywallSettings.for_site(another) == first
+        assert attempts.site_settings(another) == first
 
 
 def test_saving_the_settings_forgets_what_was_remembered(db, django_assert_num_queries):
     site = default_site()
-    remembered = PaywallSettings.for_site(site)
+    remembered = attempts.site_settings(site)
     stored = PaywallSettings.objects.get(pk=remembered.pk)
     stored.customer_service = "help@example.com"
     stored.save()
     with django_assert_num_queries(1):
-        assert PaywallSettings.for_site(site).customer_service == "help@example.com"
+        assert attempts.site_settings(site).customer_service == "help@example.com"
     stored.delete()
-    assert PaywallSettings.for_site(site).customer_service == ""
+    assert attempts.site_settings(site).customer_service == ""
 
 
-def test_a_request_shares_the_flows_settings_with_wagtails_for_request(pages, rf):
+def test_the_views_and_the_flow_share_one_read_per_request(pages, rf):
     purchase_page, _article = pages
     request = rf.get(purchase_page.url)
     site = Site.find_for_request(request)
-    assert PaywallSettings.for_request(request) is PaywallSettings.for_site(site)
-    assert Page.objects.get(pk=purchase_page.pk).get_site() == site
+    assert flow_pages.request_settings(request) is attempts.site_settings(site)
+    assert readers.site_of(request, purchase_page) is site

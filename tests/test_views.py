@@ -38,7 +38,7 @@ from tests.test_purchase import (
     session_json,
 )
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
-from wagtail_klarna_paywall.purchase import views
+from wagtail_klarna_paywall.purchase import readers, views
 
 # The shop, fake Payway and signal fixtures are shared with the flow tests.
 pytest_plugins = ["tests.test_purchase"]
@@ -750,7 +750,7 @@ def test_trusted_proxy_count_reads_x_forwarded_for(shop, payway, reader, setting
 def test_browser_ip(rf, settings, proxies, forwarded, expected):
     settings.WAGTAIL_KLARNA_PAYWALL = {**settings.WAGTAIL_KLARNA_PAYWALL, "TRUSTED_PROXY_COUNT": proxies}
     request = rf.get("/", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=forwarded)
-    assert views.browser_ip(request) == expected
+    assert readers.browser_ip(request) == expected
 
 
 @pytest.mark.parametrize(
@@ -758,7 +758,7 @@ def test_browser_ip(rf, settings, proxies, forwarded, expected):
     [("sv-SE,sv;q=0.9", "sv-SE"), ("en", "en"), ("*", ""), ("", ""), ("sv_SE", ""), ("x" * 40, "")],
 )
 def test_browser_language(rf, header, expected):
-    assert views.browser_language(rf.get("/", HTTP_ACCEPT_LANGUAGE=header)) == expected
+    assert readers.browser_language(rf.get("/", HTTP_ACCEPT_LANGUAGE=header)) == expected
 
 
 # -- widget decline -------------------------------------------------------------------------------------

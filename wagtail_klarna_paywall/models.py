@@ -10,8 +10,6 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel, PageChooserPanel
@@ -149,36 +147,6 @@ class PaywallSettings(BaseSiteSetting):
 
     class Meta:
         verbose_name = _("Klarna paywall")
-
-    @classmethod
-    def for_site(cls, site):
-        """Wagtail's get-or-create of the site's settings, remembered on ``site`` itself.
-
-        The flow asks for the settings several times per request (product key, rebuy guard, confirmation
-        page, checkout, grants); Wagtail's own cache is per request (``for_request``), and the flow's plain
-        functions are handed the site, not the request. The views hand them the Site instance the
-        request was routed through, so remembering the answer on that instance caches it for the request
-        (and ``for_request`` shares it). Saving or deleting any ``PaywallSettings`` clears every such
-        answer in this process (:func:`_forget_site_settings`); other processes' requests route through
-        Site instances of their own, found afresh for each request.
-        """
-        remembered = getattr(site, _SETTINGS_ON_SITE, None)
-        if remembered is not None and remembered[0] == _settings_generation[0]:
-            return remembered[1]
-        instance = super().for_site(site)
-        setattr(site, _SETTINGS_ON_SITE, (_settings_generation[0], instance))
-        return instance
-
-
-_SETTINGS_ON_SITE = "_wagtail_klarna_paywall_settings"
-#: Bumped on every save or delete of a PaywallSettings: answers remembered before it are not used again.
-_settings_generation = [0]
-
-
-@receiver(post_save, sender=PaywallSettings, dispatch_uid="wagtail_klarna_paywall.models.settings_saved")
-@receiver(post_delete, sender=PaywallSettings, dispatch_uid="wagtail_klarna_paywall.models.settings_deleted")
-def _forget_site_settings(**kwargs: Any) -> None:
-    _settings_generation[0] += 1
 
 
 class AttemptState(models.TextChoices):

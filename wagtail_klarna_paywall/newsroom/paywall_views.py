@@ -292,7 +292,7 @@ def record_view(request: HttpRequest) -> HttpResponse:
     Never reads or creates a session, never sets a cookie.
     """
     from ..purchase import ratelimit
-    from ..purchase.views import browser_ip
+    from ..purchase.readers import browser_ip
 
     status = 204
     if request.method != "POST":

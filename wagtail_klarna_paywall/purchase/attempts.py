@@ -1,9 +1,9 @@
 """Purchase attempts and their readers: who is buying, what they buy, and where they land afterwards.
 
 Shared by the two steps of the flow, :mod:`.session` (the reader pressed "buy") and :mod:`.orders` (the
-reader authorized in Klarna's widget): reader keys, attempt lookup, the product key the one-order rule
-counts by, the earlier order a reader is shown instead of buying twice, the Klarna payment method
-category, and the confirmation URL.
+reader authorized in Klarna's widget): reader keys, attempt lookup (and the security event when a
+reference is someone else's), the product key the one-order rule counts by, the earlier order a reader
+is shown instead of buying twice, the Klarna payment method category, and the confirmation URL.
 
 Nothing secret or personal is stored or logged here (no access or authorization tokens, no personnummer,
 no customer names or e-mail).
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from ..conf import paywall_settings
@@ -105,6 +106,22 @@ def find_attempt(
     return PurchaseAttempt.objects.filter(who, reference=ref).select_related(*with_pages).first()
 
 
+def record_foreign_reference(reference: Any) -> None:
+    """Someone opened the confirmation page with another reader's reference (B08): a security event."""
+    ref = parse_reference(reference)
+    if ref is None:
+        return
+    attempt = PurchaseAttempt.objects.filter(reference=ref).first()
+    if attempt is not None:
+        record_event(
+            attempt,
+            EventKind.SECURITY,
+            error_code="foreign_reference",
+            detail="confirmation opened by another reader",
+        )
+        logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)
+
+
 def same_reader(one: PurchaseAttempt, other: PurchaseAttempt) -> bool:
     """Whether the reader of ``one`` may see ``other``: the same browser reader or the same account."""
     return one.reader_key == other.reader_key or bool(
@@ -127,10 +144,40 @@ def parse_reference(reference: Any) -> uuid.UUID | None:
 
 
 def site_settings(site: Site | None) -> PaywallSettings:
-    """The site's paywall settings, or the model defaults when there is no site."""
+    """The site's paywall settings (Wagtail's get-or-create), or the model defaults when there is no site.
+
+    Remembered on ``site`` itself: the flow asks several times per request (product key, rebuy guard,
+    confirmation page, checkout, grants), and is handed the site, not the request, so Wagtail's own cache
+    (``for_request``, on the request) is out of its reach. The views hand the flow the Site instance the
+    request was routed through, so this caches the settings for that request. Saving or deleting any
+    ``PaywallSettings`` makes every remembered answer in this process stale (:func:`_forget_settings`);
+    other processes' requests route through Site instances of their own, found afresh each time.
+    """
     if site is None:
         return PaywallSettings()
-    return PaywallSettings.for_site(site)
+    remembered = getattr(site, _SETTINGS_ON_SITE, None)
+    if remembered is not None and remembered[0] == _settings_generation[0]:
+        return remembered[1]
+    instance = PaywallSettings.for_site(site)
+    setattr(site, _SETTINGS_ON_SITE, (_settings_generation[0], instance))
+    return instance
+
+
+_SETTINGS_ON_SITE = "_wagtail_klarna_paywall_settings"
+#: Bumped on every save or delete of a PaywallSettings: answers remembered before it are not used again.
+_settings_generation = [0]
+
+
+def _forget_settings(**kwargs: Any) -> None:
+    _settings_generation[0] += 1
+
+
+post_save.connect(
+    _forget_settings, sender=PaywallSettings, dispatch_uid="wagtail_klarna_paywall.settings_saved"
+)
+post_delete.connect(
+    _forget_settings, sender=PaywallSettings, dispatch_uid="wagtail_klarna_paywall.settings_gone"
+)
 
 
 def account_sync_flags(settings_obj: PaywallSettings) -> AccountSyncFlags:
