@@ -78,6 +78,9 @@ class Reader:
     #: ``account:<keyed hash>`` of the reader's Payway account when logged in (:mod:`.accounts`): the
     #: same reader on every device and after every login.
     account_key: str | None = None
+    #: The reader's key was made by this request (a Django session it created): no attempt can name it
+    #: yet, so the flow need not look for one.
+    new: bool = False
 
 
 def user_reader_key(user_pk: Any) -> str:

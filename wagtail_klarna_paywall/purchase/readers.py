@@ -65,13 +65,14 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader 
     if session is None:
         return None
     session_key = session.session_key
+    created = False
     if not session_key:
         if not start:
             return None
         session[READER_SESSION_FLAG] = True
         session.save()
-        session_key = session.session_key
-    return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account)
+        session_key, created = session.session_key, True
+    return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account, new=created)
 
 
 def browser_ip(request: HttpRequest) -> str:

@@ -104,8 +104,10 @@ def _get_or_create_open_attempt(
     open_attempts = PurchaseAttempt.objects.filter(
         reader_key=reader.key, offer_key=key, state__in=OPEN_STATES
     )
-    for _ in range(3):
-        attempt = open_attempts.first()
+    for attempt_number in range(3):
+        # A key made by this request names no attempt yet: straight to the insert (the constraint still
+        # holds, and a failed insert looks again).
+        attempt = None if reader.new and attempt_number == 0 else open_attempts.first()
         if attempt is not None:
             return attempt, False
         try:
@@ -169,7 +171,9 @@ def start_purchase(
     settings_obj = site_settings(site)
 
     for _ in range(3):
-        previous = previous_order(reader, offer, now, site)
+        # A reader first seen in this request, without a Payway account, has bought nothing yet.
+        fresh = reader.new and not reader.account_key
+        previous = None if fresh else previous_order(reader, offer, now, site)
         if previous is not None:
             return BuyResult(BuyStatus.EXISTING, previous)
 
