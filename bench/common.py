@@ -67,9 +67,15 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
 # -- counters ----------------------------------------------------------------------------------------
 
 
+#: Transaction control, which only SQLite's ``transaction_mode`` sends through Django's cursor (psycopg
+#: begins and commits on the connection): not counted, so the counts compare across databases and with
+#: the test suite's ``django_assert_max_num_queries``. Savepoints are counted, as there.
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
+
+
 class QueryCounter:
-    """Counts SQL statements (and writes among them) through ``connection.execute_wrapper``; all
-    threads' connections are wrapped while the context is open."""
+    """Counts SQL statements (and writes among them) through ``connection.execute_wrapper``, except
+    :data:`TRANSACTION_CONTROL`. Wraps the connection of the thread that opens the context."""
 
     def __init__(self) -> None:
         self.queries = 0
@@ -77,10 +83,12 @@ class QueryCounter:
         self.lock = threading.Lock()
 
     def __call__(self, execute, sql, params, many, context):
-        with self.lock:
-            self.queries += 1
-            if sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
-                self.writes += 1
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb not in TRANSACTION_CONTROL:
+            with self.lock:
+                self.queries += 1
+                if verb in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+                    self.writes += 1
         return execute(sql, params, many, context)
 
     @contextmanager
@@ -163,7 +171,10 @@ class FakePaywayServer:
 
     The listen backlog is raised from Django's 10 so 50 simultaneous connects are not dropped and
     retried by the kernel (which would add whole seconds that are not the plugin's). Counts accepts.
-    ``TCP_NODELAY`` (the fake's server) keeps a delayed ACK from stalling every keep-alive reply.
+    Every accepted socket gets ``TCP_NODELAY`` (the fake's ``NoDelayWSGIServer``): the handler writes a
+    reply's headers and body in separate sends, and with Nagle's algorithm on, the body waits for the
+    client's delayed ACK of the headers (about 40 ms on Linux) on every keep-alive reply, a stall that is
+    the benchmark's, not the plugin's.
     """
 
     def __init__(self, port: int) -> None:
@@ -183,9 +194,9 @@ class FakePaywayServer:
             request_queue_size = 256
 
             def get_request(self):
-                request = super().get_request()
+                sock, address = super().get_request()
                 outer.accepted += 1
-                return request
+                return sock, address
 
         self.server = Server(("127.0.0.1", port), QuietHandler, allow_reuse_address=True)
         self.server.set_app(WSGIHandler())
@@ -202,6 +213,13 @@ class FakePaywayServer:
         state.reset()
         self.server.shutdown()
         self.server.server_close()
+
+
+def reader_address(number: int) -> str:
+    """The IP address of simulated reader ``number``: each reader its own (10.0.0.0/8), as on a real site,
+    so the per-IP rate limits (30 new sessions per 10 minutes) see readers, not the benchmark."""
+    number %= 1 << 24
+    return f"10.{number >> 16}.{(number >> 8) & 255}.{number & 255}"
 
 
 def slow_replies(endpoint: str, count: int, delay: float) -> None:

@@ -4,7 +4,9 @@ Four variants, interleaved in a shuffled order on every round so machine noise h
 paywalled and plain, each for an anonymous reader and for a reader logged in through SSO2 who owns
 nothing (so both see the paywall). Reported per variant: median and p95 render time through Django's
 full stack (test client: middleware, session, routing, template), SQL statements and writes per render,
-Payway calls; and the ratio paywalled / plain of the medians, per reader (target: at most 1.10).
+Payway calls; and the ratio paywalled / plain of the medians, per reader (target: at most 1.05).
+The test app's template reads the session on every page (the header's "log in" or "my account", as
+real sites have), so a logged-in reader's plain page loads the session too and the baseline is fair.
 
 Steady state, as in production: the warm-up fills the template, URL and access caches and the paywall's
 rendered-HTML cache (``wagtail_klarna_paywall.reading.render_cache``) before anything is timed. The
@@ -23,7 +25,7 @@ from typing import Any
 from bench.common import QueryCounter, Site, logged_in_cookies, summary, write_result
 
 WARMUP = 30
-TARGET_RATIO = 1.10
+TARGET_RATIO = 1.05
 
 
 def run(site: Site, *, quick: bool) -> dict[str, Any]:
@@ -238,7 +240,8 @@ def _print(result: dict[str, Any]) -> None:
         )
     for reader, ratio in result["ratios"].items():
         verdict = "within" if ratio <= result["target_ratio"] else "OVER"
-        print(f"  ratio paywalled/plain ({reader}): {ratio:.3f}  ({verdict} the 1.10 target)")
+        target = result["target_ratio"]
+        print(f"  ratio paywalled/plain ({reader}): {ratio:.3f}  ({verdict} the {target:.2f} target)")
     cached = result["logged_in_cache_sessions"]
     print(f"  logged in again, SESSION_ENGINE={cached['session_engine']}:")
     for name, stats in cached["variants"].items():
@@ -247,7 +250,8 @@ def _print(result: dict[str, Any]) -> None:
             f"{stats['queries_per_render']:>9.1f}{stats['writes_total']:>8}"
         )
     verdict = "within" if cached["ratio"] <= result["target_ratio"] else "OVER"
-    print(f"    ratio paywalled/plain: {cached['ratio']:.3f}  ({verdict} the 1.10 target)")
+    target = result["target_ratio"]
+    print(f"    ratio paywalled/plain: {cached['ratio']:.3f}  ({verdict} the {target:.2f} target)")
     print(f"    Payway calls (warm-up and timed renders): {cached['payway_calls'] or 0}")
     print("  where the time goes (median ms, fresh page per call, anonymous):")
     for part, kinds in result["breakdown"].items():

@@ -12,6 +12,8 @@ from tests.settings import *  # noqa: F403
 from tests.settings import WAGTAIL_KLARNA_PAYWALL as _TEST_PAYWALL
 
 DEBUG = False
+# The site's URLs plus the purchase benchmark's bare baselines (bench/urls.py).
+ROOT_URLCONF = "bench.urls"
 DATABASES = {"default": dj_database_url.parse(os.environ["BENCH_DATABASE_URL"])}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {

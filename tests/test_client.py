@@ -1188,6 +1188,17 @@ def test_pool_keeps_enough_connections_for_concurrent_readers():
     client.close()
 
 
+def test_the_client_reads_no_proxy_or_certificates_from_the_environment(monkeypatch):
+    """Explicit like the rest of the client: requests would otherwise look up (and use) a proxy and a CA
+    bundle from the environment on every call."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    client = PaywayClient(base_url="https://payway.test", client_id="c", client_secret="s")
+    merged = client._session.merge_environment_settings("https://payway.test/", {}, None, None, None)
+    assert merged["proxies"] == {} and merged["verify"] is True
+    client.close()
+
+
 def test_process_wide_client_is_built_once_under_concurrency_and_closed_on_reset():
     """Every web worker thread shares one client (one pool, one cached token)."""
     import threading

@@ -8,7 +8,7 @@ from django.test import RequestFactory
 
 from wagtail_klarna_paywall.exceptions import ConfigurationError
 from wagtail_klarna_paywall.login import identity, sso
-from wagtail_klarna_paywall.purchase import views
+from wagtail_klarna_paywall.purchase import readers
 
 
 class CountingProvider:
@@ -86,7 +86,7 @@ def test_every_caller_meets_the_same_configuration_error(provider_setting, rf):
     request.session = {}
 
     with pytest.raises(ConfigurationError):
-        views.reader_identity_token(request)
+        readers.reader_identity_token(request)
 
 
 # -- the reader's IP address -------------------------------------------------------------------------

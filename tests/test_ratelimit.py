@@ -17,7 +17,7 @@ from freezegun import freeze_time
 
 from tests.factories import BROWSER, CREATE_V2, Shop, buy, calls_to, landing_url, session_json, text
 from wagtail_klarna_paywall.models import PurchaseAttempt, PurchaseEvent
-from wagtail_klarna_paywall.purchase import ratelimit
+from wagtail_klarna_paywall.purchase import attempts, ratelimit, session
 
 # Anonymous readers (the stub identity provider holds no token) and English pages.
 pytestmark = pytest.mark.usefixtures("english_pages", "no_identity")
@@ -266,15 +266,24 @@ def test_a_refused_reservation_counts_nothing(limits):
     assert (refused.allowed, refused.limit) == (False, "ip")
 
 
-def test_a_wrongly_predicted_new_session_is_given_back(shop, sessions, limits, monkeypatch):
-    """S13: when the view expects a new session but the buy reuses one after all (two tabs racing for the
-    same attempt), the reservation is given back: only real create_session calls count."""
+def test_only_the_flow_reserves_and_only_right_before_create_session(shop, sessions, limits, monkeypatch):
+    """S13, issue 12: the purchase flow decides when a new session is needed and tells the limiter; clicks
+    that reuse the open session never reserve anything, so every reservation is one create_session call."""
     limits({"reader": (2, 600)})
-    monkeypatch.setattr(ratelimit, "needs_new_session", lambda *args: True)
+    reservations = []
+    reserve = ratelimit.reserve_session
+
+    def counting(**kwargs):
+        decision = reserve(**kwargs)
+        reservations.append((kwargs["reader_key"], kwargs["ip"], decision.allowed))
+        return decision
+
+    monkeypatch.setattr(ratelimit, "reserve_session", counting)
     reader = Client()
-    for _ in range(5):  # each reserves the second unit and gives it back
+    for _ in range(5):
         assert buy(reader, shop).status_code == 303
     assert created(sessions) == 1
+    assert len(reservations) == 1 and reservations[0][1:] == (IP, True)
 
     end_open_sessions()
     assert buy(reader, shop).status_code == 303
@@ -282,3 +291,40 @@ def test_a_wrongly_predicted_new_session_is_given_back(shop, sessions, limits, m
     end_open_sessions()
     assert_refused(buy(reader, shop))
     assert created(sessions) == 2
+    assert [allowed for _key, _ip, allowed in reservations] == [True, True, False]
+
+
+def test_a_refused_first_buy_leaves_no_attempt_behind(shop, sessions, limits):
+    """S13: a new reader refused by the IP limit gets 429 and nothing is written: no attempt, no event
+    (the attempt the flow created for the session is rolled back with the refusal)."""
+    limits({"ip": (1, 600)})
+    assert buy(Client(), shop).status_code == 303
+    before = PurchaseAttempt.objects.count(), PurchaseEvent.objects.count()
+
+    assert_refused(buy(Client(), shop))
+    assert (PurchaseAttempt.objects.count(), PurchaseEvent.objects.count()) == before
+    assert created(sessions) == 1
+
+
+def test_start_purchase_returns_rate_limited_with_the_wait(shop, sessions, limits):
+    """The limiter's answer is part of what start_purchase returns: RATE_LIMITED and the seconds to wait."""
+    limits({"ip": (1, 600)})
+    offer = shop.offer(shop.purchase_page, Shop.package_ref)
+
+    def start(key):
+        return session.start_purchase(
+            reader=attempts.Reader(key),
+            offer=offer,
+            offer_page=shop.purchase_page,
+            purchase_page=shop.purchase_page,
+            site=shop.site,
+            ip=IP,
+        )
+
+    with freeze_time("2026-11-25 12:01:40"):
+        assert start("anon:first").status == session.BuyStatus.READY
+        refused = start("anon:second")
+    assert refused.status == session.BuyStatus.RATE_LIMITED
+    assert (refused.attempt, refused.retry_after) == (None, 500)
+    assert created(sessions) == 1
+    assert not PurchaseAttempt.objects.filter(reader_key="anon:second").exists()

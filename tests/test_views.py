@@ -49,7 +49,7 @@ from tests.factories import (
     text,
 )
 from wagtail_klarna_paywall.models import AttemptState, EventKind, PurchaseAttempt
-from wagtail_klarna_paywall.purchase import views
+from wagtail_klarna_paywall.purchase import readers, views
 
 # The browser asks for Swedish, the tests read English; readers are anonymous unless a test logs them in.
 pytestmark = pytest.mark.usefixtures("english_pages", "no_identity")
@@ -670,7 +670,7 @@ def test_trusted_proxy_count_reads_x_forwarded_for(shop, payway, reader, setting
     [("sv-SE,sv;q=0.9", "sv-SE"), ("en", "en"), ("*", ""), ("", ""), ("sv_SE", ""), ("x" * 40, "")],
 )
 def test_browser_language(rf, header, expected):
-    assert views.browser_language(rf.get("/", HTTP_ACCEPT_LANGUAGE=header)) == expected
+    assert readers.browser_language(rf.get("/", HTTP_ACCEPT_LANGUAGE=header)) == expected
 
 
 # -- widget decline -------------------------------------------------------------------------------------

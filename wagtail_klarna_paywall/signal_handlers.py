@@ -17,13 +17,16 @@ from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
 from django.core.signals import setting_changed
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from .conf import SETTINGS_NAME, paywall_settings
 from .login.identity import reset_identity_provider
+from .models import PaywallSettings
 from .newsroom import paywall_views
 from .payway import reset_client
 from .payway.sso_client import reset_sso_client
+from .purchase import attempts
 from .reading import grants, render_cache
 
 
@@ -43,3 +46,10 @@ user_logged_out.connect(
 )
 render_cache.connect()
 paywall_views.connect()
+# The flow remembers each site's settings for the request (purchase.attempts.site_settings).
+post_save.connect(
+    attempts.forget_settings, sender=PaywallSettings, dispatch_uid="wagtail_klarna_paywall.settings_saved"
+)
+post_delete.connect(
+    attempts.forget_settings, sender=PaywallSettings, dispatch_uid="wagtail_klarna_paywall.settings_gone"
+)

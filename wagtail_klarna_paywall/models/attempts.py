@@ -175,6 +175,11 @@ class PurchaseAttempt(models.Model):
     confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
+    #: Wagtail's reference index would re-index every attempt on every save (the purchase log's viewset
+    #: registers the model): a write and a few queries per step of the flow, for links to pages that
+    #: editors never follow from an attempt ("usage" of a page counts content, not purchases).
+    wagtail_reference_index_ignore = True
+
     class Meta:
         verbose_name = _("purchase attempt")
         verbose_name_plural = _("purchase attempts")

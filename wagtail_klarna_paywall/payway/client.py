@@ -161,6 +161,10 @@ class PaywayClient:
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
+            # Explicit, like the rest of the client: no proxy, netrc or CA bundle from the environment,
+            # which requests would otherwise look up on every call. A site behind a proxy, or with its own
+            # CA bundle, passes a session configured for that (``session=``).
+            session.trust_env = False
             # One pool per process serves every web worker thread: sized so that concurrent readers reuse
             # connections instead of opening and discarding extras beyond urllib3's default of 10 (L03).
             adapter = HTTPAdapter(max_retries=_retry_policy(), pool_maxsize=POOL_MAXSIZE)

@@ -1,9 +1,9 @@
 """Purchase attempts and their readers: who is buying, what they buy, and where they land afterwards.
 
 Shared by the two steps of the flow, :mod:`.session` (the reader pressed "buy") and :mod:`.orders` (the
-reader authorized in Klarna's widget): reader keys, attempt lookup, the product key the one-order rule
-counts by, the earlier order a reader is shown instead of buying twice, the Klarna payment method
-category, and the confirmation URL.
+reader authorized in Klarna's widget): reader keys, attempt lookup (and the security event when a
+reference is someone else's), the product key the one-order rule counts by, the earlier order a reader
+is shown instead of buying twice, the Klarna payment method category, and the confirmation URL.
 
 Nothing secret or personal is stored or logged here (no access or authorization tokens, no personnummer,
 no customer names or e-mail).
@@ -28,6 +28,7 @@ from ..blocks import TRIAL_PAYMENT_METHOD_CATEGORIES
 from ..conf import paywall_settings
 from ..exceptions import (
     ConfigurationError,
+    ErrorCode,
 )
 from ..models import (
     AttemptState,
@@ -76,6 +77,9 @@ class Reader:
     #: ``account:<keyed hash>`` of the reader's Payway account when logged in (:mod:`.accounts`): the
     #: same reader on every device and after every login.
     account_key: str | None = None
+    #: The reader's key was made by this request (a Django session it created): no attempt can name it
+    #: yet, so the flow need not look for one.
+    new: bool = False
 
 
 def user_reader_key(user_pk: Any) -> str:
@@ -87,8 +91,11 @@ def anonymous_reader_key(session_key: str) -> str:
     return "anon:" + hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def find_attempt(reference: Any, reader: Reader | None) -> PurchaseAttempt | None:
-    """The reader's attempt with this reference; None for a malformed, unknown or foreign reference."""
+def find_attempt(
+    reference: Any, reader: Reader | None, *, with_pages: tuple[str, ...] = ()
+) -> PurchaseAttempt | None:
+    """The reader's attempt with this reference; None for a malformed, unknown or foreign reference.
+    ``with_pages`` names page fields to read in the same query (those the caller will show)."""
     if reader is None:
         return None
     ref = parse_reference(reference)
@@ -98,7 +105,23 @@ def find_attempt(reference: Any, reader: Reader | None) -> PurchaseAttempt | Non
     who = Q(reader_key=reader.key)
     if reader.account_key:
         who |= Q(account_key=reader.account_key)
-    return PurchaseAttempt.objects.filter(who, reference=ref).first()
+    return PurchaseAttempt.objects.filter(who, reference=ref).select_related(*with_pages).first()
+
+
+def record_foreign_reference(reference: Any) -> None:
+    """Someone opened the confirmation page with another reader's reference (B08): a security event."""
+    ref = parse_reference(reference)
+    if ref is None:
+        return
+    attempt = PurchaseAttempt.objects.filter(reference=ref).first()
+    if attempt is not None:
+        record_event(
+            attempt,
+            EventKind.SECURITY,
+            error_code=ErrorCode.FOREIGN_REFERENCE,
+            detail="confirmation opened by another reader",
+        )
+        logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)
 
 
 def same_reader(one: PurchaseAttempt, other: PurchaseAttempt) -> bool:
@@ -123,16 +146,37 @@ def parse_reference(reference: Any) -> uuid.UUID | None:
 
 
 def site_settings(site: Site | None = None, *, request: HttpRequest | None = None) -> PaywallSettings:
-    """The paywall settings of ``site``, or of the site ``request`` is for (then kept on the request, as
-    ``{{ settings }}`` in templates reads them); the model's defaults, unsaved, when there is no such site
-    (a request to a host no site serves still gets a page)."""
+    """The site's paywall settings (Wagtail's get-or-create), or the model defaults, unsaved, when there is
+    no site (a request to a host no site serves still gets a page). Given a ``request``, the site it was
+    routed to.
+
+    Remembered on ``site`` itself: the flow asks several times per request (product key, rebuy guard,
+    confirmation page, checkout, grants), and is handed the site, not the request, so Wagtail's own cache
+    (``for_request``, on the request) is out of its reach. The views hand the flow the Site instance the
+    request was routed through, so this caches the settings for that request. Saving or deleting any
+    ``PaywallSettings`` makes every remembered answer in this process stale (:func:`forget_settings`);
+    other processes' requests route through Site instances of their own, found afresh each time.
+    """
     if request is not None:
-        if Site.find_for_request(request) is None:
-            return PaywallSettings()
-        return PaywallSettings.for_request(request)
+        site = Site.find_for_request(request)
     if site is None:
         return PaywallSettings()
-    return PaywallSettings.for_site(site)
+    remembered = getattr(site, _SETTINGS_ON_SITE, None)
+    if remembered is not None and remembered[0] == _settings_generation[0]:
+        return remembered[1]
+    instance = PaywallSettings.for_site(site)
+    setattr(site, _SETTINGS_ON_SITE, (_settings_generation[0], instance))
+    return instance
+
+
+_SETTINGS_ON_SITE = "_wagtail_klarna_paywall_settings"
+#: Bumped on every save or delete of a PaywallSettings: answers remembered before it are not used again.
+_settings_generation = [0]
+
+
+def forget_settings(**kwargs: Any) -> None:
+    """``post_save`` / ``post_delete`` of PaywallSettings (connected in ``signal_handlers``)."""
+    _settings_generation[0] += 1
 
 
 def account_sync_flags(settings_obj: PaywallSettings) -> AccountSyncFlags:
@@ -180,7 +224,8 @@ def confirmation_page_for(offer: Offer, purchase_page: Page, settings_obj: Paywa
         if page_id:
             page = Page.objects.live().filter(pk=page_id).first()
             if page is not None:
-                return page.specific
+                # Its URL is all the flow reads of it: the specific class without a second query.
+                return page.specific_deferred
     return None
 
 

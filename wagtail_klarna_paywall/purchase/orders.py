@@ -59,7 +59,6 @@ from .attempts import (
     account_sync_flags,
     attempt_product_key,
     confirmation_path,
-    parse_reference,
     record_error,
     send_signal,
     site_settings,
@@ -145,10 +144,16 @@ def expire_stale_placing(attempt: PurchaseAttempt, now: dt.datetime | None = Non
         return attempt
     if now - attempt.placing_at < PLACING_LEASE:
         return attempt
-    rows = PurchaseAttempt.objects.filter(
-        pk=attempt.pk, state=AttemptState.PLACING, placing_at__lte=now - PLACING_LEASE
-    ).update(state=AttemptState.UNKNOWN, error_code=UNKNOWN_OUTCOME, finished_at=now, updated_at=now)
-    attempt.refresh_from_db()
+    rows = _update_if(
+        attempt,
+        PurchaseAttempt.objects.filter(
+            pk=attempt.pk, state=AttemptState.PLACING, placing_at__lte=now - PLACING_LEASE
+        ),
+        state=AttemptState.UNKNOWN,
+        error_code=UNKNOWN_OUTCOME,
+        finished_at=now,
+        updated_at=now,
+    )
     if rows:
         record_event(attempt, EventKind.ERROR, error_code=UNKNOWN_OUTCOME, detail="placing lease expired")
         logger.error("Attempt %s was left placing past its lease: outcome unknown", attempt.reference)
@@ -191,9 +196,21 @@ def _request_wide_transaction() -> bool:
 def _finish(attempt: PurchaseAttempt, from_states: tuple[str, ...], **fields: Any) -> bool:
     """Conditional, monotonic state change; returns whether this call made it. Updates ``attempt``."""
     fields.setdefault("updated_at", timezone.now())
-    rows = PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=from_states).update(**fields)
-    attempt.refresh_from_db()
-    return bool(rows)
+    queryset = PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=from_states)
+    return bool(_update_if(attempt, queryset, **fields))
+
+
+def _update_if(attempt: PurchaseAttempt, queryset: Any, **fields: Any) -> int:
+    """A conditional UPDATE of ``attempt``'s row (``queryset`` holds the condition) that keeps ``attempt``
+    in step. When it changed the row, the row is what this request wrote: no read-back. When it changed
+    nothing, another request moved the attempt first: the row is read back."""
+    rows = queryset.update(**fields)
+    if rows:
+        for name, value in fields.items():
+            setattr(attempt, name, value)
+    else:
+        attempt.refresh_from_db()
+    return rows
 
 
 @sensitive_variables("authorization_token", "customer")
@@ -240,7 +257,6 @@ def place_order(
     # no other attempt of the same reader holds the product (:func:`_claim_and_mark_placing`). Its
     # transaction commits the PLACING mark and the claim before the call (I2).
     rows, holder = _claim_and_mark_placing(attempt, keys, attempt_product_key(attempt), now)
-    attempt.refresh_from_db()
     if holder is not None:
         record_event(
             attempt,
@@ -346,7 +362,9 @@ def _claim_and_mark_placing(
             else None
         )
         if holder is not None:
-            refused = PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SESSION_READY).update(
+            refused = _update_if(
+                attempt,
+                PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SESSION_READY),
                 state=AttemptState.FAILED,
                 error_code=ALREADY_BOUGHT,
                 duplicate_of=holder,
@@ -354,18 +372,16 @@ def _claim_and_mark_placing(
                 updated_at=now,
             )
             return 0, (holder if refused else None)
-        rows = (
+        rows = _update_if(
+            attempt,
             PurchaseAttempt.objects.filter(
                 pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
-            )
-            .exclude(payway_session_id="")
-            .update(
-                state=AttemptState.PLACING,
-                placing_at=now,
-                error_code="",
-                product_key=product,
-                updated_at=now,
-            )
+            ).exclude(payway_session_id=""),
+            state=AttemptState.PLACING,
+            placing_at=now,
+            error_code="",
+            product_key=product,
+            updated_at=now,
         )
         if rows:
             ProductClaim.objects.filter(pk__in=[claim.pk for claim in claims]).update(
@@ -563,19 +579,3 @@ def confirm(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> bool:
         record_event(attempt, EventKind.CONFIRMED)
         return True
     return False
-
-
-def record_foreign_reference(reference: Any) -> None:
-    """Someone opened the confirmation page with another reader's reference (B08): a security event."""
-    ref = parse_reference(reference)
-    if ref is None:
-        return
-    attempt = PurchaseAttempt.objects.filter(reference=ref).first()
-    if attempt is not None:
-        record_event(
-            attempt,
-            EventKind.SECURITY,
-            error_code=ErrorCode.FOREIGN_REFERENCE,
-            detail="confirmation opened by another reader",
-        )
-        logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)

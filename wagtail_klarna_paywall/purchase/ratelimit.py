@@ -1,19 +1,20 @@
 """Limits on how often readers may make us create a Payway session (docs/reliability.md S13).
 
 Each ``create_session`` costs a Payway call and opens a Klarna session; free trials are abuse magnets
-(OWASP's payment gateway cheat sheet). The buy view asks :func:`reserve_session` before any call that
-would create a session.
+(OWASP's payment gateway cheat sheet). :func:`~.session.start_purchase` calls :func:`reserve_session`
+right before ``create_session``, and only then: the flow decides when a new session is needed, the
+limiter is told; repeated clicks that reuse the open session never count.
 Counters are fixed windows in Django's cache (``CACHE``): ``cache.add`` then ``cache.incr`` is atomic on
 Redis and memcached and good enough on the local-memory cache of a single process.
 
 Neither the reader key nor the IP is stored as it is: every cache key holds a keyed hash (HMAC with
 ``SECRET_KEY``), so the cache never holds a buyer's IP address.
 
-Usage::
+Usage (as ``start_purchase`` does)::
 
-    decision = ratelimit.reserve_session(reader_key=reader.key, ip=browser_ip(request), trial=offer.is_trial)
+    decision = ratelimit.reserve_session(reader_key=reader.key, ip=ip, trial=offer.is_trial)
     if not decision.allowed:
-        ...  # 429, Retry-After: decision.retry_after
+        ...  # nothing is sent; the buy view answers 429, Retry-After: decision.retry_after
 """
 
 from __future__ import annotations
@@ -22,20 +23,11 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from django.core.cache import caches
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from ..conf import DEFAULTS, paywall_settings
-from ..models import OPEN_STATES, EventKind, PurchaseAttempt
-from . import attempts, session
-
-if TYPE_CHECKING:
-    from wagtail.models import Page
-
-    from ..blocks import Offer
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.ratelimit")
 
@@ -167,51 +159,8 @@ def hit(name: str, subject: str, *, now: float | None = None) -> Decision:
 
 
 def release(decision: Decision) -> None:
-    """Give back what ``decision`` counted: the call it reserved never reached Payway, or it turned out
-    to reuse a session after all (two tabs racing)."""
+    """Give back what ``decision`` counted (a refused reservation counts nothing)."""
     cache = caches[paywall_settings.CACHE]
     for key in decision.keys:
         with contextlib.suppress(ValueError):  # the window ended meanwhile
             cache.decr(key)
-
-
-# -- which buys count -------------------------------------------------------------------------------
-
-
-def needs_new_session(reader: attempts.Reader, offer: Offer, offer_page: Page) -> bool:
-    """Whether :func:`session.start_purchase` would call ``create_session`` for this buy.
-
-    Repeated clicks on the same offer reuse the open attempt's session and must not use up the reader's
-    budget. Uses the purchase flow's own reuse rule and rebuy guard; a race that makes the guess wrong is
-    put right by :func:`settle`.
-    """
-    now = timezone.now()
-    if attempts.previous_order(reader, offer, now, offer_page.get_site()) is not None:
-        return False
-    attempt = PurchaseAttempt.objects.filter(
-        reader_key=reader.key, offer_key=attempts.offer_key(offer_page, offer), state__in=OPEN_STATES
-    ).first()
-    return attempt is None or not attempts.can_reuse_session(attempt, reader, offer, now)
-
-
-def created_a_session(result: session.BuyResult) -> bool:
-    """Whether the buy that returned ``result`` reached Payway's ``create_session``: a fresh session, a
-    failed call, or an identity refused. Not: a reused session, an existing order, a configuration error."""
-    if result.attempt is None or result.status == session.BuyStatus.EXISTING:
-        return False
-    if result.status != session.BuyStatus.READY:
-        return True
-    # The latest session event of the attempt is the one this buy wrote under the attempt's row lock.
-    last = (
-        result.attempt.events.filter(kind__in=(EventKind.SESSION_CREATED, EventKind.SESSION_REUSED))
-        .order_by("-pk")
-        .values_list("kind", flat=True)
-        .first()
-    )
-    return last == EventKind.SESSION_CREATED
-
-
-def settle(decision: Decision, result: session.BuyResult) -> None:
-    """After the buy: give back a reservation that did not end in a ``create_session`` call."""
-    if decision.keys and not created_a_session(result):
-        release(decision)

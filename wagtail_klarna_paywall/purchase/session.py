@@ -3,6 +3,11 @@
 :func:`start_purchase` finds or creates the reader's open attempt for the offer (single flight: a unique
 constraint plus a row lock), and reuses its Payway session while it has at least
 ``SESSION_REUSE_MARGIN`` left, or creates one (v1 with the reader's identity, else v2).
+
+It is also where the session rate limits (:mod:`.ratelimit`, docs/reliability.md S13) are counted: only
+this function knows whether a new Payway session is about to be created, so it reserves the budget right
+before ``create_session`` and nowhere else. A refused reservation writes nothing (no attempt, no event)
+and returns RATE_LIMITED with the seconds to wait.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from django.utils import timezone
 
 from .. import signals
 from ..conf import paywall_settings
-from ..exceptions import AuthenticationExpired, ErrorCode, PaywallError
-from ..messages import NO_PAYMENT_METHOD
+from ..exceptions import (
+    AuthenticationExpired,
+    ErrorCode,
+    PaywallError,
+)
+from ..messages import NO_PAYMENT_METHOD, TOO_MANY_ATTEMPTS
 from ..models import (
     OPEN_STATES,
     AttemptState,
@@ -30,6 +39,7 @@ from ..models import (
 )
 from ..payway import client as payway_client_module
 from ..payway import get_client
+from . import ratelimit
 from .attempts import (
     SESSION_LIFETIME,
     Reader,
@@ -65,6 +75,9 @@ class BuyStatus:
     EXISTING = "existing"  # the reader already bought (or is buying) this product: show that attempt
     FAILED = "failed"  # no session; ``error_code`` says why (the attempt, if any, may be retried)
     LOGIN = "login"  # the reader's identity token was refused: log in again
+    #: A new session was needed and a rate limit refused it: nothing was written or sent;
+    #: ``retry_after`` says in how many seconds the reader may try again.
+    RATE_LIMITED = "rate_limited"
 
 
 @dataclass
@@ -72,21 +85,61 @@ class BuyResult:
     status: str
     attempt: PurchaseAttempt | None = None
     error_code: str = ""
+    #: Seconds until a RATE_LIMITED reader may try again (0 otherwise).
+    retry_after: int = 0
 
 
-def _get_or_create_open_attempt(defaults: dict[str, Any], reader: Reader, key: str) -> PurchaseAttempt:
+def _get_or_create_open_attempt(
+    defaults: dict[str, Any], reader: Reader, key: str
+) -> tuple[PurchaseAttempt, bool]:
+    """The reader's open attempt for the offer, and whether this call created it."""
     # The partial unique constraint wkp_one_open_attempt_per_reader_offer makes this single-flight:
-    # a concurrent create loses with IntegrityError, and the retry finds the winner's row.
-    for _ in range(3):
+    # a concurrent create loses with IntegrityError (after the winner's commit), and the retry finds the
+    # winner's row.
+    open_attempts = PurchaseAttempt.objects.filter(
+        reader_key=reader.key, offer_key=key, state__in=OPEN_STATES
+    )
+    for attempt_number in range(3):
+        # A key made by this request names no attempt yet: straight to the insert (the constraint still
+        # holds, and a failed insert looks again).
+        attempt = None if reader.new and attempt_number == 0 else open_attempts.first()
+        if attempt is not None:
+            return attempt, False
         try:
             with transaction.atomic():
-                attempt, _created = PurchaseAttempt.objects.get_or_create(
-                    reader_key=reader.key, offer_key=key, state__in=OPEN_STATES, defaults=defaults
-                )
-            return attempt
+                return PurchaseAttempt.objects.create(reader_key=reader.key, offer_key=key, **defaults), True
         except IntegrityError:
             continue
     raise IntegrityError("Could not get or create the open purchase attempt")
+
+
+#: What a new session changes on the attempt (saved with ``update_fields``: a full save would also
+#: rewrite the reference, the reader, the pages and the timeline).
+_NEW_SESSION_FIELDS = (
+    "product_code",
+    "product_kind",
+    "product_name",
+    "period_type",
+    "period_id",
+    "is_trial",
+    "price",
+    "price_period",
+    "access_codes",
+    "product_key",
+    "account_key",
+    "confirmation_page",
+    "existing_customer",
+    "payway_session_id",
+    "klarna_client_token",
+    "payment_method_categories",
+    "payment_method_category",
+    "session_created_at",
+    "session_expires_at",
+    "traffic_source",
+    "state",
+    "error_code",
+    "updated_at",
+)
 
 
 def start_purchase(
@@ -97,20 +150,25 @@ def start_purchase(
     purchase_page: Page,
     site: Site | None,
     traffic_source: str = "",
+    ip: str = "",
     now: dt.datetime | None = None,
     client: PaywayClient | None = None,
 ) -> BuyResult:
     """The reader pressed "buy" on ``offer`` (configured on ``offer_page``, bought on ``purchase_page``).
 
     Returns READY with an attempt holding a usable Payway session (reused or new), EXISTING with the
-    reader's recent order of this product, LOGIN when Payway refused the reader's identity token, or FAILED
-    with an ``error_code`` (nothing was bought). Never raises for Payway failures.
+    reader's recent order of this product, LOGIN when Payway refused the reader's identity token,
+    RATE_LIMITED (with ``retry_after``) when a new session was needed and the reader's or ``ip``'s budget
+    is spent, or FAILED with an ``error_code`` (nothing was bought). Never raises for Payway failures.
+    ``ip`` is the buyer's address for the per-IP limits; empty means not limited per IP.
     """
     now = now or timezone.now()
     settings_obj = site_settings(site)
 
     for _ in range(3):
-        previous = previous_order(reader, offer, now, site)
+        # A reader first seen in this request, without a Payway account, has bought nothing yet.
+        fresh = reader.new and not reader.account_key
+        previous = None if fresh else previous_order(reader, offer, now, site)
         if previous is not None:
             return BuyResult(BuyStatus.EXISTING, previous)
 
@@ -139,9 +197,17 @@ def start_purchase(
             "test_mode": settings_obj.test_mode or not paywall_settings.is_production,
             **offer_fields(offer),
         }
-        attempt = _get_or_create_open_attempt(defaults, reader, offer_key(offer_page, offer))
         result = _prepare_session(
-            attempt, reader, offer, confirmation_page, settings_obj, traffic_source, now, client
+            defaults,
+            offer_key(offer_page, offer),
+            reader,
+            offer,
+            confirmation_page,
+            settings_obj,
+            traffic_source,
+            ip,
+            now,
+            client,
         )
         if result is not None:
             return result
@@ -150,23 +216,32 @@ def start_purchase(
 
 
 def _prepare_session(
-    attempt: PurchaseAttempt,
+    defaults: dict[str, Any],
+    key: str,
     reader: Reader,
     offer: Offer,
     confirmation_page: Page,
     settings_obj: PaywallSettings,
     traffic_source: str,
+    ip: str,
     now: dt.datetime,
     client: PaywayClient | None,
 ) -> BuyResult | None:
-    """Under the attempt's row lock: reuse its session or create one. None if the attempt left the open
-    states meanwhile."""
+    """Under the open attempt's row lock (the attempt is created if there is none): reuse its session or
+    create one. None if the attempt left the open states meanwhile.
+
+    One transaction from the attempt's creation to the end, so that a buy the rate limit refuses leaves
+    nothing behind: it is rolled back whole.
+    """
     error: PaywallError | None = None
     started = False
     with transaction.atomic():
-        attempt = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
-        if attempt.state not in OPEN_STATES:
-            return None
+        attempt, created = _get_or_create_open_attempt(defaults, reader, key)
+        if not created:
+            # A row we just inserted is ours until we commit; one found may be another request's.
+            attempt = PurchaseAttempt.objects.select_for_update().get(pk=attempt.pk)
+            if attempt.state not in OPEN_STATES:
+                return None
         with_identity = payway_client_module.uses_identity(
             trial=offer.is_trial, identity_token=reader.identity_token
         )
@@ -198,6 +273,12 @@ def _prepare_session(
         attempt.session_expires_at = None
         if traffic_source:
             attempt.traffic_source = traffic_source[:100]
+        # S13: counted here, right before the one call that creates a Payway session. Refused: undo the
+        # BUY event (and the attempt, if this buy created it), send nothing.
+        budget = ratelimit.reserve_session(reader_key=reader.key, ip=ip, trial=offer.is_trial)
+        if not budget.allowed:
+            transaction.set_rollback(True)
+            return BuyResult(BuyStatus.RATE_LIMITED, None, TOO_MANY_ATTEMPTS, budget.retry_after)
         try:
             session = (client or get_client()).create_session(
                 code=offer.product_code,
@@ -237,14 +318,12 @@ def _prepare_session(
             attempt.session_expires_at = now + SESSION_LIFETIME
             started = attempt.state == AttemptState.NEW
             attempt.state = AttemptState.SESSION_READY
-            attempt.error_code = ""
-            attempt.save()
+            # No category fits: the checkout will show the fallback, not Klarna; say why where editors
+            # look (the purchase log's error filter and, below, the attempt's timeline).
+            attempt.error_code = "" if attempt.payment_method_category else NO_PAYMENT_METHOD
+            attempt.save(update_fields=_NEW_SESSION_FIELDS)
             record_event(attempt, EventKind.SESSION_CREATED, endpoint=_session_endpoint(with_identity))
             if not attempt.payment_method_category:
-                # The checkout will show the fallback, not Klarna: say why where editors look (the
-                # purchase log's error filter and the attempt's timeline).
-                attempt.error_code = NO_PAYMENT_METHOD
-                attempt.save(update_fields=["error_code", "updated_at"])
                 listed = ", ".join(session_category_identifiers(categories))
                 record_event(
                     attempt,

@@ -1,22 +1,21 @@
 """The request/response layer of the purchase flow: read and validate the request, call
 :mod:`~wagtail_klarna_paywall.purchase.session` and :mod:`~wagtail_klarna_paywall.purchase.orders`, render
-or redirect. No flow decisions live here.
+or redirect. No flow decisions live here. Who is asking (the reader, their browser, the routed site) is
+read by :mod:`.readers`; what every flow page shows besides its own content (the shared context, the
+flow's URLs, an attempt's summary) comes from :mod:`.pages`.
 
 The purchase page's routes (``KlarnaPurchasePage``) and the confirmation page call these functions.
 Every view is wrapped in :func:`~wagtail_klarna_paywall.purchase.hardening.flow_page` (no caching, no
-framing, a
-strict CSP, HTTPS). Nothing the browser sends chooses what is bought: the offer is looked up in the saved
-live page by its reference.
+framing, a strict CSP, HTTPS). Nothing the browser sends chooses what is bought: the offer is looked up
+in the saved live page by its reference.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from django import forms
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -29,97 +28,27 @@ from wagtail.models import Page
 from .. import messages
 from ..blocks import Offer, find_offer
 from ..conf import paywall_settings
-from ..exceptions import TRANSIENT_CODES, ErrorCode, PaywallError
+from ..exceptions import TRANSIENT_CODES, ErrorCode
 from ..login.identity import client_ip, get_identity_provider
 from ..models import AttemptState, PurchaseAttempt
 from ..newsroom import analytics
-from ..payway.types import BrowserInfo, CustomerInfo
+from ..payway.types import CustomerInfo
 from ..reading import access, grants
-from . import accounts, attempts, orders, ratelimit, session
+from . import accounts, attempts, orders, pages, readers, session
 from .hardening import flow_page
 
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.views")
-
-#: Set in the Django session on the buy POST so an anonymous reader gets a session (and a reader key).
-READER_SESSION_FLAG = "wagtail_klarna_paywall_reader"
 
 _PAGE_ID_RE = re.compile(r"^[0-9]{1,10}$")
 _OFFER_REF_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}(:[A-Za-z0-9_-]{1,80})?$")
 # Klarna authorization tokens are UUID-like; the cap keeps junk away from Payway (docs/reliability.md B03).
 _AUTH_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
-_LANGUAGE_TAG_RE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _SENSITIVE_FIELDS = ("klarna_authorization_token", "email", "first_name", "last_name")
 
 #: The widget must have answered within this many milliseconds, else the fallback is shown (F13).
 WIDGET_LOAD_TIMEOUT_MS = 10_000
 #: The fallback's retry button is enabled after this many milliseconds.
 WIDGET_RETRY_DELAY_MS = 3_000
-
-
-# -- the reader -------------------------------------------------------------------------------------
-
-
-def reader_identity_token(request: HttpRequest) -> str | None:
-    """The reader's Payway identity token, or None (not logged in, or no identity provider installed)."""
-    provider = get_identity_provider()
-    if provider is None:
-        return None
-    try:
-        return provider.get_identity_token(request) or None
-    except PaywallError as exc:
-        logger.warning("The identity provider failed: %s", type(exc).__name__)
-        return None
-
-
-def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader | None:
-    """Who is asking. Anonymous readers are keyed by their Django session, which only the buy POST
-    creates (``start=True``): viewing a page never creates a session (docs/reliability.md L01)."""
-    token = reader_identity_token(request)
-    # A logged-in reader is their Payway account on every device (cached per reader, see accounts.py).
-    account = accounts.account_key(request, token) if token else None
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return attempts.Reader(attempts.user_reader_key(user.pk), user.pk, token, account)
-    session = getattr(request, "session", None)
-    if session is None:
-        return None
-    session_key = session.session_key
-    if not session_key:
-        if not start:
-            return None
-        session[READER_SESSION_FLAG] = True
-        session.save()
-        session_key = session.session_key
-    return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account)
-
-
-def browser_language(request: HttpRequest) -> str:
-    """The first language tag of Accept-Language (e.g. ``sv-SE``), or ''."""
-    first = request.META.get("HTTP_ACCEPT_LANGUAGE", "").split(",")[0].split(";")[0].strip()
-    return first if len(first) <= 35 and _LANGUAGE_TAG_RE.match(first) else ""
-
-
-def browser_info(request: HttpRequest) -> BrowserInfo:
-    user_agent = request.META.get("HTTP_USER_AGENT", "")
-    user_agent = "".join(ch for ch in user_agent if ch.isprintable())[:512]
-    return BrowserInfo(ip=client_ip(request), language=browser_language(request), user_agent=user_agent)
-
-
-def _utm_from_url(url: str) -> str:
-    try:
-        query = urlsplit(url).query
-    except ValueError:
-        return ""
-    values = parse_qs(query).get("utm_source") or [""]
-    return attempts.clean_traffic_source(values[0])
-
-
-def traffic_source(request: HttpRequest) -> str:
-    """utm_source from the form, else from the referring page's URL (the article the reader came from)."""
-    posted = (
-        request.POST.get("utm_source", "") if request.method == "POST" else request.GET.get("utm_source", "")
-    )
-    return attempts.clean_traffic_source(posted) or _utm_from_url(request.META.get("HTTP_REFERER", ""))
 
 
 # -- forms ------------------------------------------------------------------------------------------
@@ -153,34 +82,6 @@ class CustomerForm(forms.Form):
 
 
 # -- rendering helpers ------------------------------------------------------------------------------
-
-
-def _context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
-    context = page.get_context(request)
-    settings_obj = attempts.site_settings(request=request)
-    context.update(
-        paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
-        paywall_analytics=settings_obj.analytics_events,
-        analytics_currency=analytics.CURRENCY,
-        purchase_page=page,
-        # The site's contact line under every reader message (includes/message.html); blank shows none.
-        customer_service=settings_obj.customer_service,
-    )
-    context.update(extra)
-    return context
-
-
-def _page_url(page: Page, request: HttpRequest) -> str:
-    return page.get_url(request) or "/"
-
-
-def _subpage_url(page: Page, request: HttpRequest, name: str, **kwargs: Any) -> str:
-    base = _page_url(page, request).rstrip("/") + "/"
-    return base + page.reverse_subpage(name, kwargs=kwargs or None)
-
-
-def checkout_url(page: Page, request: HttpRequest, attempt: PurchaseAttempt) -> str:
-    return _subpage_url(page, request, "checkout", reference=attempt.reference)
 
 
 def _own_offers(page: Page) -> list[Offer]:
@@ -229,8 +130,8 @@ def _back_url(holder: Page, purchase_page: Page, request: HttpRequest) -> str:
     """Where "back to the article" goes from ``holder``'s offer: the article, or for the purchase page's
     own offers the site's home page."""
     if holder.pk != purchase_page.pk:
-        return _article_url(holder, request) or "/"
-    site = purchase_page.get_site()
+        return pages.article_url(holder, request) or "/"
+    site = readers.site_of(request, purchase_page)
     return (site.root_page.specific.get_url(request) if site is not None else "") or "/"
 
 
@@ -271,14 +172,14 @@ def _render_landing(
     if message_code == messages.TOO_MANY_ATTEMPTS:
         # Paused: listing every offer again would only invite the click that is refused.
         choices = []
-    context = _context(
+    context = pages.context(
         request,
         page,
         offer_choices=choices,
         # An offer chosen on an article's paywall was reported there (select_item); not again here.
         offers_from_article=article is not None,
-        buy_url=_subpage_url(page, request, "buy"),
-        utm_source=traffic_source(request) if request.method in ("GET", "HEAD") else "",
+        buy_url=pages.subpage_url(page, request, "buy"),
+        utm_source=readers.traffic_source(request) if request.method in ("GET", "HEAD") else "",
         message=messages.reader_message(message_code) if message_code else None,
         retry=retry,
         back_url=back_url,
@@ -333,7 +234,7 @@ def _render_checkout(
             new_customer=not attempt.existing_customer,
             customer_form=customer_form
             or (_new_customer_form(request) if not attempt.existing_customer else None),
-            declined_url=_subpage_url(page, request, "declined", reference=attempt.reference),
+            declined_url=pages.subpage_url(page, request, "declined", reference=attempt.reference),
             analytics_event=analytics.checkout_event(attempt),
         )
     elif state in (AttemptState.NEW, AttemptState.SESSION_READY):
@@ -358,7 +259,7 @@ def _render_checkout(
             extra["confirmation_url"] = attempts.confirmation_path(winner, request)
         else:
             message = messages.reader_message(messages.ALREADY_BOUGHT_ELSEWHERE)
-        extra["article_url"] = _article_url(attempt.page, request)
+        extra["article_url"] = pages.article_url(attempt.page, request)
     else:
         code = {
             AttemptState.UNKNOWN: messages.UNKNOWN_OUTCOME,
@@ -374,92 +275,38 @@ def _render_checkout(
         # purchase page's own offers that page's list.
         if holder.pk == page.pk:
             extra.pop("article_url", None)
-            extra["offers_url"] = _page_url(page, request)
+            extra["offers_url"] = pages.page_url(page, request)
         else:
-            extra.setdefault("article_url", _article_url(holder, request) or "/")
+            extra.setdefault("article_url", pages.article_url(holder, request) or "/")
         if state == AttemptState.DECLINED:
             # Klarna said no to this payment, not to the reader: the other offers are where they were
             # chosen (the article's paywall, or this purchase page's own list).
             extra["other_offers_url"] = extra.get("offers_url") or extra["article_url"]
     if mode == "outcome" and attempt.error_code == ErrorCode.SSN_ALREADY_TAKEN:
         # "Log in with that account": a real login that returns to the article.
-        next_url = extra.get("article_url") or extra.get("offers_url") or _home_url(request, page)
-        extra["login_url"] = _reader_login_url(request, next_url)
-    context = _context(
+        next_url = extra.get("article_url") or extra.get("offers_url") or pages.home_url(request, page)
+        extra["login_url"] = pages.reader_login_url(request, next_url)
+    context = pages.context(
         request,
         page,
         attempt=attempt,
         mode=mode,
         message=message,
         retry=retry,
-        buy_url=_subpage_url(page, request, "buy"),
+        buy_url=pages.subpage_url(page, request, "buy"),
         support_reference=str(attempt.reference)[:8],
-        summary=attempt_summary(attempt),
+        summary=pages.attempt_summary(attempt),
         **extra,
     )
     response = TemplateResponse(request, "wagtail_klarna_paywall/checkout.html", context, status=status)
     return response
 
 
-@dataclass(frozen=True)
-class AttemptSummary:
-    """What the checkout and confirmation show of an attempt: the editor's label and selling points from
-    the offer the reader chose, with the product, price and period the attempt stored (what is charged)."""
-
-    product_name: str
-    price: Any
-    price_period: str
-    is_trial: bool
-    label: str = ""
-    selling_points: tuple[str, ...] = ()
-    #: The last day of a free trial counted in days or weeks from when it starts (months vary in length).
-    trial_ends: datetime.date | None = None
-
-
-_TRIAL_LENGTH_RE = re.compile(r"^(?:(\d{1,4}) )?(day|week)s?$")
-
-
-def _trial_end(attempt: PurchaseAttempt) -> datetime.date | None:
-    match = _TRIAL_LENGTH_RE.match((attempt.price_period or "").strip())
-    if not attempt.is_trial or attempt.price or not match:
-        return None
-    days = int(match.group(1) or 1) * (7 if match.group(2) == "week" else 1)
-    start = timezone.localdate(attempt.placed_at) if attempt.placed_at else timezone.localdate()
-    return start + datetime.timedelta(days=days)
-
-
-def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
-    """The attempt's summary. The label and selling points come from the offer still configured on the
-    attempt's live page, and only while it sells the same product: an offer edited since then describes
-    something else, and the attempt's own product name is shown instead."""
-    offer = None
-    holder = attempt.page
-    if holder is not None and holder.live and ":" in attempt.offer_key:
-        offer = find_offer(holder, attempt.offer_key.split(":", 1)[1])
-    same = offer is not None and offer.product_code == attempt.product_code
-    return AttemptSummary(
-        product_name=attempt.product_name,
-        price=attempt.price,
-        price_period=attempt.price_period,
-        is_trial=attempt.is_trial,
-        label=offer.label if same else "",
-        selling_points=tuple(offer.selling_points) if same else (),
-        trial_ends=_trial_end(attempt),
-    )
-
-
-def _article_url(page: Page | None, request: HttpRequest) -> str:
-    """The URL of a live article (or other page holding an offer), or ''."""
-    if page is None or not page.live:
-        return ""
-    return page.specific.get_url(request) or ""
-
-
 def _new_customer_form(request: HttpRequest) -> CustomerForm:
     """The new-customer form, prefilled from the reader's Payway account when they are logged in: a
     logged-in reader's trial still goes through v2 with ``customer_info`` (docs/payway-contract.md,
     "place_order and place_trial_order"), and they should retype nothing."""
-    token = reader_identity_token(request)
+    token = readers.reader_identity_token(request)
     return CustomerForm(initial=accounts.customer_details(request, token) if token else None)
 
 
@@ -482,16 +329,18 @@ def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) 
     provider = get_identity_provider()
     if provider is None:
         return _render_checkout(request, page, attempt, message_code=messages.LOGIN_REQUIRED, status=403)
-    return HttpResponseRedirect(provider.login_url(request, checkout_url(page, request, attempt)), status=303)
+    return HttpResponseRedirect(
+        provider.login_url(request, pages.checkout_url(page, request, attempt)), status=303
+    )
 
 
 def _get_attempt(request: HttpRequest, page: Page, reference: Any) -> tuple[attempts.Reader, PurchaseAttempt]:
     """The reader's own attempt, or 404 (another reader's attempt is indistinguishable from none)."""
-    reader = reader_for(request)
+    reader = readers.reader_for(request)
     attempt = attempts.find_attempt(reference, reader)
     if reader is None or attempt is None:
         raise Http404
-    return reader, orders.expire_stale_placing(attempt)
+    return reader, orders.expire_stale_placing(readers.adopt(request, page, attempt))
 
 
 # -- views ------------------------------------------------------------------------------------------
@@ -514,25 +363,27 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
     page_id, ref = request.POST.get("page", ""), request.POST.get("offer", "")
     if not (_PAGE_ID_RE.match(page_id) and _OFFER_REF_RE.match(ref)):
         return _render_landing(request, page, message_code=messages.BAD_REQUEST, status=400)
-    holder = _live_page(int(page_id))
+    # The purchase page's own offers are on the page Wagtail has just routed to (live, specific).
+    holder = page if int(page_id) == page.pk else _live_page(int(page_id))
     offer = find_offer(holder, ref) if holder is not None else None
     if holder is None or offer is None or not _offer_belongs_here(offer, holder, page):
         return _render_landing(request, page, message_code=messages.OFFER_NOT_FOUND, status=400)
+    site = readers.site_of(request, page)
 
     if access.offer_is_owned(request, offer):
         # The reader holds what this offer sells (their account, or what this browser just bought):
         # nothing to buy, no Payway session. Their own recent order of it is shown if there is one.
-        known = reader_for(request)
-        previous = attempts.previous_order(known, offer, timezone.now(), page.get_site()) if known else None
+        known = readers.reader_for(request)
+        previous = attempts.previous_order(known, offer, timezone.now(), site) if known else None
         if previous is not None and previous.purchase_page_id:
             return HttpResponseRedirect(
-                checkout_url(previous.purchase_page.specific, request, previous), status=303
+                pages.checkout_url(previous.purchase_page.specific, request, previous), status=303
             )
         logger.info("Buy of offer %s on page %s refused: the reader already holds it", ref, holder.pk)
         return _render_landing(
             request, page, message_code=messages.ALREADY_SUBSCRIBED, back_url=_back_url(holder, page, request)
         )
-    reader = reader_for(request, start=True)
+    reader = readers.reader_for(request, start=True)
     if reader is None:  # no session machinery at all: cannot keep track of the reader
         return _render_landing(
             request,
@@ -541,37 +392,34 @@ def buy(request: HttpRequest, page: Page) -> HttpResponse:
             status=503,
             back_url=_back_url(holder, page, request),
         )
-    # S13: only a buy that would create a Payway session is counted; repeated clicks reuse the open one.
-    budget = ratelimit.Decision(True)
-    if ratelimit.needs_new_session(reader, offer, holder):
-        budget = ratelimit.reserve_session(reader_key=reader.key, ip=client_ip(request), trial=offer.is_trial)
-        if not budget.allowed:
-            response = _render_landing(
-                request,
-                page,
-                message_code=messages.TOO_MANY_ATTEMPTS,
-                status=429,
-                back_url=_back_url(holder, page, request),
-                retry_after=budget.retry_after,
-            )
-            response["Retry-After"] = str(budget.retry_after)
-            return response
     result = session.start_purchase(
         reader=reader,
         offer=offer,
         offer_page=holder,
         purchase_page=page,
-        site=page.get_site(),
-        traffic_source=traffic_source(request),
+        site=site,
+        traffic_source=readers.traffic_source(request),
+        ip=client_ip(request),
     )
-    ratelimit.settle(budget, result)
+    if result.status == session.BuyStatus.RATE_LIMITED:
+        # S13: a new Payway session was needed and the budget is spent; nothing was written or sent.
+        response = _render_landing(
+            request,
+            page,
+            message_code=messages.TOO_MANY_ATTEMPTS,
+            status=429,
+            back_url=_back_url(holder, page, request),
+            retry_after=result.retry_after,
+        )
+        response["Retry-After"] = str(result.retry_after)
+        return response
     if result.status in (session.BuyStatus.READY, session.BuyStatus.EXISTING):
-        return HttpResponseRedirect(checkout_url(page, request, result.attempt), status=303)
+        return HttpResponseRedirect(pages.checkout_url(page, request, result.attempt), status=303)
     if result.status == session.BuyStatus.LOGIN:
         provider = get_identity_provider()
         if provider is not None:
             provider.forget(request)
-            landing = f"{_page_url(page, request)}?{urlencode({'page': page_id, 'offer': ref})}"
+            landing = f"{pages.page_url(page, request)}?{urlencode({'page': page_id, 'offer': ref})}"
             return HttpResponseRedirect(provider.login_url(request, landing), status=303)
     status = 503 if result.error_code in TRANSIENT_CODES else 200
     retry = {"page": page_id, "offer": ref} if messages.reader_message(result.error_code).retry else None
@@ -633,7 +481,7 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
         attempt,
         reader,
         authorization_token=token,
-        browser=browser_info(request),
+        browser=readers.browser_info(request),
         customer=customer_form.customer_info() if customer_form is not None else None,
         request=request,
     )
@@ -669,15 +517,16 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     ref = request.GET.get("ref", "")
-    reader = reader_for(request)
-    attempt = attempts.find_attempt(ref, reader) if ref else None
+    reader = readers.reader_for(request)
+    # The article is linked and its offer summarised: its page in the same query.
+    attempt = attempts.find_attempt(ref, reader, with_pages=("page",)) if ref else None
     if attempt is None and ref:
-        orders.record_foreign_reference(ref)
+        attempts.record_foreign_reference(ref)
     message = None
     article_url = ""
     grant = None
     if attempt is not None:
-        attempt = orders.expire_stale_placing(attempt)
+        attempt = orders.expire_stale_placing(readers.adopt(request, page, attempt))
         if orders.confirm(attempt):
             # The reader now owns the product: forget any cached "no access" answer.
             access.refresh_access(request)
@@ -693,13 +542,13 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         if grants.grant(request, attempt):
             grant = grants.grant_of(request, attempt)
     purchased = attempt is not None and attempt.state in (AttemptState.PLACED, AttemptState.CONFIRMED)
-    home_url = _home_url(request, page)
+    home_url = pages.home_url(request, page)
     login_next = article_url or home_url
-    context = _context(
+    context = pages.context(
         request,
         page,
         attempt=attempt,
-        summary=attempt_summary(attempt) if attempt is not None else None,
+        summary=pages.attempt_summary(attempt) if attempt is not None else None,
         purchased=purchased,
         neutral=attempt is None,
         analytics_event=analytics.purchase_event(attempt) if purchased else None,
@@ -708,28 +557,8 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         home_url=home_url,
         # How a new customer reads on other devices; a logged-in buyer already is.
         grant=grant if purchased and not attempt.existing_customer else None,
-        login_url=_reader_login_url(request, login_next) if (attempt is None or purchased) else "",
+        login_url=pages.reader_login_url(request, login_next) if (attempt is None or purchased) else "",
         support_reference=str(attempt.reference)[:8] if attempt is not None else "",
         refresh=attempt is not None and attempt.state == AttemptState.PLACING,
     )
     return TemplateResponse(request, "wagtail_klarna_paywall/confirmation_page.html", context)
-
-
-def _home_url(request: HttpRequest, page: Page) -> str:
-    site = page.get_site()
-    root = site.root_page if site is not None else None
-    return (root.get_url(request) if root is not None else None) or "/"
-
-
-def _reader_login_url(request: HttpRequest, next_url: str) -> str:
-    """The site's Payway login, returning to ``next_url``; "" when no identity provider can give one."""
-    provider = get_identity_provider()
-    if provider is None:
-        return ""
-    try:
-        return provider.login_url(request, next_url) or ""
-    except Exception:  # a failing provider must not take the confirmation page down
-        logger.warning(
-            "No log-in link for the confirmation page: the identity provider failed", exc_info=True
-        )
-        return ""

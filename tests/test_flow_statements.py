@@ -1,0 +1,264 @@
+"""What each step of the purchase flow costs in SQL statements, pinned so that a regression fails.
+
+Issue 12's lean flow: no reference indexing of attempts, the site's settings read once per request, the
+routed site and page reused, no read-back after a conditional update that changed the row, saves of the
+changed columns only. The ceilings below are what the flow needs today; ``bench/purchase_flow.py`` prints
+the same counts next to the timings. Six statements of every step are the page itself, as for any
+article: Wagtail's site and route lookups (5) and the reader's Django session (1).
+
+The database runs in autocommit, as in production (``transactional_db``): an atomic block is then a
+transaction, not a savepoint inside the test's own, so the counts are those of a real request. SQLite
+then also sends each transaction's BEGIN and COMMIT through Django's cursor, which
+``django_assert_max_num_queries`` counts and the benchmark does not (PostgreSQL's driver sends them on
+its own): :func:`ceiling` adds them. A first reader buys before anything is counted, so the site's
+settings row, Wagtail's site cache and Payway's system token exist, as on a site that has sold before.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import responses
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from wagtail.models import Locale, Page, ReferenceIndex, Site
+
+from tests.testapp.models import ArticlePage
+from wagtail_klarna_paywall.blocks import find_offer
+from wagtail_klarna_paywall.models import (
+    AttemptState,
+    EventKind,
+    KlarnaPurchasePage,
+    PaywallSettings,
+    PurchaseAttempt,
+    PurchaseConfirmationPage,
+)
+from wagtail_klarna_paywall.purchase import attempts, readers, session
+from wagtail_klarna_paywall.purchase import pages as flow_pages
+
+API = "https://payway.test"
+OFFER = {
+    "product_code": "digital",
+    "product_kind": "package",
+    "product_name": "Digital",
+    "period_type": "recurring",
+    "is_trial": False,
+    "period_id": "",
+    "price": "99.00",
+    "price_period": "month",
+    "label": "Digital, monthly",
+    "selling_points": ["Every article"],
+    "payment_method_category": "",
+}
+KLARNA_REDIRECT = "https://pay.klarna.com/eu/hpp/redirect/abc"
+CUSTOMER = {"email": "reader@example.com", "first_name": "Rea", "last_name": "Der"}
+
+
+def ceiling(statements: int, transactions: int = 0) -> int:
+    """``statements`` (as the benchmark counts them) plus a BEGIN and a COMMIT per transaction."""
+    return statements + 2 * transactions
+
+
+#: Statements per step, at most, as ``bench/purchase_flow.py`` counts them (issue 12's targets: buy 20,
+#: checkout 6, place order 12, confirmation 8), and the transactions each step commits.
+PLAIN_ARTICLE = ceiling(6)
+# Buy: the new reader's Django session (created, then saved again), the attempt and its Payway session.
+BUY = ceiling(16, 3)
+CHECKOUT = ceiling(8)
+# Place order: the PLACING mark with the product claims (committed before Payway is called), the session.
+PLACE_ORDER = ceiling(22, 2)
+CONFIRMATION = ceiling(12)
+
+
+def default_site() -> Site:
+    """Wagtail's default site; made again when an earlier test's flush (``transactional_db``) removed
+    what Wagtail's migrations had created."""
+    site = Site.objects.filter(is_default_site=True).first()
+    if site is not None:
+        return site
+    Locale.objects.get_or_create(language_code="en")
+    root = Page.add_root(instance=Page(title="Root", slug="root"))
+    home = root.add_child(instance=Page(title="Home", slug="home"))
+    return Site.objects.create(hostname="localhost", port=80, root_page=home, is_default_site=True)
+
+
+@pytest.fixture
+def pages(transactional_db):
+    home = default_site().root_page.specific
+    thanks = home.add_child(instance=PurchaseConfirmationPage(title="Thanks", slug="thanks"))
+    purchase_page = home.add_child(
+        instance=KlarnaPurchasePage(
+            title="Subscribe",
+            slug="subscribe",
+            confirmation_page=thanks,
+            offers=[{"type": "offer", "id": "offer-package", "value": OFFER}],
+        )
+    )
+    article = home.add_child(
+        instance=ArticlePage(
+            title="Free story",
+            slug="free-story",
+            body=[{"type": "paragraph", "id": "p1", "value": "<p>Free for everyone.</p>"}],
+        )
+    )
+    return purchase_page, article
+
+
+@pytest.fixture
+def payway():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(
+            responses.POST,
+            f"{API}/api/authorization/access_token",
+            json={"access_token": "system-token", "expires_in": 3600},
+        )
+        rsps.add(
+            responses.POST,
+            f"{API}/external/api/v2/klarna_payments/create_session",
+            json={
+                "item": {
+                    "klarna_client_token": "client-token",
+                    "klarna_payments_session_id": "0b1d9815-165e-42e2-8867-35bc03789e00",
+                    "payment_method_categories": [{"identifier": "pay_now", "name": "Pay now"}],
+                }
+            },
+        )
+        rsps.add(
+            responses.POST,
+            f"{API}/external/api/v2/klarna_payments/place_order",
+            json={"item": {"redirect_uri": KLARNA_REDIRECT, "order_id": "5f0d5a7d5b3e2a0001ab12cd"}},
+        )
+        yield rsps
+
+
+def purchase(reader: Client, purchase_page: Page, email: str) -> PurchaseAttempt:
+    """A whole purchase by a new reader, uncounted."""
+    form = {"page": purchase_page.pk, "offer": "offer-package"}
+    checkout = reader.post(purchase_page.url + "buy/", form, secure=True)["Location"]
+    reader.get(checkout, secure=True)
+    reader.post(checkout, {"klarna_authorization_token": "auth-0", **CUSTOMER, "email": email}, secure=True)
+    attempt = PurchaseAttempt.objects.latest("pk")
+    reader.get(f"/thanks/?ref={attempt.reference}", secure=True)
+    return attempt
+
+
+def test_every_step_of_a_purchase_stays_within_its_statements(pages, payway, django_assert_max_num_queries):
+    purchase_page, article = pages
+    purchase(Client(REMOTE_ADDR="192.0.2.9"), purchase_page, "first@example.com")
+    reader = Client(REMOTE_ADDR="192.0.2.10")
+    form = {"page": purchase_page.pk, "offer": "offer-package"}
+
+    with django_assert_max_num_queries(BUY):
+        bought = reader.post(purchase_page.url + "buy/", form, secure=True)
+    assert bought.status_code == 303
+    checkout = bought["Location"]
+    with django_assert_max_num_queries(CHECKOUT):
+        widget = reader.get(checkout, secure=True)
+    assert widget.status_code == 200 and "client-token" in widget.content.decode()
+    with django_assert_max_num_queries(PLACE_ORDER):
+        placed = reader.post(checkout, {"klarna_authorization_token": "auth-1", **CUSTOMER}, secure=True)
+    assert (placed.status_code, placed["Location"]) == (303, KLARNA_REDIRECT)
+    attempt = PurchaseAttempt.objects.latest("pk")
+    with django_assert_max_num_queries(CONFIRMATION):
+        confirmed = reader.get(f"/thanks/?ref={attempt.reference}", secure=True)
+    assert confirmed.status_code == 200
+    # The baseline every step includes: the same reader's plain article.
+    with django_assert_max_num_queries(PLAIN_ARTICLE):
+        assert reader.get(article.url, secure=True).status_code == 200
+
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.CONFIRMED
+    assert list(attempt.events.values_list("kind", flat=True)) == [
+        EventKind.BUY,
+        EventKind.SESSION_CREATED,
+        EventKind.AUTHORIZED,
+        EventKind.PLACED,
+        EventKind.CONFIRMED,
+    ]
+
+
+def test_a_second_click_that_reuses_the_session_costs_less_than_the_first(
+    pages, payway, django_assert_max_num_queries
+):
+    purchase_page, _article = pages
+    reader = Client(REMOTE_ADDR="192.0.2.11")
+    form = {"page": purchase_page.pk, "offer": "offer-package"}
+    first = reader.post(purchase_page.url + "buy/", form, secure=True)
+    # No Django session to create (the reader has one), no attempt to insert, no Payway call: the
+    # lookups, the row lock and two events, in one transaction.
+    with django_assert_max_num_queries(ceiling(13, 1)):
+        again = reader.post(purchase_page.url + "buy/", form, secure=True)
+    assert again["Location"] == first["Location"]
+    assert list(PurchaseAttempt.objects.get().events.values_list("kind", flat=True)) == [
+        EventKind.BUY,
+        EventKind.SESSION_CREATED,
+        EventKind.BUY,
+        EventKind.SESSION_REUSED,
+    ]
+
+
+def test_attempts_are_not_in_wagtails_reference_index(pages, payway):
+    """Wagtail would re-index every attempt on every save (the purchase log registers the model)."""
+    purchase_page, _article = pages
+    Client().post(
+        purchase_page.url + "buy/", {"page": purchase_page.pk, "offer": "offer-package"}, secure=True
+    )
+    assert PurchaseAttempt.objects.get().state == AttemptState.SESSION_READY
+    indexed = ReferenceIndex.objects.filter(content_type=ContentType.objects.get_for_model(PurchaseAttempt))
+    assert not indexed.exists()
+
+
+# -- the site's settings, once per request ----------------------------------------------------------
+
+
+def test_settings_are_read_once_per_site_instance(db, django_assert_num_queries):
+    site = default_site()
+    first = attempts.site_settings(site)
+    with django_assert_num_queries(0):
+        assert attempts.site_settings(site) is first
+    # Another Site instance (another request) reads them afresh.
+    another = Site.objects.get(pk=site.pk)
+    with django_assert_num_queries(1):
+        assert attempts.site_settings(another) == first
+
+
+def test_saving_the_settings_forgets_what_was_remembered(db, django_assert_num_queries):
+    site = default_site()
+    remembered = attempts.site_settings(site)
+    stored = PaywallSettings.objects.get(pk=remembered.pk)
+    stored.customer_service = "help@example.com"
+    stored.save()
+    with django_assert_num_queries(1):
+        assert attempts.site_settings(site).customer_service == "help@example.com"
+    stored.delete()
+    assert attempts.site_settings(site).customer_service == ""
+
+
+def test_the_views_and_the_flow_share_one_read_per_request(pages, rf):
+    purchase_page, _article = pages
+    request = rf.get(purchase_page.url)
+    site = Site.find_for_request(request)
+    assert flow_pages.request_settings(request) is attempts.site_settings(site)
+    assert readers.site_of(request, purchase_page) is site
+
+
+def test_the_shortcut_for_a_new_reader_still_meets_the_single_flight_constraint(pages, payway):
+    """A reader whose key this request made skips the lookups (nothing can name the key yet). Should a
+    row with that key exist after all, the insert fails on the open-attempt constraint and the flow
+    takes the existing attempt: still one open attempt and one Payway session."""
+    purchase_page, _article = pages
+    offer = find_offer(purchase_page, "offer-package")
+    start = functools.partial(
+        session.start_purchase,
+        offer=offer,
+        offer_page=purchase_page,
+        purchase_page=purchase_page,
+        site=default_site(),
+    )
+    first = start(reader=attempts.Reader("anon:" + "b" * 64))
+    again = start(reader=attempts.Reader("anon:" + "b" * 64, new=True))
+    assert (first.status, again.status) == (session.BuyStatus.READY, session.BuyStatus.READY)
+    assert again.attempt.pk == first.attempt.pk
+    assert PurchaseAttempt.objects.count() == 1
+    assert len([c for c in payway.calls if c.request.url.endswith("/create_session")]) == 1

@@ -1,0 +1,136 @@
+"""What every purchase-flow page shows besides its own content: the shared template context, the flow's
+URLs, the summary of an attempt (checkout and confirmation) and the reader's log-in link.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from wagtail.models import Page, Site
+
+from ..blocks import find_offer
+from ..conf import paywall_settings
+from ..login.identity import get_identity_provider
+from ..models import PaywallSettings, PurchaseAttempt
+from ..newsroom import analytics
+from . import attempts
+from .readers import site_of
+
+# Logged on the views' channel: this is part of their request layer.
+logger = logging.getLogger("wagtail_klarna_paywall.purchase.views")
+
+
+def request_settings(request: HttpRequest) -> PaywallSettings:
+    """The paywall settings of the site this request was routed to (model defaults when none matches)."""
+    # Through the routed Site instance, so the flow's own lookups share the answer (attempts.site_settings).
+    return attempts.site_settings(Site.find_for_request(request))
+
+
+def context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
+    """The template context of a flow page: the page's own, the site's test mode, analytics and contact
+    line, and ``extra``."""
+    values = page.get_context(request)
+    settings_obj = request_settings(request)
+    values.update(
+        paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
+        paywall_analytics=settings_obj.analytics_events,
+        analytics_currency=analytics.CURRENCY,
+        purchase_page=page,
+        # The site's contact line under every reader message (includes/message.html); blank shows none.
+        customer_service=settings_obj.customer_service,
+    )
+    values.update(extra)
+    return values
+
+
+def page_url(page: Page, request: HttpRequest) -> str:
+    return page.get_url(request) or "/"
+
+
+def subpage_url(page: Page, request: HttpRequest, name: str, **kwargs: Any) -> str:
+    base = page_url(page, request).rstrip("/") + "/"
+    return base + page.reverse_subpage(name, kwargs=kwargs or None)
+
+
+def checkout_url(page: Page, request: HttpRequest, attempt: PurchaseAttempt) -> str:
+    return subpage_url(page, request, "checkout", reference=attempt.reference)
+
+
+@dataclass(frozen=True)
+class AttemptSummary:
+    """What the checkout and confirmation show of an attempt: the editor's label and selling points from
+    the offer the reader chose, with the product, price and period the attempt stored (what is charged)."""
+
+    product_name: str
+    price: Any
+    price_period: str
+    is_trial: bool
+    label: str = ""
+    selling_points: tuple[str, ...] = ()
+    #: The last day of a free trial counted in days or weeks from when it starts (months vary in length).
+    trial_ends: datetime.date | None = None
+
+
+_TRIAL_LENGTH_RE = re.compile(r"^(?:(\d{1,4}) )?(day|week)s?$")
+
+
+def _trial_end(attempt: PurchaseAttempt) -> datetime.date | None:
+    match = _TRIAL_LENGTH_RE.match((attempt.price_period or "").strip())
+    if not attempt.is_trial or attempt.price or not match:
+        return None
+    days = int(match.group(1) or 1) * (7 if match.group(2) == "week" else 1)
+    start = timezone.localdate(attempt.placed_at) if attempt.placed_at else timezone.localdate()
+    return start + datetime.timedelta(days=days)
+
+
+def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
+    """The attempt's summary. The label and selling points come from the offer still configured on the
+    attempt's live page, and only while it sells the same product: an offer edited since then describes
+    something else, and the attempt's own product name is shown instead."""
+    offer = None
+    holder = attempt.page
+    if holder is not None and holder.live and ":" in attempt.offer_key:
+        offer = find_offer(holder, attempt.offer_key.split(":", 1)[1])
+    same = offer is not None and offer.product_code == attempt.product_code
+    return AttemptSummary(
+        product_name=attempt.product_name,
+        price=attempt.price,
+        price_period=attempt.price_period,
+        is_trial=attempt.is_trial,
+        label=offer.label if same else "",
+        selling_points=tuple(offer.selling_points) if same else (),
+        trial_ends=_trial_end(attempt),
+    )
+
+
+def article_url(page: Page | None, request: HttpRequest) -> str:
+    """The URL of a live article (or other page holding an offer), or ''."""
+    if page is None or not page.live:
+        return ""
+    return page.specific.get_url(request) or ""
+
+
+def home_url(request: HttpRequest, page: Page) -> str:
+    site = site_of(request, page)
+    root = site.root_page if site is not None else None
+    return (root.get_url(request) if root is not None else None) or "/"
+
+
+def reader_login_url(request: HttpRequest, next_url: str) -> str:
+    """The site's Payway login, returning to ``next_url``; "" when no identity provider can give one."""
+    provider = get_identity_provider()
+    if provider is None:
+        return ""
+    try:
+        return provider.login_url(request, next_url) or ""
+    except Exception:  # a failing provider must not take the confirmation page down
+        logger.warning(
+            "No log-in link for the confirmation page: the identity provider failed", exc_info=True
+        )
+        return ""
