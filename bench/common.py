@@ -199,7 +199,7 @@ class FakePaywayServer:
                 return sock, address
 
         self.server = Server(("127.0.0.1", port), QuietHandler, allow_reuse_address=True)
-        self.server.set_app(WSGIHandler())
+        self.server.set_app(KlarnaHopOnKlarnasHost(WSGIHandler()))
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
         self.thread.daemon = True
 
@@ -213,6 +213,27 @@ class FakePaywayServer:
         state.reset()
         self.server.shutdown()
         self.server.server_close()
+
+
+class KlarnaHopOnKlarnasHost:
+    """The fake answers ``place_order`` with a Klarna hop built from the request's own scheme and host,
+    here ``http://127.0.0.1:<port>``, which the flow rightly refuses (not https, not Klarna) and answers
+    with a security event and a redirect to the confirmation page instead. Real Klarna hops are https on
+    ``klarna.com`` and pass: so the fake's order calls are served as if on Klarna's host, and the
+    benchmark measures the path every real purchase takes. The hop itself is never followed."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO", "").endswith(("/place_order", "/place_trial_order")):
+            environ = {
+                **environ,
+                "wsgi.url_scheme": "https",
+                "HTTP_HOST": "pay.klarna.com",
+                "SERVER_PORT": "443",
+            }
+        return self.app(environ, start_response)
 
 
 def reader_address(number: int) -> str:
