@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.core.cache import caches
 from django.db.models import Q
 from django.utils import timezone
 from wagtail.models import Page, Site
@@ -150,12 +151,13 @@ def site_settings(site: Site | None = None, *, request: HttpRequest | None = Non
     no site (a request to a host no site serves still gets a page). Given a ``request``, the site it was
     routed to.
 
-    Remembered on ``site`` itself: the flow asks several times per request (product key, rebuy guard,
-    confirmation page, checkout, grants), and is handed the site, not the request, so Wagtail's own cache
-    (``for_request``, on the request) is out of its reach. The views hand the flow the Site instance the
-    request was routed through, so this caches the settings for that request. Saving or deleting any
-    ``PaywallSettings`` makes every remembered answer in this process stale (:func:`forget_settings`);
-    other processes' requests route through Site instances of their own, found afresh each time.
+    Every step of the flow needs them, several times (product key, rebuy guard, confirmation page,
+    checkout, grants), and editors change them rarely, so they are read from the database once per
+    ``SETTINGS_CACHE_TTL`` per site: kept in the plugin's cache (``CACHE``, shared by every process when it
+    is Redis or memcached) and, for the rest of the request, on the routed ``site`` instance itself (the
+    views hand the flow that instance). Saving or deleting a ``PaywallSettings`` forgets both
+    (:func:`forget_settings`): at once in this process and in the shared cache; a process-local cache
+    (LocMemCache) under several processes sees the change within the TTL.
     """
     if request is not None:
         site = Site.find_for_request(request)
@@ -164,19 +166,33 @@ def site_settings(site: Site | None = None, *, request: HttpRequest | None = Non
     remembered = getattr(site, _SETTINGS_ON_SITE, None)
     if remembered is not None and remembered[0] == _settings_generation[0]:
         return remembered[1]
-    instance = PaywallSettings.for_site(site)
+    cache = caches[paywall_settings.CACHE]
+    key = _settings_key(site.pk)
+    instance = cache.get(key)
+    if not isinstance(instance, PaywallSettings) or instance.site_id != site.pk:
+        instance = PaywallSettings.for_site(site)
+        cache.set(key, instance, SETTINGS_CACHE_TTL)
     setattr(site, _SETTINGS_ON_SITE, (_settings_generation[0], instance))
     return instance
 
 
+#: Seconds the site settings are kept in the plugin's cache (a save forgets them at once).
+SETTINGS_CACHE_TTL = 300
 _SETTINGS_ON_SITE = "_wagtail_klarna_paywall_settings"
 #: Bumped on every save or delete of a PaywallSettings: answers remembered before it are not used again.
 _settings_generation = [0]
 
 
-def forget_settings(**kwargs: Any) -> None:
+def _settings_key(site_id: Any) -> str:
+    return f"wagtail_klarna_paywall:site-settings:{site_id}"
+
+
+def forget_settings(instance: Any = None, **kwargs: Any) -> None:
     """``post_save`` / ``post_delete`` of PaywallSettings (connected in ``signal_handlers``)."""
     _settings_generation[0] += 1
+    site_id = getattr(instance, "site_id", None)
+    if site_id is not None:
+        caches[paywall_settings.CACHE].delete(_settings_key(site_id))
 
 
 def account_sync_flags(settings_obj: PaywallSettings) -> AccountSyncFlags:

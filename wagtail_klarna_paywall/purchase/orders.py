@@ -345,7 +345,7 @@ def _claim_and_mark_placing(
     queue on the row locks; the first one commits its claim, and every later one sees it.
     """
     with transaction.atomic():
-        claims = [_locked_claim(key, product) for key in keys]
+        claims = _locked_claims(keys, product)
         holder_ids = {
             claim.attempt_id
             for claim in claims
@@ -390,24 +390,23 @@ def _claim_and_mark_placing(
         return rows, None
 
 
-def _locked_claim(reader_key: str, product: str) -> ProductClaim:
-    """The claim row of (``reader_key``, ``product``), locked until the transaction ends; created when
-    missing. Two requests creating it at once: the unique constraint makes the second wait for the
-    first's commit and fail, and it then locks the committed row."""
-    for _ in range(3):
-        claim = (
-            ProductClaim.objects.select_for_update()
-            .filter(reader_key=reader_key, product_key=product)
-            .first()
-        )
-        if claim is not None:
-            return claim
-        try:
-            with transaction.atomic():
-                return ProductClaim.objects.create(reader_key=reader_key, product_key=product)
-        except IntegrityError:
-            continue
-    raise IntegrityError("Could not lock the product claim")
+def _locked_claims(keys: list[str], product: str) -> list[ProductClaim]:
+    """The claim rows of (each of ``keys``, ``product``), created when missing and locked until the
+    transaction ends, in key order (two buyers sharing a key cannot deadlock). Two statements whatever the
+    number of keys: one INSERT that skips rows that exist (``ON CONFLICT DO NOTHING``; a row another
+    request is creating makes it wait for that request's commit), then one ``SELECT ... FOR UPDATE``, whose
+    fresh snapshot sees every row, committed by whoever made it."""
+    ProductClaim.objects.bulk_create(
+        [ProductClaim(reader_key=key, product_key=product) for key in keys], ignore_conflicts=True
+    )
+    claims = list(
+        ProductClaim.objects.select_for_update()
+        .filter(product_key=product, reader_key__in=keys)
+        .order_by("reader_key")
+    )
+    if len(claims) != len(set(keys)):
+        raise IntegrityError("Could not lock the product claims")
+    return claims
 
 
 def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceResult:

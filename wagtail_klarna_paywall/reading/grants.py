@@ -179,25 +179,30 @@ def _read_grants(request: HttpRequest, now: dt.datetime) -> tuple[Grant, ...]:
             request.session[SESSION_KEY] = kept
         else:
             request.session.pop(SESSION_KEY, None)
-    grants = []
-    for entry in reversed(kept):
-        codes, product_code = rows[entry["ref"]]
-        codes = [code for code in (codes or ()) if isinstance(code, str) and code] or [product_code]
-        grants.append(
-            Grant(
-                reference=entry["ref"],
-                codes=frozenset(codes),
-                until=dt.datetime.fromtimestamp(entry["until"], tz=dt.timezone.utc),
-                email=str(entry.get("email") or ""),
-            )
-        )
-    return tuple(grants)
+    return tuple(_grant(entry, *rows[entry["ref"]]) for entry in reversed(kept))
 
 
-def grant_of(request: HttpRequest, attempt: PurchaseAttempt) -> Grant | None:
-    """The grant this browser holds for ``attempt``, if it counts now."""
+def _grant(entry: dict[str, Any], codes: Any, product_code: str) -> Grant:
+    codes = [code for code in (codes or ()) if isinstance(code, str) and code] or [product_code]
+    return Grant(
+        reference=entry["ref"],
+        codes=frozenset(codes),
+        until=dt.datetime.fromtimestamp(entry["until"], tz=dt.timezone.utc),
+        email=str(entry.get("email") or ""),
+    )
+
+
+def grant_of(request: HttpRequest, attempt: PurchaseAttempt, now: dt.datetime | None = None) -> Grant | None:
+    """The grant this browser holds for ``attempt``, if it counts now. Made from ``attempt`` itself, which
+    the caller has just read: no query."""
+    session = getattr(request, "session", None)
+    if session is None or attempt.state not in GRANTING_STATES:
+        return None
     ref = str(attempt.reference)
-    return next((g for g in active_grants(request) if g.reference == ref), None)
+    entry = next((entry for entry in _entries(request) if entry["ref"] == ref), None)
+    if entry is None or entry["until"] <= (now or timezone.now()).timestamp():
+        return None
+    return _grant(entry, attempt.access_codes, attempt.product_code)
 
 
 def end_grants(request: HttpRequest) -> None:
