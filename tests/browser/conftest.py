@@ -182,10 +182,21 @@ def watch() -> Watch:
 @pytest.fixture
 def context(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest):
     """A fresh browser context (no cookies: a new anonymous reader) in English, on a freshly reset fake."""
+    yield from _reader_context(browser, sandbox, watch, request, locale="en-GB")
+
+
+@pytest.fixture
+def swedish_page(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest):
+    """A page in a fresh browser context of a Swedish reader (``Accept-Language: sv-SE``)."""
+    for ctx in _reader_context(browser, sandbox, watch, request, locale="sv-SE"):
+        yield ctx.new_page()
+
+
+def _reader_context(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest, *, locale: str):
     sandbox.reset_fake()
     sandbox.forget_purchases()
     ctx = browser.new_context(
-        base_url=sandbox.base_url, locale="en-GB", viewport={"width": 1100, "height": 900}
+        base_url=sandbox.base_url, locale=locale, viewport={"width": 1100, "height": 900}
     )
     ctx.set_default_timeout(TIMEOUT_MS)
     ctx.expose_function("__wkpReportCsp", lambda violation: watch.csp_violations.append(violation))
