@@ -193,27 +193,27 @@ class OfferBlock(blocks.StructBlock):
 
     product_code = ProductChooserBlock(label=_("Payway product code"), max_length=1024)
     product_kind = blocks.ChoiceBlock(
-        label=_("product kind"),
+        label=_("Product kind"),
         choices=[("package", _("Package")), ("campaign", _("Campaign"))],
         default="package",
     )
-    product_name = blocks.CharBlock(label=_("product name"), required=False)
+    product_name = blocks.CharBlock(label=_("Product name"), required=False)
     period_type = blocks.ChoiceBlock(
-        label=_("period type"),
+        label=_("Period type"),
         choices=[("recurring", _("Recurring")), ("limited", _("Limited"))],
         default="recurring",
         help_text=_("Campaigns are always recurring."),
     )
-    is_trial = blocks.BooleanBlock(label=_("free trial"), required=False)
+    is_trial = blocks.BooleanBlock(label=_("Free trial"), required=False)
     period_id = blocks.CharBlock(
         label=_("Klarna payment period"), required=False, max_length=24, help_text=_("Required for trials.")
     )
-    price = blocks.DecimalBlock(label=_("price per period"), required=False, decimal_places=2)
+    price = blocks.DecimalBlock(label=_("Price per period"), required=False, decimal_places=2)
     price_period = blocks.CharBlock(
-        label=_("period"), required=False, help_text=_("Filled by the chooser, e.g. “month” or “3 month”.")
+        label=_("Period"), required=False, help_text=_("Filled by the chooser, e.g. “month” or “3 month”.")
     )
     included_product_codes = blocks.CharBlock(
-        label=_("product codes it includes"),
+        label=_("Product codes it includes"),
         required=False,
         max_length=4096,
         help_text=_(
@@ -221,9 +221,9 @@ class OfferBlock(blocks.StructBlock):
             "contains, separated by commas. Readers who hold one of them read on."
         ),
     )
-    label = blocks.CharBlock(label=_("label"))
+    label = blocks.CharBlock(label=_("Label"))
     selling_points = blocks.ListBlock(
-        blocks.CharBlock(label=_("selling point")), label=_("selling points"), required=False, default=[]
+        blocks.CharBlock(label=_("Selling point")), label=_("Selling points"), required=False, default=[]
     )
     payment_method_category = blocks.ChoiceBlock(
         label=_("Klarna payment method"),
@@ -286,17 +286,17 @@ class OfferBlock(blocks.StructBlock):
 class PaywallBlock(blocks.StructBlock):
     """A paywall and a cut point: blocks after it in the stream are for subscribers only."""
 
-    heading = blocks.CharBlock(label=_("heading"))
-    teaser = blocks.RichTextBlock(label=_("teaser"), required=False)
-    offers = blocks.ListBlock(OfferBlock(), label=_("offers"), min_num=1)
+    heading = blocks.CharBlock(label=_("Heading"))
+    teaser = blocks.RichTextBlock(label=_("Teaser"), required=False)
+    offers = blocks.ListBlock(OfferBlock(), label=_("Offers"), min_num=1)
     purchase_page = blocks.PageChooserBlock(
-        label=_("purchase page"),
+        label=_("Purchase page"),
         page_type="wagtail_klarna_paywall.KlarnaPurchasePage",
         required=False,
         help_text=_("Left empty, the site's only live purchase page is used."),
     )
     confirmation_page = blocks.PageChooserBlock(
-        label=_("confirmation page"),
+        label=_("Confirmation page"),
         page_type="wagtail_klarna_paywall.PurchaseConfirmationPage",
         required=False,
         help_text=_("Defaults to the site's confirmation page."),
@@ -304,13 +304,13 @@ class PaywallBlock(blocks.StructBlock):
     # No default text: a default would be stored in the editor's admin language and shown to every reader
     # in it. Empty means DEFAULT_LOGIN_TEXT, rendered in the reader's language.
     login_text = blocks.CharBlock(
-        label=_("log-in text"),
+        label=_("Log-in text"),
         required=False,
         help_text=_("Leave empty for “Already a subscriber? Log in” in the reader's language."),
     )
     access_product_codes = blocks.ListBlock(
-        blocks.CharBlock(label=_("product code")),
-        label=_("product codes that grant access"),
+        blocks.CharBlock(label=_("Product code")),
+        label=_("Product codes that grant access"),
         required=False,
         default=[],
         help_text=_(
