@@ -161,11 +161,30 @@ def line_counts(root: Path = ROOT) -> dict[str, int]:
     }
 
 
+#: Imports inside functions that Wagtail's own patterns call for, and the only ones allowed to close a loop:
+#: a page model's routes reach their views lazily (the views read the models), as Wagtail's contrib apps do.
+LAZY_BY_DESIGN = {(f"{PACKAGE}.models.pages", f"{PACKAGE}.purchase.views")}
+
+
+def without_lazy_by_design(graph: Graph) -> Graph:
+    return Graph(
+        graph.modules, [imp for imp in graph.imports if (imp.importer, imp.imported) not in LAZY_BY_DESIGN]
+    )
+
+
+def _print_loops(loops: list[list[str]]) -> None:
+    for loop in loops:
+        print(f"  {len(loop)} modules: {', '.join(loop)}")
+    if not loops:
+        print("  none")
+
+
 def main() -> int:
     graph = build()
-    print("Import loops (over every import, function-level ones included):")
-    for loop in graph.loops() or [["none"]]:
-        print(f"  {len(loop) if loop != ['none'] else 0}: {', '.join(loop)}")
+    print("Import loops, leaving out the page routes' lazy import of their views:")
+    _print_loops(without_lazy_by_design(graph).loops())
+    print("The same, counting that one lazy import too:")
+    _print_loops(graph.loops())
     print("Function-level imports of the package's own modules:")
     for imp in graph.function_level():
         print(f"  {imp.importer}:{imp.line} -> {imp.imported}")
