@@ -55,3 +55,28 @@ def test_no_code_outside_the_fake_names_its_files():
         if needle in f.read_text(encoding="utf-8")
     ]
     assert outside and offenders == []
+
+
+def test_the_fake_runs_as_its_own_process_without_the_plugin_app():
+    """``sandbox/run-production`` serves the fake from a process whose only app is the fake (no database,
+    no plugin models): nothing the fake imports may load the plugin's models."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="sandbox.settings.fake_payway",
+        PYTHONPATH=os.pathsep.join([str(root), str(root / "sandbox")]),
+    )
+    code = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "import sandbox.fake_payway_urls\n"
+        "print(Client().get('/fake-payway/sso/login').status_code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

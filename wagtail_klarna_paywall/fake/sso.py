@@ -39,7 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..conf import paywall_settings as conf
-from ..login.sso import (
+from ..login.protocol import (
     ANSWER_SHAPES,
     AUDIENCE,
     CALL_LIFETIME,

@@ -43,6 +43,23 @@ from ..payway.sso_client import get_sso_client
 from ..reading.access import refresh_access
 from ..reading.grants import end_grants
 from .identity import client_ip
+from .protocol import (
+    ALGORITHM,
+    ANSWER_REQUIRED_CLAIMS,
+    ANSWER_STATUSES,
+    AUDIENCE,
+    CALL_LIFETIME,
+    ERR_SESSION_NOT_FOUND,
+    IDENTIFY_LIFETIME,
+    LEEWAY,
+    RESPONSE_ISSUER,
+    SHAPE_CLIENT_AUD,
+    SHAPE_NONE,
+    SHAPE_OTHER,
+    SHAPE_PW_SSO_AUD,
+    STATUS_LOGGEDIN,
+    STATUS_TERMINATED,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -55,37 +72,6 @@ logger = logging.getLogger(__name__)
 SESSION_KEY = "wagtail_klarna_paywall.sso"
 #: A login this browser started: the nonce SSO2 hands back to us inside ``r``, and where to go after.
 PENDING_LOGIN_KEY = "wagtail_klarna_paywall.sso_login"
-
-AUDIENCE = "pw-sso"
-ALGORITHM = "HS256"
-#: Clock skew tolerated on SSO2's answers (Adeprimo's own integration allows 120 s).
-LEEWAY = 120
-IDENTIFY_LIFETIME = 60
-CALL_LIFETIME = 10
-#: The issuer SSO2 names when an answer is addressed to our client id (one of the shapes below).
-RESPONSE_ISSUER = "pw-sso"
-
-STATUS_ANON = "anon"
-STATUS_LOGGEDIN = "loggedin"
-STATUS_TERMINATED = "terminated"
-ERR_SESSION_NOT_FOUND = "session_not_found"
-
-#: Which claims of an SSO2 answer matter: the one place this is decided (docs/payway-contract.md, section
-#: "SSO2 answers"). An answer is trusted on its HS256 signature with our client secret, its time claims
-#: (``exp`` required; ``nbf``/``iat`` checked when present; all with :data:`LEEWAY`) and a readable
-#: ``sid``/``sts``. Payway documents ``aud``/``iss`` only for the tokens a site sends, so an answer's
-#: ``aud``/``iss`` may be absent or in either orientation and never decide anything: the shape seen is
-#: logged once per process so a site can confirm what its SSO2 sends. No other claim is ever a reason to
-#: refuse. A token we signed ourselves (identify, sessionstatus, logout) never carries ``sts``, so requiring
-#: ``sts`` keeps one of ours, such as the Identify token visible in the browser, from passing as an answer.
-ANSWER_REQUIRED_CLAIMS = ("exp", "sid", "sts")
-ANSWER_STATUSES = (STATUS_ANON, STATUS_LOGGEDIN, STATUS_TERMINATED)
-#: Names of the ``aud``/``iss`` shapes, as logged (and as the fake's ``SSO2_CLAIMS`` switch names them).
-SHAPE_CLIENT_AUD = "client-aud"  # aud = our client id, iss = "pw-sso"
-SHAPE_PW_SSO_AUD = "pw-sso-aud"  # aud = "pw-sso", iss = our organisation id
-SHAPE_NONE = "none"  # neither claim
-SHAPE_OTHER = "other"  # anything else (accepted too; logged as a warning)
-ANSWER_SHAPES = (SHAPE_CLIENT_AUD, SHAPE_PW_SSO_AUD, SHAPE_NONE)
 
 #: An identity token this close to expiry is renewed before use.
 TOKEN_EXPIRY_MARGIN = 60
