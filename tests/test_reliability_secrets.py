@@ -57,7 +57,24 @@ EMAIL = "tolvan.tolvansson@example.se"
 NAME = "Tolvansson"
 CUSTOMER = {"email": EMAIL, "first_name": "Tolvan", "last_name": NAME}
 
-PERSONNUMMER_RE = re.compile(r"\b(19|20)?\d{6}[-+]?\d{4}\b")
+#: A personnummer in any of its written forms, but not the digits of a UUID: an attempt's reference such as
+#: ``19807875-6442-…`` has the shape too, so a match may not touch a letter, digit or dash.
+PERSONNUMMER_RE = re.compile(r"(?<![\w-])(19|20)?\d{6}[-+]?\d{4}(?![\w-])")
+
+
+def test_the_personnummer_pattern_finds_every_form_and_no_uuid():
+    for text in (
+        "19121212-1212",
+        "191212121212",
+        "121212-1212",
+        PERSONNUMMER_SHORT,
+        '"ssn": "19121212-1212"',
+    ):
+        assert PERSONNUMMER_RE.search(text), text
+    assert not PERSONNUMMER_RE.search("19807875-6442-4171-90e8-8e80c6ff118a")
+    assert not PERSONNUMMER_RE.search("/checkout/20121212-1212-4171-90e8-8e80c6ff118a/")
+
+
 FORBIDDEN = {
     "system token": re.compile(re.escape(SYSTEM_TOKEN)),
     "identity token": re.compile(re.escape(IDENTITY_TOKEN)),
