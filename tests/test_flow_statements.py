@@ -25,6 +25,15 @@ from django.core.cache import caches
 from django.test import Client
 from wagtail.models import Locale, Page, ReferenceIndex, Site
 
+from tests.factories import (
+    CREATE_V2,
+    CUSTOMER,
+    KLARNA_REDIRECT,
+    OFFER_DEFAULTS,
+    PLACE_V2,
+    order_json,
+    session_json,
+)
 from tests.testapp.models import ArticlePage
 from wagtail_klarna_paywall.blocks import find_offer
 from wagtail_klarna_paywall.conf import paywall_settings
@@ -37,24 +46,8 @@ from wagtail_klarna_paywall.models import (
     PurchaseConfirmationPage,
 )
 from wagtail_klarna_paywall.purchase import attempts, readers, session
-from wagtail_klarna_paywall.purchase import pages as flow_pages
 
-API = "https://payway.test"
-OFFER = {
-    "product_code": "digital",
-    "product_kind": "package",
-    "product_name": "Digital",
-    "period_type": "recurring",
-    "is_trial": False,
-    "period_id": "",
-    "price": "99.00",
-    "price_period": "month",
-    "label": "Digital, monthly",
-    "selling_points": ["Every article"],
-    "payment_method_category": "",
-}
-KLARNA_REDIRECT = "https://pay.klarna.com/eu/hpp/redirect/abc"
-CUSTOMER = {"email": "reader@example.com", "first_name": "Rea", "last_name": "Der"}
+OFFER = {**OFFER_DEFAULTS, "selling_points": ["Every article"]}
 
 
 def ceiling(statements: int, transactions: int = 0) -> int:
@@ -109,30 +102,11 @@ def pages(transactional_db):
 
 
 @pytest.fixture
-def payway():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add(
-            responses.POST,
-            f"{API}/api/authorization/access_token",
-            json={"access_token": "system-token", "expires_in": 3600},
-        )
-        rsps.add(
-            responses.POST,
-            f"{API}/external/api/v2/klarna_payments/create_session",
-            json={
-                "item": {
-                    "klarna_client_token": "client-token",
-                    "klarna_payments_session_id": "0b1d9815-165e-42e2-8867-35bc03789e00",
-                    "payment_method_categories": [{"identifier": "pay_now", "name": "Pay now"}],
-                }
-            },
-        )
-        rsps.add(
-            responses.POST,
-            f"{API}/external/api/v2/klarna_payments/place_order",
-            json={"item": {"redirect_uri": KLARNA_REDIRECT, "order_id": "5f0d5a7d5b3e2a0001ab12cd"}},
-        )
-        yield rsps
+def payway(payway):
+    """The suite's fake Payway, answering the one session and order of each purchase."""
+    payway.add(responses.POST, CREATE_V2, json=session_json(categories=("pay_now",)))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    return payway
 
 
 def purchase(reader: Client, purchase_page: Page, email: str) -> PurchaseAttempt:
@@ -252,7 +226,7 @@ def test_the_views_and_the_flow_share_one_read_per_request(pages, rf):
     purchase_page, _article = pages
     request = rf.get(purchase_page.url)
     site = Site.find_for_request(request)
-    assert flow_pages.request_settings(request) is attempts.site_settings(site)
+    assert attempts.site_settings(request=request) is attempts.site_settings(site)
     assert readers.site_of(request, purchase_page) is site
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from wagtail.models import Page, Site
+from wagtail.models import Page
 
 from ..blocks import find_offer
 from ..conf import paywall_settings
 from ..login.identity import get_identity_provider
-from ..models import PaywallSettings, PurchaseAttempt
+from ..models import PurchaseAttempt
 from ..newsroom import analytics
 from . import attempts
 from .readers import site_of
@@ -26,17 +26,11 @@ from .readers import site_of
 logger = logging.getLogger("wagtail_klarna_paywall.purchase.views")
 
 
-def request_settings(request: HttpRequest) -> PaywallSettings:
-    """The paywall settings of the site this request was routed to (model defaults when none matches)."""
-    # Through the routed Site instance, so the flow's own lookups share the answer (attempts.site_settings).
-    return attempts.site_settings(Site.find_for_request(request))
-
-
 def context(request: HttpRequest, page: Page, **extra: Any) -> dict[str, Any]:
     """The template context of a flow page: the page's own, the site's test mode, analytics and contact
     line, and ``extra``."""
     values = page.get_context(request)
-    settings_obj = request_settings(request)
+    settings_obj = attempts.site_settings(request=request)
     values.update(
         paywall_test_mode=settings_obj.test_mode or not paywall_settings.is_production,
         paywall_analytics=settings_obj.analytics_events,
