@@ -27,14 +27,19 @@ def period_code(iteration_type: str, iteration_length: int) -> str:
     return unit if iteration_length == 1 else f"{iteration_length} {unit}"
 
 
+def _parse(value: Any) -> tuple[int, str] | None:
+    """(length, unit) of a stored period, or None for anything else (text an editor typed)."""
+    match = _PERIOD_RE.match((value or "").strip() if isinstance(value, str) else "")
+    return (int(match.group(1) or 1), match.group(2)) if match else None
+
+
 def period_label(value: Any) -> str:
     """A stored period in the reader's (or editor's) language: ``"month"`` -> "månad", ``"3 month"`` ->
     "3 månader". Anything else (text an editor typed) is shown as it is."""
-    text = (value or "").strip() if isinstance(value, str) else ""
-    match = _PERIOD_RE.match(text)
-    if not match:
-        return text
-    length, unit = int(match.group(1) or 1), match.group(2)
+    parsed = _parse(value)
+    if parsed is None:
+        return (value or "").strip() if isinstance(value, str) else ""
+    length, unit = parsed
     singular, plural = PERIOD_UNITS[unit]
     return str(singular) if length == 1 else f"{length} {plural}"
 
@@ -42,10 +47,9 @@ def period_label(value: Any) -> str:
 def period_duration(value: Any) -> str:
     """A stored period as a length of time, always counted: ``"month"`` -> "1 månad", ``"14 day"`` ->
     "14 dagar" (for "free for ..."). Anything else is shown as it is."""
-    text = (value or "").strip() if isinstance(value, str) else ""
-    match = _PERIOD_RE.match(text)
-    if not match:
-        return text
-    length, unit = int(match.group(1) or 1), match.group(2)
+    parsed = _parse(value)
+    if parsed is None:
+        return (value or "").strip() if isinstance(value, str) else ""
+    length, unit = parsed
     singular, plural = PERIOD_UNITS[unit]
     return f"{length} {singular if length == 1 else plural}"

@@ -93,30 +93,16 @@ def reserve_session(*, reader_key: str, ip: str, trial: bool, now: float | None 
         checks.append((IP, ip))
         if trial:
             checks.append((TRIAL_IP, ip))
-    cache = caches[paywall_settings.CACHE]
     taken: list[str] = []
     refusal: tuple[str, int] | None = None
     for name, subject in checks:
         limit = configured.get(name)
         if limit is None or not subject:
             continue
-        allowed, period = limit
-        window = int(now // period)
-        key = _counter_key(name, subject, window)
-        window_end = (window + 1) * period
-        # The counter outlives its window by a little, never less: a key that vanished early would reset
-        # the count in the middle of a window.
-        cache.add(key, 0, timeout=int(window_end - now) + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # evicted between add and incr
-            cache.set(key, 1, timeout=int(window_end - now) + 1)
-            count = 1
+        key, within, retry_after = _count(name, subject, limit, now)
         taken.append(key)
-        if count > allowed:
-            retry_after = max(1, int(window_end - now + 0.999))
-            if refusal is None or retry_after > refusal[1]:
-                refusal = (name, retry_after)
+        if not within and (refusal is None or retry_after > refusal[1]):
+            refusal = (name, retry_after)
     if refusal is None:
         return Decision(True, keys=tuple(taken))
     release(Decision(False, keys=tuple(taken)))
@@ -141,21 +127,29 @@ def hit(name: str, subject: str, *, now: float | None = None) -> Decision:
     limit = limits().get(name)
     if limit is None or not subject:
         return Decision(True)
-    now = time.time() if now is None else now
+    _key, within, retry_after = _count(name, subject, limit, time.time() if now is None else now)
+    if not within:
+        return Decision(False, retry_after=retry_after, limit=name)
+    return Decision(True)
+
+
+def _count(name: str, subject: str, limit: tuple[int, int], now: float) -> tuple[str, bool, int]:
+    """Count one more for ``subject`` in the current fixed window of limit ``name``: (the counter's key,
+    whether the count is within the limit, seconds until the window ends)."""
     allowed, period = limit
     window = int(now // period)
     key = _counter_key(name, subject, window)
     window_end = (window + 1) * period
     cache = caches[paywall_settings.CACHE]
+    # The counter outlives its window by a little, never less: a key that vanished early would reset the
+    # count in the middle of a window.
     cache.add(key, 0, timeout=int(window_end - now) + 1)
     try:
         count = cache.incr(key)
     except ValueError:  # evicted between add and incr
         cache.set(key, 1, timeout=int(window_end - now) + 1)
         count = 1
-    if count > allowed:
-        return Decision(False, retry_after=max(1, int(window_end - now + 0.999)), limit=name)
-    return Decision(True)
+    return key, count <= allowed, max(1, int(window_end - now + 0.999))
 
 
 def release(decision: Decision) -> None:
