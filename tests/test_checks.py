@@ -6,6 +6,7 @@ import pytest
 from django.core.checks import Error, Warning, run_checks
 from django.test import override_settings
 
+from tests.factories import STUB
 from wagtail_klarna_paywall.checks import TAG, is_loopback_url
 from wagtail_klarna_paywall.conf import PAYWAY_PRODUCTION_API_URL, PAYWAY_STAGE_API_URL, PAYWAY_STAGE_SSO_URL
 
@@ -219,20 +220,8 @@ def test_w003_sso2_without_organisation_id():
     assert ids(messages_for(ORGANISATION_ID="")) == ["wagtail_klarna_paywall.W003"]
 
 
-class SiteProvider:
-    """A site's own identity provider (importable, so E014 is quiet)."""
-
-    def get_identity_token(self, request):
-        return None
-
-    def login_url(self, request, next_url):
-        return "/login/"
-
-    def forget(self, request):
-        pass
-
-
-SITE_PROVIDER = "tests.test_checks.SiteProvider"
+#: A site's own identity provider (importable, so E014 is quiet).
+SITE_PROVIDER = STUB
 
 
 def test_w003_quiet_with_another_identity_provider():

@@ -6,27 +6,20 @@ import jwt
 import pytest
 from django.test import RequestFactory
 
+from tests.factories import StubIdentityProvider
 from wagtail_klarna_paywall.exceptions import ConfigurationError
 from wagtail_klarna_paywall.login import identity, sso
 from wagtail_klarna_paywall.purchase import readers
 
 
-class CountingProvider:
+class CountingProvider(StubIdentityProvider):
     """Counts how often it is built."""
 
     built = 0
+    token = None  # its own: what a test gives the stub is not this provider's
 
     def __init__(self):
         CountingProvider.built += 1
-
-    def get_identity_token(self, request):
-        return None
-
-    def login_url(self, request, next_url):
-        return "/login/"
-
-    def forget(self, request):
-        pass
 
 
 COUNTING = "tests.test_identity.CountingProvider"

@@ -192,11 +192,29 @@ def swedish_page(browser, sandbox: Sandbox, watch: Watch, request: pytest.Fixtur
         yield ctx.new_page()
 
 
-def _reader_context(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest, *, locale: str):
+@pytest.fixture
+def swedish_page_without_javascript(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest):
+    """As :func:`swedish_page`, in a browser that runs no JavaScript."""
+    for ctx in _reader_context(browser, sandbox, watch, request, locale="sv-SE", javascript=False):
+        yield ctx.new_page()
+
+
+def _reader_context(
+    browser,
+    sandbox: Sandbox,
+    watch: Watch,
+    request: pytest.FixtureRequest,
+    *,
+    locale: str,
+    javascript: bool = True,
+):
     sandbox.reset_fake()
     sandbox.forget_purchases()
     ctx = browser.new_context(
-        base_url=sandbox.base_url, locale=locale, viewport={"width": 1100, "height": 900}
+        base_url=sandbox.base_url,
+        locale=locale,
+        java_script_enabled=javascript,
+        viewport={"width": 1100, "height": 900},
     )
     ctx.set_default_timeout(TIMEOUT_MS)
     ctx.expose_function("__wkpReportCsp", lambda violation: watch.csp_violations.append(violation))

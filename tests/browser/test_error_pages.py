@@ -15,12 +15,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.sandbox import Sandbox, Watch
-from tests.browser.steps import assert_clean, choose_outcome, pay, wait_for_widget
+from tests.browser.steps import assert_clean, choose_outcome, open_article, pay, start_buying
+from tests.demo_site import ARTICLE_CAMPAIGN_DIGITAL as ARTICLE
 
-ARTICLE = "/nyheter/ny-cykelbana-langs-an/"  # the demo article offering the campaign and Digital
-DIGITAL = "Digital – 139 kr/mån"
 CUSTOMER_SERVICE = "Kundservice: kundservice@ekbytidning.se, 010-123 45 67"
-CHECKOUT_PATH = re.compile(r"/kop/checkout/[0-9a-f-]{36}/")
 
 #: (the fake widget's outcome, a phrase of the Swedish page the reader lands on)
 OUTCOMES = [
@@ -34,12 +32,8 @@ OUTCOMES = [
 
 
 def buy_digital_as_a_new_customer(page: Page) -> None:
-    page.goto(ARTICLE)
-    offer = page.locator("li, article, section, div").filter(has_text=DIGITAL)
-    offer = offer.filter(has=page.locator("form:has(input[name='offer'])")).last
-    offer.locator("[type=submit]").click()
-    page.wait_for_url(CHECKOUT_PATH)
-    wait_for_widget(page)
+    open_article(page, ARTICLE)
+    start_buying(page, "demo_digital")
     page.get_by_label("E-postadress").fill(f"ny.lasare.{secrets.token_hex(4)}@example.com")
     page.get_by_label("Förnamn").fill("Nina")
     page.get_by_label("Efternamn").fill("Läsare")

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.sandbox import REPORTER_SCRIPT, TIMEOUT_MS, Sandbox, Watch
+from tests.browser.sandbox import Sandbox, Watch
 
 pytestmark = pytest.mark.browser
 
@@ -25,40 +25,14 @@ PURCHASE_PAGE = "/kop/"
 CHECKOUT_PATH = re.compile(r"/kop/checkout/[0-9a-f-]{36}/")
 
 
-def _reader(browser, sandbox: Sandbox, watch: Watch, *, javascript: bool = True):
-    sandbox.reset_fake()
-    sandbox.forget_purchases()
-    ctx = browser.new_context(
-        base_url=sandbox.base_url,
-        locale="sv-SE",
-        java_script_enabled=javascript,
-        viewport={"width": 1100, "height": 900},
-    )
-    ctx.set_default_timeout(TIMEOUT_MS)
-    ctx.expose_function("__wkpReportCsp", lambda violation: watch.csp_violations.append(violation))
-    ctx.add_init_script(REPORTER_SCRIPT)
-    page = ctx.new_page()
-    page.on("console", lambda msg: watch.console(page, msg))
-    page.on("pageerror", lambda err: watch.page_errors.append(f"{page.url}: {err}"))
-    page.on("request", lambda req: req.method == "POST" and watch.posts.append(req.url))
-    page.on("response", lambda response: watch.responses.append(response))
-    return ctx, page
+@pytest.fixture
+def reader(swedish_page: Page) -> Page:
+    return swedish_page
 
 
 @pytest.fixture
-def reader(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest):
-    ctx, page = _reader(browser, sandbox, watch)
-    request.node._wkp_context = ctx
-    yield page
-    ctx.close()
-
-
-@pytest.fixture
-def reader_without_javascript(browser, sandbox: Sandbox, watch: Watch, request: pytest.FixtureRequest):
-    ctx, page = _reader(browser, sandbox, watch, javascript=False)
-    request.node._wkp_context = ctx
-    yield page
-    ctx.close()
+def reader_without_javascript(swedish_page_without_javascript: Page) -> Page:
+    return swedish_page_without_javascript
 
 
 def buy_posts(watch: Watch) -> list[str]:
