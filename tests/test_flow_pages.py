@@ -335,7 +335,10 @@ def test_checkout_and_confirmation_show_the_editors_label_and_selling_points(sho
         assert "99 kr / month" in summary
 
 
-def test_an_offer_edited_to_sell_something_else_is_not_described_as_the_attempt(shop, payway, reader):
+def test_an_offer_edited_after_the_reader_chose_it_is_still_described_as_chosen(shop, payway, reader):
+    """The summary is the offer the reader chose, copied onto the attempt at buy time: an edit of the
+    page since (here it sells something else) changes nothing the checkout or confirmation says."""
+    give_selling_points(shop, ["All articles"])
     payway.add(responses.POST, CREATE_V2, json=session_json())
     attempt = start_checkout(reader, shop)
     page = shop.purchase_page.specific
@@ -346,7 +349,8 @@ def test_an_offer_edited_to_sell_something_else_is_not_described_as_the_attempt(
 
     summary = summary_html(text(reader.get(checkout_path(attempt), secure=True)))
 
-    assert '<h2 class="wkp-offer-summary__name">Digital</h2>' in summary
+    assert '<h2 class="wkp-offer-summary__name">Digital, monthly</h2>' in summary
+    assert "<li>All articles</li>" in summary
     assert "Something else" not in summary and "Other" not in summary
     assert "99 kr / month" in summary  # what is charged is the attempt's
 

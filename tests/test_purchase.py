@@ -722,14 +722,16 @@ def test_confirm_once(shop, payway):
     assert attempt.events.filter(kind=EventKind.CONFIRMED).count() == 1
 
 
-def test_find_attempt_is_per_reader(shop, payway):
+def test_an_attempt_is_found_by_reference_and_is_its_readers_only(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     attempt = start(shop).attempt
-    assert attempts.find_attempt(str(attempt.reference), READER) == attempt
-    assert attempts.find_attempt(attempt.reference, attempts.Reader(key="anon:other")) is None
-    assert attempts.find_attempt("not-a-uuid", READER) is None
-    assert attempts.find_attempt(str(uuid.uuid4()), READER) is None
-    assert attempts.find_attempt(str(attempt.reference), None) is None
+    assert attempts.attempt_by_reference(str(attempt.reference)) == attempt
+    assert attempts.attempt_by_reference(attempt.reference) == attempt
+    assert attempts.attempt_by_reference("not-a-uuid") is None
+    assert attempts.attempt_by_reference(str(uuid.uuid4())) is None
+    assert attempts.is_readers(attempt, READER)
+    assert not attempts.is_readers(attempt, attempts.Reader(key="anon:other"))
+    assert not attempts.is_readers(attempt, None)
 
 
 def test_broken_signal_receiver_does_not_break_the_purchase(shop, payway):
@@ -926,8 +928,8 @@ def test_a_logged_in_reader_is_their_payway_account_on_every_device(shop, payway
     assert again.status == session.BuyStatus.EXISTING and again.attempt.pk == first.pk
     assert len(calls_to(payway, CREATE_V1)) == 2
     # The account's attempts are the reader's own on any device.
-    assert attempts.find_attempt(first.reference, device_b) == first
-    assert attempts.find_attempt(first.reference, attempts.Reader(key="anon:" + "e" * 64)) is None
+    assert attempts.is_readers(first, device_b)
+    assert not attempts.is_readers(first, attempts.Reader(key="anon:" + "e" * 64))
 
 
 def test_the_account_is_read_from_payway_when_the_caller_did_not(shop, payway):

@@ -13,6 +13,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 import responses
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
@@ -446,6 +448,30 @@ def test_checkout_of_another_reader_is_404(shop, payway, reader):
     assert stranger.get(f"/subscribe/checkout/{uuid.uuid4()}/", secure=True).status_code == 404
     assert reader.get("/subscribe/checkout/not-a-uuid/", secure=True).status_code == 404
     assert len(calls_to(payway, PLACE_V2)) == 0
+
+
+def test_the_checkout_knows_its_own_browser_by_the_session_cookie(shop, payway, reader, monkeypatch):
+    """The owner's checkout page is recognised from the session cookie without loading the session; a
+    browser with a session of its own, or with a cookie that names no session, is a stranger."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start_checkout(reader, shop)
+    loads = []
+    original = SessionStore.load
+    monkeypatch.setattr(SessionStore, "load", lambda self: loads.append(1) or original(self))
+
+    assert reader.get(checkout_path(attempt), secure=True).status_code == 200
+    assert loads == []
+
+    own_session = SessionStore()
+    own_session["something"] = True
+    own_session.create()
+    owners = reader.cookies[settings.SESSION_COOKIE_NAME].value
+    for cookie in (own_session.session_key, "x" * 32, owners[:-1]):
+        stranger = Client()
+        stranger.cookies[settings.SESSION_COOKIE_NAME] = cookie
+        assert stranger.get(checkout_path(attempt), secure=True).status_code == 404
+        assert stranger.post(checkout_path(attempt) + "declined/", secure=True).status_code == 404
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
 
 
 # -- step 5: place order ---------------------------------------------------------------------------------

@@ -229,10 +229,10 @@ class ReadTogether:
 
     def __init__(self, monkeypatch, parties: int) -> None:
         self.barrier = threading.Barrier(parties, timeout=30)
-        self.original = attempts.find_attempt
-        monkeypatch.setattr(attempts, "find_attempt", self)
+        self.original = attempts.attempt_by_reference
+        monkeypatch.setattr(attempts, "attempt_by_reference", self)
 
-    def __call__(self, reference, reader):
-        attempt = self.original(reference, reader)
+    def __call__(self, reference, **kwargs):
+        attempt = self.original(reference, **kwargs)
         self.barrier.wait()
         return attempt

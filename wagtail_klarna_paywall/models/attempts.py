@@ -127,6 +127,10 @@ class PurchaseAttempt(models.Model):
     # What is bought, whatever page or block offers it: "<title code>:<kind>:<code>" (purchase.product_key).
     product_key = models.CharField(_("product"), max_length=255, blank=True, db_index=True)
     product_name = models.CharField(_("product name"), max_length=255, blank=True)
+    # How the offer was presented when the reader chose it: the checkout and the confirmation describe
+    # what was bought as it was offered, whatever the editor changes on the page since.
+    offer_label = models.CharField(_("offer label"), max_length=255, blank=True)
+    selling_points = models.JSONField(_("selling points"), default=list, blank=True)
     period_type = models.CharField(_("period type"), max_length=20, blank=True)
     period_id = models.CharField(_("period id"), max_length=24, blank=True)
     is_trial = models.BooleanField(_("trial"), default=False)

@@ -260,6 +260,7 @@ INSPECT_FIELDS = [
     "state",
     "product_code",
     "product_name",
+    "offer_label",
     "product_kind",
     "period_type",
     "period_id",

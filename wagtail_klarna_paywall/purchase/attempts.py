@@ -92,37 +92,36 @@ def anonymous_reader_key(session_key: str) -> str:
     return "anon:" + hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def find_attempt(
-    reference: Any, reader: Reader | None, *, with_pages: tuple[str, ...] = ()
-) -> PurchaseAttempt | None:
-    """The reader's attempt with this reference; None for a malformed, unknown or foreign reference.
+def attempt_by_reference(reference: Any, *, with_pages: tuple[str, ...] = ()) -> PurchaseAttempt | None:
+    """The attempt with this reference, whoever made it; None for a malformed or unknown reference.
+    Whether the asking reader may see it is the caller's to decide (:func:`is_readers`, or
+    ``readers.made_in_this_browser``): one query by the unique reference, whichever way it is decided.
     ``with_pages`` names page fields to read in the same query (those the caller will show)."""
+    ref = parse_reference(reference)
+    if ref is None:
+        return None
+    return PurchaseAttempt.objects.filter(reference=ref).select_related(*with_pages).first()
+
+
+def is_readers(attempt: PurchaseAttempt, reader: Reader | None) -> bool:
+    """Whether ``attempt`` is the reader's own: made in their browser, or by their Payway account on any
+    device. Another reader's attempt must look like no attempt at all to them."""
     if reader is None:
-        return None
-    ref = parse_reference(reference)
-    if ref is None:
-        return None
-    # The reader's own attempts: made in this browser, or by their Payway account on any device.
-    who = Q(reader_key=reader.key)
-    if reader.account_key:
-        who |= Q(account_key=reader.account_key)
-    return PurchaseAttempt.objects.filter(who, reference=ref).select_related(*with_pages).first()
+        return False
+    return attempt.reader_key == reader.key or bool(
+        reader.account_key and attempt.account_key == reader.account_key
+    )
 
 
-def record_foreign_reference(reference: Any) -> None:
+def record_foreign_reference(attempt: PurchaseAttempt) -> None:
     """Someone opened the confirmation page with another reader's reference (B08): a security event."""
-    ref = parse_reference(reference)
-    if ref is None:
-        return
-    attempt = PurchaseAttempt.objects.filter(reference=ref).first()
-    if attempt is not None:
-        record_event(
-            attempt,
-            EventKind.SECURITY,
-            error_code=ErrorCode.FOREIGN_REFERENCE,
-            detail="confirmation opened by another reader",
-        )
-        logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)
+    record_event(
+        attempt,
+        EventKind.SECURITY,
+        error_code=ErrorCode.FOREIGN_REFERENCE,
+        detail="confirmation opened by another reader",
+    )
+    logger.warning("Confirmation page opened for attempt %s by another reader", attempt.reference)
 
 
 def same_reader(one: PurchaseAttempt, other: PurchaseAttempt) -> bool:
@@ -360,6 +359,8 @@ def offer_fields(offer: Offer) -> dict[str, Any]:
         "product_code": offer.product_code,
         "product_kind": offer.product_kind,
         "product_name": (offer.product_name or offer.label)[:255],
+        "offer_label": offer.label[:255],
+        "selling_points": [str(point) for point in offer.selling_points],
         "period_type": offer.period_type,
         "period_id": offer.period_id,
         "is_trial": offer.is_trial,

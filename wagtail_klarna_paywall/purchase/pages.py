@@ -14,7 +14,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 from wagtail.models import Page
 
-from ..blocks import find_offer
 from ..conf import paywall_settings
 from ..login.identity import get_identity_provider
 from ..models import PurchaseAttempt
@@ -84,21 +83,15 @@ def _trial_end(attempt: PurchaseAttempt) -> datetime.date | None:
 
 
 def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
-    """The attempt's summary. The label and selling points come from the offer still configured on the
-    attempt's live page, and only while it sells the same product: an offer edited since then describes
-    something else, and the attempt's own product name is shown instead."""
-    offer = None
-    holder = attempt.page
-    if holder is not None and holder.live and ":" in attempt.offer_key:
-        offer = find_offer(holder, attempt.offer_key.split(":", 1)[1])
-    same = offer is not None and offer.product_code == attempt.product_code
+    """The attempt's summary: the offer as the reader chose it (its label and selling points were copied
+    onto the attempt then), with the product, price and period the attempt stored."""
     return AttemptSummary(
         product_name=attempt.product_name,
         price=attempt.price,
         price_period=attempt.price_period,
         is_trial=attempt.is_trial,
-        label=offer.label if same else "",
-        selling_points=tuple(offer.selling_points) if same else (),
+        label=attempt.offer_label,
+        selling_points=tuple(attempt.selling_points or ()),
         trial_ends=_trial_end(attempt),
     )
 
@@ -107,7 +100,8 @@ def article_url(page: Page | None, request: HttpRequest) -> str:
     """The URL of a live article (or other page holding an offer), or ''."""
     if page is None or not page.live:
         return ""
-    return page.specific.get_url(request) or ""
+    # The page's own type (its URL may be its own), without reading its row: the route is in the base row.
+    return page.specific_deferred.get_url(request) or ""
 
 
 def home_url(request: HttpRequest, page: Page) -> str:

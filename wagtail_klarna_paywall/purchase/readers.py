@@ -12,6 +12,7 @@ import logging
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
 from django.http import HttpRequest
 from wagtail.models import Page, Site
 
@@ -63,6 +64,16 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader 
         session.save()
         session_key, created = session.session_key, True
     return attempts.Reader(attempts.anonymous_reader_key(session_key), None, token, account, new=created)
+
+
+def made_in_this_browser(request: HttpRequest, attempt: PurchaseAttempt) -> bool:
+    """Whether ``attempt`` is an anonymous reader's, made in the browser whose session cookie this request
+    carries, decided from the cookie alone: the Django session is not loaded (a checkout page then costs
+    no session read). Holding the session's cookie is what owning the session means, so this admits
+    exactly the browser :func:`reader_for` would, except one whose session row has since gone while it
+    kept the cookie (an expired session: its attempt's Payway session, valid 48 hours, died first)."""
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
+    return bool(session_key) and attempt.reader_key == attempts.anonymous_reader_key(session_key)
 
 
 def browser_language(request: HttpRequest) -> str:

@@ -119,6 +119,8 @@ _NEW_SESSION_FIELDS = (
     "product_code",
     "product_kind",
     "product_name",
+    "offer_label",
+    "selling_points",
     "period_type",
     "period_id",
     "is_trial",

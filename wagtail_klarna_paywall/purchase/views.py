@@ -233,7 +233,7 @@ def _render_checkout(
             klarna_sdk_url=paywall_settings.klarna_sdk_src,
             new_customer=not attempt.existing_customer,
             customer_form=customer_form
-            or (_new_customer_form(request) if not attempt.existing_customer else None),
+            or (_new_customer_form(request, attempt) if not attempt.existing_customer else None),
             declined_url=pages.subpage_url(page, request, "declined", reference=attempt.reference),
             analytics_event=analytics.checkout_event(attempt),
         )
@@ -302,11 +302,12 @@ def _render_checkout(
     return response
 
 
-def _new_customer_form(request: HttpRequest) -> CustomerForm:
-    """The new-customer form, prefilled from the reader's Payway account when they are logged in: a
-    logged-in reader's trial still goes through v2 with ``customer_info`` (docs/payway-contract.md,
-    "place_order and place_trial_order"), and they should retype nothing."""
-    token = readers.reader_identity_token(request)
+def _new_customer_form(request: HttpRequest, attempt: PurchaseAttempt) -> CustomerForm:
+    """The new-customer form, prefilled from the reader's Payway account when they bought logged in (the
+    attempt names their account): a logged-in reader's trial still goes through v2 with ``customer_info``
+    (docs/payway-contract.md, "place_order and place_trial_order"), and they should retype nothing. Only
+    then is the session read for their identity token."""
+    token = readers.reader_identity_token(request) if attempt.account_key else None
     return CustomerForm(initial=accounts.customer_details(request, token) if token else None)
 
 
@@ -334,11 +335,22 @@ def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) 
     )
 
 
-def _get_attempt(request: HttpRequest, page: Page, reference: Any) -> tuple[attempts.Reader, PurchaseAttempt]:
-    """The reader's own attempt, or 404 (another reader's attempt is indistinguishable from none)."""
+def _shown_attempt(request: HttpRequest, page: Page, reference: Any) -> PurchaseAttempt:
+    """The reader's own attempt for a request that needs no more of the reader, or 404. An anonymous
+    reader's attempt made in this browser is recognised from the session cookie alone."""
+    attempt = attempts.attempt_by_reference(reference)
+    if attempt is not None and readers.made_in_this_browser(request, attempt):
+        return orders.expire_stale_placing(readers.adopt(request, page, attempt))
+    return _own_attempt(request, page, attempt)[1]
+
+
+def _own_attempt(
+    request: HttpRequest, page: Page, attempt: PurchaseAttempt | None
+) -> tuple[attempts.Reader, PurchaseAttempt]:
+    """The reader, and ``attempt`` if it is their own, or 404: another reader's attempt is
+    indistinguishable from none."""
     reader = readers.reader_for(request)
-    attempt = attempts.find_attempt(reference, reader)
-    if reader is None or attempt is None:
+    if reader is None or attempt is None or not attempts.is_readers(attempt, reader):
         raise Http404
     return reader, orders.expire_stale_placing(readers.adopt(request, page, attempt))
 
@@ -442,9 +454,10 @@ def checkout(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
     """GET: the Klarna widget (or the attempt's state). POST: place the order, exactly once."""
     if request.method not in ("GET", "HEAD", "POST"):
         return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
-    reader, attempt = _get_attempt(request, page, reference)
     if request.method != "POST":
-        return _render_checkout(request, page, attempt)
+        return _render_checkout(request, page, _shown_attempt(request, page, reference))
+
+    reader, attempt = _own_attempt(request, page, attempts.attempt_by_reference(reference))
 
     if attempt.state != AttemptState.SESSION_READY:
         # A second submit, a second tab, a reload: the stored outcome, never a second call (C02, C04).
@@ -503,7 +516,7 @@ def declined(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
     """POST from purchase.js when Klarna's widget answers ``show_form: false``."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    _reader, attempt = _get_attempt(request, page, reference)
+    attempt = _shown_attempt(request, page, reference)
     result = orders.decline_in_widget(attempt)
     return _render_checkout(request, page, result.attempt, message_code=result.error_code)
 
@@ -519,9 +532,10 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
     ref = request.GET.get("ref", "")
     reader = readers.reader_for(request)
     # The article is linked and its offer summarised: its page in the same query.
-    attempt = attempts.find_attempt(ref, reader, with_pages=("page",)) if ref else None
-    if attempt is None and ref:
-        attempts.record_foreign_reference(ref)
+    attempt = attempts.attempt_by_reference(ref, with_pages=("page",)) if ref else None
+    if attempt is not None and not attempts.is_readers(attempt, reader):
+        attempts.record_foreign_reference(attempt)
+        attempt = None
     message = None
     article_url = ""
     grant = None
@@ -535,8 +549,7 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
         elif attempt.state not in (AttemptState.PLACED, AttemptState.CONFIRMED):
             code = messages.UNKNOWN_OUTCOME if attempt.state == AttemptState.UNKNOWN else attempt.error_code
             message = messages.reader_message(code or messages.GENERIC)
-        article = attempt.page.specific if attempt.page is not None and attempt.page.live else None
-        article_url = (article.get_url(request) or "") if article is not None else ""
+        article_url = pages.article_url(attempt.page, request)
         # Also here, not only when the order was placed: the reader may come back after an unknown
         # outcome was settled, or the checkout's answer may have been lost. Never extends a grant.
         if grants.grant(request, attempt):

@@ -11,7 +11,7 @@ What keeps it safe:
 - The grant lives only in the server-side session, as attempt references with an end time. The browser
   holds nothing but its session cookie: no value it could forge or copy into a URL.
 - Only the request that placed the order (the checkout POST) or that found the reader's own attempt (the
-  confirmation page, through ``purchase.attempts.find_attempt``) adds a grant.
+  confirmation page, through ``purchase.attempts.is_readers``) adds a grant.
 - At read time a grant counts only while its attempt is in :data:`GRANTING_STATES`: when reconciliation
   settles an ``unknown`` attempt as failed (or an attempt ends any other way), its grant ends at once.
 - It ends :data:`PaywallSettings.purchase_grant_hours` after the order was sent to Payway (visiting the
@@ -112,8 +112,8 @@ def grant(
 ) -> bool:
     """Let this browser read what ``attempt`` opens; True when a grant is (now) in the session.
 
-    The caller has made sure ``attempt`` is this reader's own (it placed it, or ``find_attempt`` found
-    it). Idempotent: a second call keeps the first end time, and only adds the masked e-mail if missing.
+    The caller has made sure ``attempt`` is this reader's own (it placed it, or ``is_readers`` held
+    for it). Idempotent: a second call keeps the first end time, and only adds the masked e-mail if missing.
     """
     session = getattr(request, "session", None)
     if session is None or attempt.state not in GRANTING_STATES:
