@@ -65,8 +65,9 @@ BUY = ceiling(15, 3)
 # cookie, so the Django session is not read (purchase/readers.made_in_this_browser).
 CHECKOUT = ceiling(6)
 # Place order: the PLACING mark with the product claims (committed before Payway is called; the claims
-# are created and locked in two statements whatever the number of identities), the outcome, the session.
-PLACE_ORDER = ceiling(15, 2)
+# are created, already held, and locked in two statements whatever the number of identities), the
+# AUTHORIZED event, the outcome with its event, and the session's grant.
+PLACE_ORDER = ceiling(14, 2)
 # Confirmation: the page, the attempt with its article (whose URL needs no more of it), the confirmation
 # (an UPDATE and its event); a reload costs 7.
 CONFIRMATION = ceiling(9)

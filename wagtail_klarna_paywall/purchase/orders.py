@@ -344,8 +344,9 @@ def _claim_and_mark_placing(
     takes the rows, all in the same transaction. Concurrent submits, tabs, devices and worker processes
     queue on the row locks; the first one commits its claim, and every later one sees it.
     """
+    held_until = now + REBUY_GUARD
     with transaction.atomic():
-        claims = _locked_claims(keys, product)
+        claims = _locked_claims(keys, product, attempt, held_until)
         holder_ids = {
             claim.attempt_id
             for claim in claims
@@ -383,21 +384,36 @@ def _claim_and_mark_placing(
             product_key=product,
             updated_at=now,
         )
-        if rows:
-            ProductClaim.objects.filter(pk__in=[claim.pk for claim in claims]).update(
-                attempt=attempt, held_until=now + REBUY_GUARD, updated_at=now
+        # The rows this request created are already held as they should be (a first purchase's).
+        taken = [
+            claim.pk for claim in claims if (claim.attempt_id, claim.held_until) != (attempt.pk, held_until)
+        ]
+        if rows and taken:
+            ProductClaim.objects.filter(pk__in=taken).update(
+                attempt=attempt, held_until=held_until, updated_at=now
             )
         return rows, None
 
 
-def _locked_claims(keys: list[str], product: str) -> list[ProductClaim]:
+def _locked_claims(
+    keys: list[str], product: str, attempt: PurchaseAttempt, held_until: dt.datetime
+) -> list[ProductClaim]:
     """The claim rows of (each of ``keys``, ``product``), created when missing and locked until the
     transaction ends, in key order (two buyers sharing a key cannot deadlock). Two statements whatever the
     number of keys: one INSERT that skips rows that exist (``ON CONFLICT DO NOTHING``; a row another
     request is creating makes it wait for that request's commit), then one ``SELECT ... FOR UPDATE``, whose
-    fresh snapshot sees every row, committed by whoever made it."""
+    fresh snapshot sees every row, committed by whoever made it.
+
+    A row it creates is made held by ``attempt`` until ``held_until``, as the caller will take it if
+    ``attempt`` moves to PLACING, so a first purchase need not update its claims. Should ``attempt`` not
+    move (another attempt holds the product, the session has expired), such a row is free all the same:
+    a claim counts only while its attempt is in an ordered state."""
     ProductClaim.objects.bulk_create(
-        [ProductClaim(reader_key=key, product_key=product) for key in keys], ignore_conflicts=True
+        [
+            ProductClaim(reader_key=key, product_key=product, attempt=attempt, held_until=held_until)
+            for key in keys
+        ],
+        ignore_conflicts=True,
     )
     claims = list(
         ProductClaim.objects.select_for_update()
