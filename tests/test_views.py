@@ -517,6 +517,33 @@ def test_new_customer_fields_are_validated_server_side(shop, payway, reader, cus
     assert len(calls_to(payway, PLACE_V2)) == 0
 
 
+def test_the_new_customers_form_is_labelled_fillable_and_names_its_errors(shop, payway, reader):
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start_checkout(reader, shop)
+    html = text(reader.get(checkout_path(attempt), secure=True))
+    for name, kind, autocomplete, length in (
+        ("email", "email", "email", 254),
+        ("first_name", "text", "given-name", 100),
+        ("last_name", "text", "family-name", 100),
+    ):
+        assert f'<label for="id_{name}">' in html
+        field = re.search(rf'<input type="{kind}" name="{name}"[^>]*>', html).group(0)
+        assert f'maxlength="{length}"' in field and " required " in field and f'id="id_{name}"' in field
+        assert f'autocomplete="{autocomplete}"' in field
+        assert "value=" not in field and "aria-invalid" not in field
+
+    typed = {"email": "not-an-email", "first_name": "Anna", "last_name": '"><b>'}
+    html = text(pay(reader, attempt, customer=typed))
+    email = re.search(r'<input type="email" name="email"[^>]*>', html).group(0)
+    assert 'value="not-an-email"' in email and 'aria-invalid="true"' in email
+    assert 'aria-describedby="id_email_error"' in email
+    assert re.search(r'<span class="wkp-field__error" id="id_email_error">[^<]+</span>', html)
+    first = re.search(r'<input type="text" name="first_name"[^>]*>', html).group(0)
+    assert 'value="Anna"' in first and "aria-invalid" not in first
+    # What the reader typed comes back escaped.
+    assert 'value="&quot;&gt;&lt;b&gt;"' in html and "<b>" not in html
+
+
 def test_real_names_are_accepted(shop, payway, reader):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     payway.add(responses.POST, PLACE_V2, json=order_json())

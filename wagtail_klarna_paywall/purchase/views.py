@@ -57,9 +57,17 @@ WIDGET_RETRY_DELAY_MS = 3_000
 class CustomerForm(forms.Form):
     """A new customer's details for Payway's v2 ``customer_info``. Sent to Payway, never stored."""
 
-    email = forms.EmailField(label=_("E-mail address"), max_length=254)
-    first_name = forms.CharField(label=_("First name"), max_length=100)
-    last_name = forms.CharField(label=_("Last name"), max_length=100)
+    # The checkout template writes the inputs from these fields (checkout.html); ``autocomplete`` lets the
+    # browser fill in what the reader has typed on other sites.
+    email = forms.EmailField(
+        label=_("E-mail address"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    first_name = forms.CharField(
+        label=_("First name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "given-name"})
+    )
+    last_name = forms.CharField(
+        label=_("Last name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "family-name"})
+    )
 
     #: Not in anyone's name, but in every markup-injection payload (docs/reliability.md B04). Apostrophes and
     #: hyphens stay allowed (O'Brien, Anna-Karin).
