@@ -538,10 +538,12 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     ref = request.GET.get("ref", "")
-    reader = readers.reader_for(request)
-    # The article is linked and its offer summarised: its page in the same query.
+    # The article is linked: its page in the same query.
     attempt = attempts.attempt_by_reference(ref, with_pages=("page",)) if ref else None
-    if attempt is not None and not attempts.is_readers(attempt, reader):
+    if attempt is not None and not (
+        readers.made_in_this_browser(request, attempt)
+        or attempts.is_readers(attempt, readers.reader_for(request))
+    ):
         attempts.record_foreign_reference(attempt)
         attempt = None
     message = None
