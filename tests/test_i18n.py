@@ -216,6 +216,10 @@ def test_checkout_and_its_script_messages_are_in_swedish(shop, payway):
         expected_unavailable = str(messages.reader_message(messages.WIDGET_UNAVAILABLE).body)
     assert config["messages"]["widgetUnavailable"] == expected_unavailable
     assert config["messages"]["aborted"] == "Betalningen slutfördes inte. Du kan försöka igen."
+    # Translated once per language and process: the same page in English right after is in English.
+    html = reader.get(checkout_url, secure=True, **BROWSER, **ENGLISH).content.decode()
+    config = json.loads(re.search(r'id="wkp-klarna-config"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert config["messages"]["aborted"] == "The payment was not completed. You can try again."
 
 
 def test_unknown_outcome_page_in_swedish(shop, payway):

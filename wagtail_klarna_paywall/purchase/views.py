@@ -12,6 +12,7 @@ in the saved live page by its reference.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -21,6 +22,7 @@ from django import forms
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from wagtail.models import Page
@@ -227,15 +229,7 @@ def _render_checkout(
                 "container": "#wkp-klarna-container",
                 "loadTimeoutMs": WIDGET_LOAD_TIMEOUT_MS,
                 "retryDelayMs": WIDGET_RETRY_DELAY_MS,
-                "messages": {
-                    "widgetUnavailable": str(messages.reader_message(messages.WIDGET_UNAVAILABLE).body),
-                    "declined": str(messages.reader_message(messages.DECLINED_IN_WIDGET).body),
-                    "aborted": str(_("The payment was not completed. You can try again.")),
-                    "invalidFields": str(_("Please check the details you entered in Klarna.")),
-                    "noPaymentMethod": str(messages.reader_message(messages.NO_PAYMENT_METHOD).body),
-                    # Shown while the order is placed (the pay button stays disabled until the answer).
-                    "placing": str(_("Placing your order… Please wait and do not close this page.")),
-                },
+                "messages": dict(_widget_messages(get_language())),
             },
             payment_unavailable=unavailable,
             klarna_sdk_url=paywall_settings.klarna_sdk_src,
@@ -277,7 +271,8 @@ def _render_checkout(
     retry = _retry_form(attempt) if mode == "start_again" or (mode == "outcome" and message.retry) else None
     if state == AttemptState.UNKNOWN:
         retry = None  # never invite a second purchase while the first one is being settled
-    holder = attempt.page.specific if attempt.page is not None and attempt.page.live else None
+    # The page holding the offer, as stored (article_url finds its own type without another query).
+    holder = attempt.page if attempt.page is not None and attempt.page.live else None
     if holder is not None:
         # Every checkout page leads back to where the reader chose the offer: the article, or for the
         # purchase page's own offers that page's list.
@@ -308,6 +303,21 @@ def _render_checkout(
     )
     response = TemplateResponse(request, "wagtail_klarna_paywall/checkout.html", context, status=status)
     return response
+
+
+@functools.lru_cache(maxsize=16)
+def _widget_messages(language: str | None) -> dict[str, str]:
+    """What purchase.js may tell the reader, in ``language`` (the active one): the same for every reader,
+    so translated once per language and process."""
+    return {
+        "widgetUnavailable": str(messages.reader_message(messages.WIDGET_UNAVAILABLE).body),
+        "declined": str(messages.reader_message(messages.DECLINED_IN_WIDGET).body),
+        "aborted": str(_("The payment was not completed. You can try again.")),
+        "invalidFields": str(_("Please check the details you entered in Klarna.")),
+        "noPaymentMethod": str(messages.reader_message(messages.NO_PAYMENT_METHOD).body),
+        # Shown while the order is placed (the pay button stays disabled until the answer).
+        "placing": str(_("Placing your order… Please wait and do not close this page.")),
+    }
 
 
 def _new_customer_form(request: HttpRequest, attempt: PurchaseAttempt) -> CustomerForm:
