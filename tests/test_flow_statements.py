@@ -32,7 +32,9 @@ from tests.factories import (
     KLARNA_REDIRECT,
     OFFER_DEFAULTS,
     PLACE_V2,
+    offer_value,
     order_json,
+    paywalled_article,
     session_json,
 )
 from tests.testapp.models import ArticlePage
@@ -159,6 +161,36 @@ def test_every_step_of_a_purchase_stays_within_its_statements(pages, payway, dja
         EventKind.PLACED,
         EventKind.CONFIRMED,
     ]
+
+
+def test_an_offer_bought_in_an_articles_paywall_costs_the_article_once(
+    pages, payway, django_assert_max_num_queries
+):
+    """The flow's usual entry: the paywall of an article. Its checkout also loads the article's row (the
+    back link; not its specific row), the confirmation reads it in the attempt's query."""
+    purchase_page, _free = pages
+    article = paywalled_article(
+        default_site().root_page,
+        purchase_page,
+        title="Big story",
+        slug="big-story",
+        offers={"o1": offer_value()},
+    )
+    reader = Client(REMOTE_ADDR="192.0.2.12")
+    bought = reader.post(
+        purchase_page.url + "buy/", {"page": article.pk, "offer": "paywall-1:o1"}, secure=True
+    )
+    assert bought.status_code == 303, bought.content.decode()[:500]
+    with django_assert_max_num_queries(CHECKOUT + 1):
+        widget = reader.get(bought["Location"], secure=True)
+    assert widget.status_code == 200 and article.url in widget.content.decode()
+    with django_assert_max_num_queries(PLACE_ORDER):
+        reader.post(bought["Location"], {"klarna_authorization_token": "auth-2", **CUSTOMER}, secure=True)
+    attempt = PurchaseAttempt.objects.get(page=article)
+    assert attempt.state == AttemptState.PLACED
+    with django_assert_max_num_queries(CONFIRMATION):
+        confirmed = reader.get(f"/thanks/?ref={attempt.reference}", secure=True)
+    assert confirmed.status_code == 200 and article.url in confirmed.content.decode()
 
 
 def test_a_second_click_that_reuses_the_session_costs_less_than_the_first(
