@@ -147,23 +147,6 @@ def test_single_flight_buy(fake: Profile):
     assert set(statuses) == {303}, statuses
 
 
-def _per_product_guard() -> str:
-    """Whether this code base enforces one order per reader and product (its model or its API)."""
-    from django.apps import apps
-
-    config = apps.get_app_config("wagtail_klarna_paywall")
-    for model in config.get_models():
-        names = {f.name for f in model._meta.get_fields()}
-        if model.__name__ == "ProductClaim" or "product_key" in names:
-            return model.__name__
-    return ""
-
-
-@pytest.mark.skipif(
-    not _per_product_guard(),
-    reason="one order per reader and product is not enforced by this code base yet (no product claim "
-    "model or product_key field): nothing to test across processes",
-)
 def test_one_order_per_reader_and_product(fake: Profile):
     """One reader, two entry points selling the same product (the purchase page and the article's
     paywall), both paid at once on different workers: one order."""
