@@ -103,6 +103,40 @@ def test_buyer_reads_the_article_and_others_the_product_opens_privately(shop, pa
     assert "Second paid." in html
 
 
+def test_a_grant_holder_is_not_offered_again_what_they_bought(shop, payway):
+    """Another article, whose paywall the purchase does not open, also sells the product bought: this
+    browser is offered only the other product, as a logged-in subscriber would be (access.offer_is_owned)."""
+    reader = Client()
+    bought(reader, shop, payway)
+    sport = paywalled_article(
+        shop.home,
+        shop.purchase_page,
+        title="Sport story",
+        slug="sport-story",
+        paywall="paywall-3",
+        offers={
+            "offer-digital-again": offer_value(label="Digital again"),
+            "offer-sport": offer_value(product_code="sport", label="Sport pass"),
+        },
+        access_product_codes=["sport"],
+        free=("s1", "<p>Sport free.</p>"),
+        paid=("s2", "<p>Sport paid.</p>"),
+    )
+
+    response = reader.get(sport.url, secure=True)
+    html = text(response)
+    assert "Sport free." in html and "Sport paid." not in html
+    assert "Sport pass" in html and "Digital again" not in html
+    assert "private" in response["Cache-Control"] and "Cookie" in response["Vary"]
+    # A browser without the purchase is offered both, on the page every anonymous reader shares.
+    for _ in range(2):
+        response = Client().get(sport.url, secure=True)
+        assert "Sport pass" in text(response) and "Digital again" in text(response)
+        assert "Cookie" not in response.get("Vary", "")
+    # The shared page in the render cache changes nothing for the buyer.
+    assert "Digital again" not in text(reader.get(sport.url, secure=True))
+
+
 def test_the_email_is_stored_only_masked(shop, payway):
     reader = Client()
     bought(reader, shop, payway)

@@ -20,7 +20,7 @@ from ..login.identity import get_identity_provider
 from ..newsroom.paywall_views import tracking
 from ..periods import period_duration, period_label
 from ..reading import access, gating, render_cache
-from ..reading.access import ANONYMOUS, GRANTED, READER, SUBSCRIBER
+from ..reading.access import ANONYMOUS, GRANTED, SUBSCRIBER
 from ..reading.structured_data import json_ld_script, paid_part_open_tag
 
 register = template.Library()
@@ -93,7 +93,10 @@ def _raw_items(raw_value: dict[str, Any], name: str) -> list[Any]:
 
 
 def _without_owned_offers(value: Any, request: Any) -> Any:
-    """The paywall's value without the offers whose product the logged-in reader already holds."""
+    """The paywall's value without the offers whose product the reader already holds (a subscription, or
+    a purchase made in this browser)."""
+    if not access.owned_product_codes(request):
+        return value
     offers = value["offers"]
     kept = [
         item
@@ -155,8 +158,10 @@ def paywalled_stream(context: template.Context, stream: Any) -> SafeString:
         return _render_read(
             request, flat, free, [stream[i] for i in range(index + 1, len(stream))], state, codes
         )
-    # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value.
-    if state == READER and any(
+    # The same decision as the purchase page and buy (access.offer_is_owned), read from the stored value:
+    # a subscriber, or a browser that bought here, is not offered what it holds. For everyone else the
+    # codes are empty and no offer is converted.
+    if access.owned_product_codes(request) and any(
         access.offer_is_owned(request, offer_from_value("", offer))
         for offer in _raw_items(raw_value, "offers")
         if isinstance(offer, dict)
@@ -198,7 +203,7 @@ def _render_cut(
 ) -> SafeString:
     """Render a stream cut at ``paywall`` without the cache (previews, hidden offers, plain lists).
 
-    ``state`` forces a reader without access in that state (offers hidden from a logged-in reader)."""
+    ``state`` forces a reader without access in that state (offers hidden from a reader who holds them)."""
     page = flat.get("page")
     codes = gating.access_codes(paywall)
     verdict = access.reading(request, codes) if not state else access.Reading(state, False)
@@ -220,7 +225,7 @@ def _render_cut(
         "reader_state": state,
         "login_url": _login_url(request, page) if state == ANONYMOUS else "",
     }
-    value = _without_owned_offers(paywall.value, request) if state == READER else paywall.value
+    value = _without_owned_offers(paywall.value, request)
     html = str(paywall.block.render(value, context=paywall_context))
     return mark_safe(_render(free, flat) + _paid(html))  # noqa: S308
 
