@@ -116,3 +116,4 @@ def test_preview_modes_do_not_check_access(home, purchase_page, monkeypatch):
     for mode, visible in [("", True), ("anonymous", False), ("reader", False), ("subscriber", True)]:
         html = page.make_preview_request(preview_mode=mode).content.decode()
         assert (GATED in html) is visible, mode
+        assert (PAYWALL in html) is (mode != "subscriber"), mode
