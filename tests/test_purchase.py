@@ -247,6 +247,26 @@ def test_changed_offer_gets_a_new_session(shop, payway):
     assert body_of(calls_to(payway, CREATE_V2)[1])["code"] == "digital-v2"
 
 
+def test_an_edit_of_how_the_offer_is_presented_keeps_the_session(shop, payway):
+    """The label and the selling points are the site's, not Payway's: a reused session takes the new ones
+    (the checkout describes the offer as it was chosen last), and Payway is not asked again."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    page = KlarnaPurchasePage.objects.get(pk=shop.purchase_page.pk)
+    raw = list(page.offers.raw_data)
+    raw[0]["value"].update(label="Digital, now with the app", selling_points=["The app too"])
+    page.offers = raw
+    page.save_revision().publish()
+    shop.purchase_page = KlarnaPurchasePage.objects.get(pk=page.pk)
+
+    again = start(shop).attempt
+
+    assert again.pk == attempt.pk and again.payway_session_id == SESSION_ID
+    assert len(calls_to(payway, CREATE_V2)) == 1
+    stored = PurchaseAttempt.objects.get(pk=attempt.pk)
+    assert (stored.offer_label, stored.selling_points) == ("Digital, now with the app", ["The app too"])
+
+
 def test_logging_in_gets_a_session_for_the_account(shop, payway):
     """The reader's flow changed (anonymous -> identity): the v2 session is replaced by a v1 one."""
     payway.add(responses.POST, CREATE_V2, json=session_json())
@@ -805,6 +825,26 @@ def test_second_offer_of_a_placed_product_is_refused_before_payway(shop, payway,
     assert orders.stored_outcome(second).outcome == orders.Outcome.ALREADY_BOUGHT
     assert place(second, token="auth-token-3").outcome == orders.Outcome.ALREADY_BOUGHT
     assert len(calls_to(payway, PLACE_V2)) == 1
+
+
+def test_a_submit_that_loses_the_placing_mark_claims_nothing(shop, payway):
+    """Two submits of one attempt, each with an e-mail of its own: the one whose UPDATE to PLACING changes
+    nothing claims no identity, so the address it typed stays free for that address's owner."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, CREATE_V2, json=session_json(session_id="owners-session"))
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    first = start(shop).attempt
+    # The second submit read the attempt while it was still session_ready, then came second.
+    late = PurchaseAttempt.objects.get(pk=first.pk)
+    assert place(first).outcome == orders.Outcome.REDIRECT
+    someone = CustomerInfo(email="someone@example.com", first_name="Some", last_name="One")
+    assert place(late, customer=someone, token="auth-token-2").called_payway is False
+    assert not ProductClaim.objects.filter(reader_key=accounts.email_key(someone.email)).exists()
+
+    owner = attempts.Reader(key="anon:" + "b" * 64)
+    result = place(start(shop, reader=owner).attempt, reader=owner, customer=someone)
+    assert result.outcome == orders.Outcome.REDIRECT
+    assert len(calls_to(payway, PLACE_V2)) == 2
 
 
 @pytest.mark.parametrize("first_state", ["placing", "unknown", "confirmed"])

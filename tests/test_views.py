@@ -474,6 +474,32 @@ def test_the_checkout_knows_its_own_browser_by_the_session_cookie(shop, payway, 
     assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
 
 
+def test_a_cookie_whose_session_has_ended_changes_nothing_and_gets_no_grant(shop, payway, reader):
+    """After a logout (or a key rotation, or expiry) only someone who kept the old cookie still sends it:
+    it may see the checkout page (the offer and Klarna's client token, nothing personal), but paying,
+    declining and the confirmation page look the reader up, and to them it is a stranger."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start_checkout(reader, shop)
+    old_cookie = reader.cookies[settings.SESSION_COOKIE_NAME].value
+    SessionStore(old_cookie).delete()
+    kept = Client()
+    kept.cookies[settings.SESSION_COOKIE_NAME] = old_cookie
+
+    assert kept.get(checkout_path(attempt), secure=True).status_code == 200
+    assert pay(kept, attempt).status_code == 404
+    assert kept.post(checkout_path(attempt) + "declined/", secure=True).status_code == 404
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
+    assert len(calls_to(payway, PLACE_V2)) == 0
+
+    # Placed by its buyer (who logged in again, say): the old cookie is shown nothing and given nothing.
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(state=AttemptState.PLACED, placed_at=timezone.now())
+    thanks = text(kept.get(f"/thanks/?ref={attempt.reference}", secure=True))
+    assert "data-wkp-neutral" in thanks and "wkp-offer-summary" not in thanks
+    assert "data-wkp-grant" not in thanks
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.PLACED
+
+
 # -- step 5: place order ---------------------------------------------------------------------------------
 
 

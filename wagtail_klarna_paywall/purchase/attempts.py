@@ -290,8 +290,8 @@ def can_reuse_session(attempt: PurchaseAttempt, reader: Reader, offer: Offer, no
     """Whether a buy of ``offer`` by ``reader`` keeps ``attempt``'s Payway session: the same offer as
     configured now, the same flow (logged in or not), and enough of the session left."""
     fields = offer_fields(offer)
-    # What the purchase opens is ours, not Payway's: a change of it alone keeps the session.
-    fields.pop("access_codes")
+    for name in OWN_OFFER_FIELDS:
+        del fields[name]
     if any(getattr(attempt, name) != value for name, value in fields.items()):
         return False
     if attempt.existing_customer != payway_client_module.uses_identity(
@@ -357,6 +357,12 @@ def choose_payment_method_category(offer_or_attempt: Any, session_categories: An
         return next((category for category in TRIAL_PAYMENT_METHOD_CATEGORIES if category in listed), "")
     chosen = getattr(offer_or_attempt, "payment_method_category", "") or ""
     return chosen if chosen in listed else listed[0]
+
+
+#: Copied from the offer at buy time, but not part of what Payway was asked for (what the purchase opens
+#: here, and how the offer was presented): a change of them alone keeps the attempt's Payway session, and
+#: a reused session takes their current values.
+OWN_OFFER_FIELDS = ("access_codes", "offer_label", "selling_points")
 
 
 def offer_fields(offer: Offer) -> dict[str, Any]:

@@ -338,14 +338,29 @@ def _claim_and_mark_placing(
     A unique index can neither span several keys of one row nor say "within the last 48 hours" (its
     predicate must be immutable, so ``now()`` is out), and an index on the attempts would also keep
     refusing after the window. So each (identity, product) has one :class:`ProductClaim` row, unique in
-    the database; this step locks the rows (``SELECT ... FOR UPDATE``, in sorted key order so two buyers
-    sharing a key cannot deadlock), refuses while another attempt holding one of them is placing, placed,
-    confirmed or unknown before ``held_until``, and otherwise makes the conditional UPDATE to PLACING and
-    takes the rows, all in the same transaction. Concurrent submits, tabs, devices and worker processes
-    queue on the row locks; the first one commits its claim, and every later one sees it.
+    the database. This step first makes the conditional UPDATE to PLACING: only the request that changes
+    the row goes on (a second submit, or an attempt that cannot be placed, claims nothing). It then
+    creates and locks the rows (``SELECT ... FOR UPDATE``, in sorted key order so two buyers sharing a key
+    cannot deadlock) and refuses while another attempt holding one of them is placing, placed, confirmed
+    or unknown before ``held_until``: the attempt is then marked FAILED in the same transaction, so its
+    PLACING mark is never seen. Otherwise it takes the rows. Concurrent submits, tabs, devices and worker
+    processes queue on the row locks; the first one commits its claim, and every later one sees it.
     """
     held_until = now + REBUY_GUARD
     with transaction.atomic():
+        rows = _update_if(
+            attempt,
+            PurchaseAttempt.objects.filter(
+                pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
+            ).exclude(payway_session_id=""),
+            state=AttemptState.PLACING,
+            placing_at=now,
+            error_code="",
+            product_key=product,
+            updated_at=now,
+        )
+        if not rows:
+            return 0, None
         claims = _locked_claims(keys, product, attempt, held_until)
         holder_ids = {
             claim.attempt_id
@@ -363,32 +378,23 @@ def _claim_and_mark_placing(
             else None
         )
         if holder is not None:
-            refused = _update_if(
+            # The rows this attempt created stay pointing at it; a FAILED attempt holds nothing.
+            _update_if(
                 attempt,
-                PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SESSION_READY),
+                PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.PLACING),
                 state=AttemptState.FAILED,
+                placing_at=None,
                 error_code=ALREADY_BOUGHT,
                 duplicate_of=holder,
                 finished_at=now,
                 updated_at=now,
             )
-            return 0, (holder if refused else None)
-        rows = _update_if(
-            attempt,
-            PurchaseAttempt.objects.filter(
-                pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
-            ).exclude(payway_session_id=""),
-            state=AttemptState.PLACING,
-            placing_at=now,
-            error_code="",
-            product_key=product,
-            updated_at=now,
-        )
+            return 0, holder
         # The rows this request created are already held as they should be (a first purchase's).
         taken = [
             claim.pk for claim in claims if (claim.attempt_id, claim.held_until) != (attempt.pk, held_until)
         ]
-        if rows and taken:
+        if taken:
             ProductClaim.objects.filter(pk__in=taken).update(
                 attempt=attempt, held_until=held_until, updated_at=now
             )
@@ -404,17 +410,13 @@ def _locked_claims(
     request is creating makes it wait for that request's commit), then one ``SELECT ... FOR UPDATE``, whose
     fresh snapshot sees every row, committed by whoever made it.
 
-    A row it creates is made held by ``attempt`` until ``held_until``, as the caller will take it if
-    ``attempt`` moves to PLACING, so a first purchase need not update its claims. Should ``attempt`` not
-    move (another attempt holds the product, the session has expired), such a row is free all the same:
-    a claim counts only while its attempt is in an ordered state."""
-    ProductClaim.objects.bulk_create(
-        [
-            ProductClaim(reader_key=key, product_key=product, attempt=attempt, held_until=held_until)
-            for key in keys
-        ],
-        ignore_conflicts=True,
-    )
+    Only the request that has just moved ``attempt`` to PLACING calls it, so the rows it creates are held
+    by ``attempt`` at once (a first purchase need not update them); should ``attempt`` end FAILED in this
+    transaction instead, a claim counts only while its attempt is in an ordered state."""
+    held = [
+        ProductClaim(reader_key=k, product_key=product, attempt=attempt, held_until=held_until) for k in keys
+    ]
+    ProductClaim.objects.bulk_create(held, ignore_conflicts=True)
     claims = list(
         ProductClaim.objects.select_for_update()
         .filter(product_key=product, reader_key__in=keys)

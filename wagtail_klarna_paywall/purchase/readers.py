@@ -67,11 +67,15 @@ def reader_for(request: HttpRequest, *, start: bool = False) -> attempts.Reader 
 
 
 def made_in_this_browser(request: HttpRequest, attempt: PurchaseAttempt) -> bool:
-    """Whether ``attempt`` is an anonymous reader's, made in the browser whose session cookie this request
+    """Whether ``attempt`` is an anonymous reader's, made under the session whose cookie this request
     carries, decided from the cookie alone: the Django session is not loaded (a checkout page then costs
-    no session read). Holding the session's cookie is what owning the session means, so this admits
-    exactly the browser :func:`reader_for` would, except one whose session row has since gone while it
-    kept the cookie (an expired session: its attempt's Payway session, valid 48 hours, died first)."""
+    no session read).
+
+    Unlike :func:`reader_for`, this also admits a cookie whose session has ended (logged out, its key
+    rotated at a login, expired): the browser was given a new cookie then, so only someone who kept a
+    copy of the old one still sends it. Hence it is used for the checkout page alone, which shows the
+    offer and Klarna's client token for the attempt's Payway session, nothing personal; placing the order,
+    declining it and the confirmation page (which adds a grant) look the reader up."""
     session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")
     return bool(session_key) and attempt.reader_key == attempts.anonymous_reader_key(session_key)
 

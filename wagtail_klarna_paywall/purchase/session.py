@@ -41,13 +41,13 @@ from ..payway import client as payway_client_module
 from ..payway import get_client
 from . import ratelimit
 from .attempts import (
+    OWN_OFFER_FIELDS,
     SESSION_LIFETIME,
     Reader,
     can_reuse_session,
     choose_payment_method_category,
     confirmation_page_for,
     confirmation_url,
-    grant_codes,
     merchant_reference,
     offer_fields,
     offer_key,
@@ -250,7 +250,8 @@ def _prepare_session(
         record_event(attempt, EventKind.BUY)
         if can_reuse_session(attempt, reader, offer, now):
             changed = {"traffic_source": traffic_source[:100]} if traffic_source else {}
-            changed["access_codes"] = grant_codes(offer)
+            current = offer_fields(offer)
+            changed.update((name, current[name]) for name in OWN_OFFER_FIELDS)
             changed = {name: v for name, v in changed.items() if getattr(attempt, name) != v}
             if changed:
                 for name, value in changed.items():

@@ -354,8 +354,9 @@ def _login_redirect(request: HttpRequest, page: Page, attempt: PurchaseAttempt) 
 
 
 def _shown_attempt(request: HttpRequest, page: Page, reference: Any) -> PurchaseAttempt:
-    """The reader's own attempt for a request that needs no more of the reader, or 404. An anonymous
-    reader's attempt made in this browser is recognised from the session cookie alone."""
+    """The reader's own attempt for a page that only shows it (the checkout's GET), or 404. An anonymous
+    reader's attempt made in this browser is recognised from the session cookie alone; whatever changes
+    the attempt or the session looks the reader up (:func:`_own_attempt`)."""
     attempt = attempts.attempt_by_reference(reference)
     if attempt is not None and readers.made_in_this_browser(request, attempt):
         return orders.expire_stale_placing(readers.adopt(request, page, attempt))
@@ -534,7 +535,7 @@ def declined(request: HttpRequest, page: Page, reference: Any) -> HttpResponse:
     """POST from purchase.js when Klarna's widget answers ``show_form: false``."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    attempt = _shown_attempt(request, page, reference)
+    _reader, attempt = _own_attempt(request, page, attempts.attempt_by_reference(reference))
     result = orders.decline_in_widget(attempt)
     return _render_checkout(request, page, result.attempt, message_code=result.error_code)
 
@@ -550,10 +551,9 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
     ref = request.GET.get("ref", "")
     # The article is linked: its page in the same query.
     attempt = attempts.attempt_by_reference(ref, with_pages=("page",)) if ref else None
-    if attempt is not None and not (
-        readers.made_in_this_browser(request, attempt)
-        or attempts.is_readers(attempt, readers.reader_for(request))
-    ):
+    # The reader is looked up (their session loaded), not recognised from the cookie: this page can add
+    # a grant, which a cookie whose session has ended must not get.
+    if attempt is not None and not attempts.is_readers(attempt, readers.reader_for(request)):
         attempts.record_foreign_reference(attempt)
         attempt = None
     message = None
