@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from django.core.checks import Error, Warning, run_checks
 from django.test import override_settings
@@ -312,13 +315,15 @@ REDIS = "django.core.cache.backends.redis.RedisCache"
 FILE = "django.core.cache.backends.filebased.FileBasedCache"
 DB_SESSIONS = "django.contrib.sessions.backends.db"
 CACHED_DB_SESSIONS = "django.contrib.sessions.backends.cached_db"
+#: A file-based cache creates its directory: outside the checkout.
+_SCRATCH = os.path.join(tempfile.gettempdir(), "wkp-test-checks-cache")
 
 
 def _deploy_messages(caches=None, engine=CACHED_DB_SESSIONS, paywall=None, **overrides):
     """The package's checks with --deploy, for these caches (alias -> backend) and session engine."""
     caches = caches or {"default": REDIS}
     config = {
-        alias: {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:1/0" if backend == REDIS else "x"}
+        alias: {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:1/0" if backend == REDIS else _SCRATCH}
         for alias, backend in caches.items()
     }
     with override_settings(
