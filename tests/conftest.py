@@ -42,6 +42,9 @@ def module_shop(django_db_setup, django_db_blocker):
     """The shop built once for a module; everything is rolled back when the module is done."""
     with django_db_blocker.unblock():
         outer = transaction.atomic()
+        # A test case's own transaction, as Django's TestCase marks its class-level ones: the flow's
+        # durable blocks, and its refusal to place an order inside a caller's transaction, let it be.
+        outer._from_testcase = True
         outer.__enter__()
         try:
             yield factories.build_shop()

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 import requests
 import responses
+from django.db import transaction
 from django.utils import timezone
 from freezegun import freeze_time
 
@@ -54,7 +55,7 @@ from wagtail_klarna_paywall.models import (
     PurchaseConfirmationPage,
 )
 from wagtail_klarna_paywall.payway.types import CustomerInfo
-from wagtail_klarna_paywall.purchase import accounts, attempts, orders, session
+from wagtail_klarna_paywall.purchase import accounts, attempts, orders, redirects, session
 
 # -- step 1: sessions -----------------------------------------------------------------------------------
 
@@ -480,6 +481,21 @@ def test_atomic_requests_refuses_to_place_without_calling_payway(shop, payway, s
     assert len(calls_to(payway, PLACE_V2)) == 0
 
 
+def test_a_transaction_around_the_call_refuses_to_place_without_calling_payway(shop, payway):
+    """The same for any transaction the caller holds open (a site's own middleware or view wrapper):
+    a rollback after the call would undo the PLACING mark of an order Payway may have placed."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    with transaction.atomic():
+        result = place(attempt)
+    assert result.outcome == orders.Outcome.RETRY and result.error_code == "configuration"
+    assert PurchaseAttempt.objects.get(pk=attempt.pk).state == AttemptState.SESSION_READY
+    assert len(calls_to(payway, PLACE_V2)) == 0
+    # Outside it, the same attempt is placed.
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    assert place(attempt).outcome == orders.Outcome.REDIRECT
+
+
 def test_expired_session_is_not_placed(shop, payway):
     payway.add(responses.POST, CREATE_V2, json=session_json())
     t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
@@ -641,28 +657,28 @@ REJECTED = [
 
 @pytest.mark.parametrize("url", ALLOWED)
 def test_allowed_klarna_redirects(url):
-    assert orders.is_allowed_klarna_redirect(url)
+    assert redirects.is_allowed_klarna_redirect(url)
 
 
 @pytest.mark.parametrize("url", REJECTED)
 def test_rejected_redirects(url):
     """B10/B11: classic and lookalike open-redirect payloads are never followed."""
-    assert not orders.is_allowed_klarna_redirect(url)
+    assert not redirects.is_allowed_klarna_redirect(url)
 
 
 def test_debug_accepts_the_sandbox_hop_only_for_listed_hosts():
     """The sandbox's fake Klarna hop is http on runserver's port; only DEBUG accepts that."""
     hop = "http://127.0.0.1:8000/fake-payway/klarna/hop/s1/"
-    assert orders.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=True)
-    assert not orders.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=False)
-    assert not orders.is_allowed_klarna_redirect(hop, ["klarna.com"], debug=True)
-    assert not orders.is_allowed_klarna_redirect("http://user@127.0.0.1:8000/", ["127.0.0.1"], debug=True)
-    assert not orders.is_allowed_klarna_redirect("javascript:alert(1)", ["127.0.0.1"], debug=True)
+    assert redirects.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=True)
+    assert not redirects.is_allowed_klarna_redirect(hop, ["127.0.0.1"], debug=False)
+    assert not redirects.is_allowed_klarna_redirect(hop, ["klarna.com"], debug=True)
+    assert not redirects.is_allowed_klarna_redirect("http://user@127.0.0.1:8000/", ["127.0.0.1"], debug=True)
+    assert not redirects.is_allowed_klarna_redirect("javascript:alert(1)", ["127.0.0.1"], debug=True)
 
 
 def test_redirect_hosts_are_configurable(settings):
-    assert orders.is_allowed_klarna_redirect("https://pay.example.org/x", ["example.org"])
-    assert not orders.is_allowed_klarna_redirect("https://pay.klarna.com/x", ["example.org"])
+    assert redirects.is_allowed_klarna_redirect("https://pay.example.org/x", ["example.org"])
+    assert not redirects.is_allowed_klarna_redirect("https://pay.klarna.com/x", ["example.org"])
 
 
 def test_rejected_redirect_goes_to_confirmation_with_a_security_event(shop, payway, caplog):

@@ -2,7 +2,7 @@
 
 Every payload below is served as Payway's ``redirect_uri`` after a successful ``place_order``. None may be
 followed: the order stands (the attempt is ``placed``), the reader is sent to OUR confirmation page, and a
-security event is recorded. The same corpus goes through :func:`orders.is_allowed_klarna_redirect`
+security event is recorded. The same corpus goes through :func:`redirects.is_allowed_klarna_redirect`
 directly, and through the SSO views' own return parameters (``next`` on login and logout, ``r`` on the
 SSO2 landing), which must fall back to this site.
 """
@@ -22,7 +22,7 @@ from tests.factories import CUSTOMER as VALID_CUSTOMER
 from tests.factories import PLACE_V2, TOKEN_URL, answer, order_json, start_login
 from tests.factories import stored_attempt as _attempt
 from wagtail_klarna_paywall.models import AttemptState, EventKind
-from wagtail_klarna_paywall.purchase import attempts, orders
+from wagtail_klarna_paywall.purchase import attempts, redirects
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -106,19 +106,19 @@ def test_the_corpus_is_big_enough():
 @pytest.mark.parametrize("url", PAYLOADS, ids=IDS)
 def test_allow_list_refuses(url):
     """B10/B11: the allow-list function itself, outside DEBUG."""
-    assert orders.is_allowed_klarna_redirect(url, debug=False) is False
+    assert redirects.is_allowed_klarna_redirect(url, debug=False) is False
 
 
 @pytest.mark.parametrize("url", ALLOWED)
 def test_allow_list_accepts_klarna(url):
-    assert orders.is_allowed_klarna_redirect(url, debug=False) is True
+    assert redirects.is_allowed_klarna_redirect(url, debug=False) is True
 
 
 @pytest.mark.parametrize("url", ["https://evil.example/", "https://klarna.com/"])
 def test_allow_list_is_exactly_the_configured_hosts(url):
     """An explicit, narrower list is honoured; an empty list allows nothing."""
-    assert orders.is_allowed_klarna_redirect(url, hosts=["pay.klarna.com"], debug=False) is False
-    assert orders.is_allowed_klarna_redirect(url, hosts=[], debug=False) is False
+    assert redirects.is_allowed_klarna_redirect(url, hosts=["pay.klarna.com"], debug=False) is False
+    assert redirects.is_allowed_klarna_redirect(url, hosts=[], debug=False) is False
 
 
 # -- end to end: Payway answers a placed order with a hostile redirect ---------------------------------

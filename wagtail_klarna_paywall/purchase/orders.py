@@ -12,26 +12,23 @@
 Rules held here: a POST that may have reached Payway is never re-sent (its outcome is "unknown" and
 is settled, not retried); nothing secret or personal is stored or logged.
 
-``place_order`` needs autocommit: do not run it inside ``transaction.atomic`` (nor with
-``ATOMIC_REQUESTS``), or the ``placing`` mark would not be committed before the call.
+``place_order`` needs autocommit: inside ``transaction.atomic`` or with ``ATOMIC_REQUESTS`` the ``placing``
+mark would not be committed before the call, so it refuses there and sends nothing. Where the reader is
+sent afterwards is :mod:`.redirects`' to decide.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from django.conf import settings as django_settings
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from .. import signals
-from ..conf import paywall_settings
 from ..exceptions import (
     AuthenticationExpired,
     ErrorCode,
@@ -63,6 +60,7 @@ from .attempts import (
     send_signal,
     site_settings,
 )
+from .redirects import describe_url, is_allowed_klarna_redirect
 
 if TYPE_CHECKING:
     from ..payway.client import PaywayClient
@@ -94,47 +92,6 @@ class PlaceResult:
     redirect_url: str = ""
     #: True for the request that actually called Payway (False for a replay of a stored outcome).
     called_payway: bool = False
-
-
-def is_allowed_klarna_redirect(url: Any, hosts: Any = None, *, debug: bool | None = None) -> bool:
-    """An absolute ``https`` URL, no user info, no port, no odd characters, whose host is one of
-    ``KLARNA_REDIRECT_HOSTS`` or a subdomain of one. Anything else is refused
-    (docs/payway-contract.md#klarna-redirect-allow-list; docs/reliability.md B10, B11).
-
-    Under ``DEBUG`` only (the sandbox, whose fake Klarna hop is served by runserver), ``http`` and an
-    explicit port are accepted too; the host must still be on the list.
-    """
-    if debug is None:
-        debug = bool(django_settings.DEBUG)
-    if not isinstance(url, str) or not url or len(url) > 2000:
-        return False
-    if not url.isascii() or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        return False
-    if "\\" in url:
-        return False
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return False
-    schemes = ("https", "http") if debug else ("https",)
-    if parts.scheme not in schemes or not url.startswith(f"{parts.scheme}://"):
-        return False
-    host = parts.hostname or ""
-    expected_netloc = f"{host}:{port}" if (debug and port is not None) else host
-    # The netloc must be exactly a lower-case host name: no user info, no port, no upper case, no
-    # trailing-dot tricks.
-    if "@" in parts.netloc or parts.netloc != expected_netloc:
-        return False
-    if not host or not re.fullmatch(r"[a-z0-9.-]+", host) or host.endswith("."):
-        return False
-    if hosts is None:
-        hosts = paywall_settings.KLARNA_REDIRECT_HOSTS
-    for allowed in hosts:
-        allowed = str(allowed).lower().strip(".")
-        if allowed and (host == allowed or host.endswith("." + allowed)):
-            return True
-    return False
 
 
 def expire_stale_placing(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> PurchaseAttempt:
@@ -188,9 +145,14 @@ def stored_outcome(attempt: PurchaseAttempt, request: Any = None) -> PlaceResult
     return PlaceResult(Outcome.NOT_PLACEABLE, attempt)
 
 
-def _request_wide_transaction() -> bool:
-    """Whether the database wraps each request in a transaction (``ATOMIC_REQUESTS``)."""
-    return bool(connections[router.db_for_write(PurchaseAttempt)].settings_dict.get("ATOMIC_REQUESTS"))
+def _inside_a_transaction() -> bool:
+    """Whether the PLACING mark could not be committed before the call: the database wraps each request
+    in a transaction (``ATOMIC_REQUESTS``), or the caller holds one open (an atomic block of its own;
+    Django's test cases' blocks excepted, as for ``durable``)."""
+    connection = connections[router.db_for_write(PurchaseAttempt)]
+    return bool(connection.settings_dict.get("ATOMIC_REQUESTS")) or any(
+        not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks
+    )
 
 
 def _finish(attempt: PurchaseAttempt, from_states: tuple[str, ...], **fields: Any) -> bool:
@@ -238,10 +200,14 @@ def place_order(
         return PlaceResult(Outcome.LOGIN, attempt, ErrorCode.LOGIN_REQUIRED)
     if not attempt.existing_customer and customer is None:
         return PlaceResult(Outcome.RETRY, attempt, ErrorCode.INVALID_CUSTOMER)
-    if _request_wide_transaction():
+    if _inside_a_transaction():
         # The PLACING mark below would stay uncommitted during the call (check E010): refuse rather than
         # risk a rolled-back mark and a second order. Nothing has been sent; the attempt stays as it was.
-        logger.error("Refusing to place attempt %s: ATOMIC_REQUESTS is on (check E010)", attempt.reference)
+        logger.error(
+            "Refusing to place attempt %s: called inside a transaction (ATOMIC_REQUESTS, check E010, or an "
+            "atomic block around the view)",
+            attempt.reference,
+        )
         return PlaceResult(Outcome.RETRY, attempt, ErrorCode.CONFIGURATION)
 
     keys = _reader_identities(attempt, reader, identity_token, customer)
@@ -347,7 +313,8 @@ def _claim_and_mark_placing(
     processes queue on the row locks; the first one commits its claim, and every later one sees it.
     """
     held_until = now + REBUY_GUARD
-    with transaction.atomic():
+    # Durable: committed when the block ends, whatever the caller does (Django refuses to nest it).
+    with transaction.atomic(durable=True):
         rows = _update_if(
             attempt,
             PurchaseAttempt.objects.filter(
@@ -452,7 +419,7 @@ def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceRe
                 attempt,
                 EventKind.SECURITY,
                 error_code=ErrorCode.REDIRECT_REJECTED,
-                detail=f"redirect not allowed: {_describe_url(redirect)}"[:255],
+                detail=f"redirect not allowed: {describe_url(redirect)}"[:255],
             )
             logger.warning(
                 "Attempt %s: Payway's redirect is not on the Klarna allow-list; sent the reader to the "
@@ -463,15 +430,6 @@ def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceRe
     result = stored_outcome(attempt, request)
     result.called_payway = True
     return result
-
-
-def _describe_url(url: str) -> str:
-    """Scheme and host of an untrusted URL for the purchase log (never its path or query)."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}"
-    except ValueError:
-        return "?"
 
 
 def _order_failed(attempt: PurchaseAttempt, exc: BaseException, now: dt.datetime) -> PlaceResult:
