@@ -410,6 +410,27 @@ def test_place_order_v2_exact_body_and_outcome(shop, payway, signal_log):
     assert ("completed", attempt.reference, AttemptState.PLACED) in signal_log
 
 
+def test_the_intent_is_recorded_before_payway_is_called(shop, payway):
+    """When place_order reaches Payway, the attempt is already PLACING, holds its claims and has its
+    AUTHORIZED event: all written in the one transaction that ends before the call."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    attempt = start(shop).attempt
+    seen = {}
+
+    def answer(request):
+        row = PurchaseAttempt.objects.get(pk=attempt.pk)
+        seen["state"] = row.state
+        seen["events"] = list(row.events.values_list("kind", flat=True))
+        seen["claims"] = set(ProductClaim.objects.filter(attempt=row).values_list("reader_key", flat=True))
+        return 200, {}, json.dumps(order_json())
+
+    payway.add_callback(responses.POST, PLACE_V2, callback=answer)
+    assert place(attempt).outcome == orders.Outcome.REDIRECT
+    assert seen["state"] == AttemptState.PLACING
+    assert seen["events"][-1] == EventKind.AUTHORIZED
+    assert READER.key in seen["claims"] and len(seen["claims"]) == 2  # the browser and the typed e-mail
+
+
 def test_place_order_sends_the_site_flags_and_default_traffic_source(shop, payway):
     settings_obj = PaywallSettings.for_site(shop.site)
     settings_obj.raise_on_ssn_already_taken_error = False

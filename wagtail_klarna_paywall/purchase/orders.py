@@ -250,7 +250,6 @@ def place_order(
             return PlaceResult(Outcome.NOT_PLACEABLE, attempt)
         return stored_outcome(attempt, request)
 
-    record_event(attempt, EventKind.AUTHORIZED)
     settings_obj = site_settings(attempt.site)
     try:
         order = (client or get_client()).place_order(
@@ -365,6 +364,8 @@ def _claim_and_mark_placing(
             ProductClaim.objects.filter(pk__in=taken).update(
                 attempt=attempt, held_until=held_until, updated_at=now
             )
+        # The intent, committed with the mark and the claims: the reader authorized, Payway is called next.
+        record_event(attempt, EventKind.AUTHORIZED)
         return rows, None
 
 
