@@ -225,10 +225,7 @@ def _render_cut(
         "reader_state": state,
         "login_url": _login_url(request, page) if state == ANONYMOUS else "",
     }
-    # A preview shows what that kind of reader sees, whatever the editor holds.
-    value = (
-        paywall.value if verdict.preview_mode is not None else _without_owned_offers(paywall.value, request)
-    )
+    value = _without_owned_offers(paywall.value, request)
     html = str(paywall.block.render(value, context=paywall_context))
     return mark_safe(_render(free, flat) + _paid(html))  # noqa: S308
 
