@@ -131,9 +131,7 @@ def record_foreign_reference(attempt: PurchaseAttempt) -> None:
 
 def same_reader(one: PurchaseAttempt, other: PurchaseAttempt) -> bool:
     """Whether the reader of ``one`` may see ``other``: the same browser reader or the same account."""
-    return one.reader_key == other.reader_key or bool(
-        one.account_key and one.account_key == other.account_key
-    )
+    return is_readers(other, Reader(key=one.reader_key, account_key=one.account_key))
 
 
 def parse_reference(reference: Any) -> uuid.UUID | None:
