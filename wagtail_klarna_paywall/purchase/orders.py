@@ -291,6 +291,25 @@ def _reader_identities(
     return sorted(key for key in keys if key)
 
 
+#: What :func:`_mark_placing` changes on the attempt (restored when its transaction rolls back).
+_PLACING_FIELDS = ("state", "placing_at", "error_code", "product_key", "updated_at")
+
+
+def _mark_placing(attempt: PurchaseAttempt, product: str, now: dt.datetime) -> int:
+    """The exactly-once gate: SESSION_READY -> PLACING, for the one request whose UPDATE changes the row."""
+    return _update_if(
+        attempt,
+        PurchaseAttempt.objects.filter(
+            pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
+        ).exclude(payway_session_id=""),
+        state=AttemptState.PLACING,
+        placing_at=now,
+        error_code="",
+        product_key=product,
+        updated_at=now,
+    )
+
+
 def _claim_and_mark_placing(
     attempt: PurchaseAttempt, keys: list[str], product: str, now: dt.datetime
 ) -> tuple[int, PurchaseAttempt | None]:
@@ -305,26 +324,40 @@ def _claim_and_mark_placing(
     refusing after the window. So each (identity, product) has one :class:`ProductClaim` row, unique in
     the database. This step first makes the conditional UPDATE to PLACING: only the request that changes
     the row goes on (a second submit, or an attempt that cannot be placed, claims nothing). It then
-    creates and locks the rows (``SELECT ... FOR UPDATE``, in sorted key order so two buyers sharing a key
-    cannot deadlock) and refuses while another attempt holding one of them is placing, placed, confirmed
-    or unknown before ``held_until``: the attempt is then marked FAILED in the same transaction, so its
-    PLACING mark is never seen. Otherwise it takes the rows. Concurrent submits, tabs, devices and worker
-    processes queue on the row locks; the first one commits its claim, and every later one sees it.
+    inserts the rows, held by ``attempt``: when none existed, nobody else holds the product and that
+    is all. When one existed, the unique constraint fails the INSERT and the transaction is rolled back
+    whole; a second one makes the mark again, creates the missing rows and locks them all (``SELECT ...
+    FOR UPDATE``, in sorted key order so two buyers sharing a key cannot deadlock), and refuses while
+    another attempt holding one of them is placing, placed, confirmed or unknown before ``held_until``:
+    the attempt is then marked FAILED in the same transaction, so its PLACING mark is never seen.
+    Otherwise it takes the rows. Concurrent submits, tabs, devices and worker processes queue on the
+    unique index and the row locks; the first one commits its claim, and every later one sees it.
     """
     held_until = now + REBUY_GUARD
-    # Durable: committed when the block ends, whatever the caller does (Django refuses to nest it).
+    unplaced = {name: getattr(attempt, name) for name in _PLACING_FIELDS}
+    try:
+        # Durable: committed when the block ends, whatever the caller does (Django refuses to nest it).
+        with transaction.atomic(durable=True):
+            rows = _mark_placing(attempt, product, now)
+            if not rows:
+                return 0, None
+            # The usual case, a first purchase of the product by every identity: no row exists, so no
+            # attempt holds one, and one plain INSERT both creates the rows and holds them. Another
+            # request inserting one of these keys waits for this commit, then fails as below.
+            ProductClaim.objects.bulk_create(
+                ProductClaim(reader_key=key, product_key=product, attempt=attempt, held_until=held_until)
+                for key in keys
+            )
+            # The intent, committed with the mark and the claims: the reader authorized, Payway is next.
+            record_event(attempt, EventKind.AUTHORIZED)
+            return rows, None
+    except IntegrityError:
+        # A row exists (an earlier purchase, or another request's, committed first): everything above
+        # was rolled back, the PLACING mark too. Mark again, and read who holds the rows.
+        for name, value in unplaced.items():
+            setattr(attempt, name, value)
     with transaction.atomic(durable=True):
-        rows = _update_if(
-            attempt,
-            PurchaseAttempt.objects.filter(
-                pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
-            ).exclude(payway_session_id=""),
-            state=AttemptState.PLACING,
-            placing_at=now,
-            error_code="",
-            product_key=product,
-            updated_at=now,
-        )
+        rows = _mark_placing(attempt, product, now)
         if not rows:
             return 0, None
         claims = _locked_claims(keys, product, attempt, held_until)
