@@ -174,6 +174,24 @@ def test_detail_shows_timeline_without_secrets(client, viewer, attempt):
         assert secret not in html
 
 
+def test_the_timeline_shows_the_milestones_among_the_events(client, viewer, attempt):
+    """Placed and confirmed are the attempt's own times, shown in their place among its events."""
+    buy = attempt.events.get(kind=EventKind.BUY)
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(
+        placed_at=buy.created_at + dt.timedelta(seconds=5),
+        confirmed_at=buy.created_at + dt.timedelta(days=1),
+    )
+    PurchaseEvent.objects.create(
+        attempt=attempt, kind=EventKind.SECURITY, created_at=buy.created_at + dt.timedelta(seconds=6)
+    )
+    client.force_login(viewer)
+    html = client.get(_urls(attempt)["inspect"]).content.decode()
+    rows = re.findall(r'class="wkp-event wkp-event--(\w*)"', html)
+    assert rows[-3:] == ["placed", "security", "confirmed"]
+    timeline = html[html.index("Timeline") :]
+    assert timeline.index("Order placed") < timeline.index("Security event") < timeline.index("Confirmed")
+
+
 def test_index_shows_no_secrets(client, viewer, attempt):
     client.force_login(viewer)
     html = client.get(_urls(attempt)["index"]).content.decode()

@@ -8,19 +8,27 @@ import pytest
 from freezegun import freeze_time
 from wagtail.models import Page
 
-from wagtail_klarna_paywall.models import EventKind, PaywallViewDay, PurchaseAttempt, PurchaseEvent
+from wagtail_klarna_paywall.models import (
+    MILESTONES,
+    EventKind,
+    PaywallViewDay,
+    PurchaseAttempt,
+    PurchaseEvent,
+)
 from wagtail_klarna_paywall.newsroom import funnel
 from wagtail_klarna_paywall.newsroom.reports import chart_bars
 
 pytestmark = pytest.mark.django_db
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.timezone.utc)
+#: The funnel's steps: three kinds of event, then the two milestones, which are the attempt's own times.
+MILESTONE_FIELDS = dict(MILESTONES).values()
 FUNNEL_KINDS = [
     EventKind.BUY,
     EventKind.SESSION_CREATED,
     EventKind.AUTHORIZED,
-    EventKind.PLACED,
-    EventKind.CONFIRMED,
+    "placed_at",
+    "confirmed_at",
 ]
 
 
@@ -37,8 +45,12 @@ def _attempt(code, page=None, name=""):
 
 
 def _events(attempt, kinds, *, at=NOW - dt.timedelta(days=1), **fields):
+    """``attempt``'s events of ``kinds`` at ``at``; a milestone's field in ``kinds`` is set to ``at``."""
     for kind in kinds:
-        PurchaseEvent.objects.create(attempt=attempt, kind=kind, created_at=at, **fields)
+        if kind in MILESTONE_FIELDS:
+            PurchaseAttempt.objects.filter(pk=attempt.pk).update(**{kind: at})
+        else:
+            PurchaseEvent.objects.create(attempt=attempt, kind=kind, created_at=at, **fields)
 
 
 @pytest.fixture
@@ -93,6 +105,32 @@ def test_total_counts_distinct_attempts_per_stage(seeded):
 def test_longer_period_includes_older_events(seeded):
     row = funnel.funnel_total(funnel.Period.last_days(90))
     assert row.counts == {"views": 0, "buy": 7, "session": 5, "authorized": 3, "placed": 3, "confirmed": 2}
+
+
+@freeze_time(NOW)
+def test_a_milestone_counts_in_the_period_it_was_reached(pages):
+    """Orders placed and confirmations count by the attempt's own times, not by its events'."""
+    a, _b = pages
+    attempt = _attempt("DIGI", a)
+    _events(attempt, FUNNEL_KINDS[:4], at=NOW - dt.timedelta(days=40))
+    _events(attempt, ["confirmed_at"], at=NOW - dt.timedelta(days=1))
+    assert funnel.funnel_total(funnel.Period.last_days(30)).counts == {
+        "views": 0,
+        "buy": 0,
+        "session": 0,
+        "authorized": 0,
+        "placed": 0,
+        "confirmed": 1,
+    }
+    assert funnel.funnel_by_offer(funnel.Period.last_days(30))[0].counts["confirmed"] == 1
+    assert funnel.funnel_by_page(funnel.Period.last_days(90))[0].counts == {
+        "views": 0,
+        "buy": 1,
+        "session": 1,
+        "authorized": 1,
+        "placed": 1,
+        "confirmed": 1,
+    }
 
 
 @freeze_time(NOW)

@@ -38,7 +38,7 @@ from tests.concurrency.crowd import (
 from tests.factories import Shop
 from wagtail_klarna_paywall import signals
 from wagtail_klarna_paywall.fake import state
-from wagtail_klarna_paywall.models import ALLOWED_TRANSITIONS, AttemptState, EventKind, PurchaseAttempt
+from wagtail_klarna_paywall.models import ALLOWED_TRANSITIONS, AttemptState, PurchaseAttempt
 from wagtail_klarna_paywall.payway.types import BrowserInfo, CustomerInfo
 from wagtail_klarna_paywall.purchase import attempts, orders
 
@@ -258,10 +258,19 @@ def test_c05_two_tabs_same_offer(shop, fake_payway):
 # -- C06 ---------------------------------------------------------------------------------------------
 
 
-def test_c06_confirmation_reloads_confirm_once_and_call_nothing(shop, fake_payway):
-    """C06: the confirmation page loaded 10 times at once, then 10 times in a row: CONFIRMED once, one
-    CONFIRMED event, the same page every time, and no Payway call of any kind."""
+def test_c06_confirmation_reloads_confirm_once_and_call_nothing(shop, fake_payway, monkeypatch):
+    """C06: the confirmation page loaded 10 times at once, then 10 times in a row: CONFIRMED once (one
+    request's conditional UPDATE made it), the same page every time, and no Payway call of any kind."""
     completed = []
+    confirmed = []
+    confirm = orders.confirm
+
+    def counted_confirm(attempt, now=None):
+        made = confirm(attempt, now)
+        confirmed.append(made)
+        return made
+
+    monkeypatch.setattr(orders, "confirm", counted_confirm)
 
     def on_completed(sender, attempt, **kwargs):
         completed.append(attempt.reference)
@@ -286,8 +295,8 @@ def test_c06_confirmation_reloads_confirm_once_and_call_nothing(shop, fake_paywa
     assert len({c.body for c in calls}) == 1
     assert "data-wkp-confirmation" in calls[0].body
     attempt.refresh_from_db()
-    assert attempt.state == AttemptState.CONFIRMED
-    assert attempt.events.filter(kind=EventKind.CONFIRMED).count() == 1
+    assert attempt.state == AttemptState.CONFIRMED and attempt.confirmed_at is not None
+    assert confirmed.count(True) == 1 and len(confirmed) == 20
     assert state.calls() == before
     assert completed == [attempt.reference]
     report(f"C06 confirmation x20 (10 concurrent): CONFIRMED events=1, Payway calls=0; {timing(calls)}")

@@ -4,6 +4,7 @@ page types, and daily paywall-view counts. One module per concern; Django finds 
 
 from .attempts import (
     ALLOWED_TRANSITIONS,
+    MILESTONES,
     OPEN_STATES,
     AttemptState,
     EventKind,
@@ -34,6 +35,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "LOGIN_FAILURE_MAX_ROWS",
     "LOGIN_FAILURE_RETENTION",
+    "MILESTONES",
     "OPEN_STATES",
     "AttemptState",
     "EventKind",

@@ -175,8 +175,9 @@ class PurchaseAttempt(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     placing_at = models.DateTimeField(_("placing started at"), null=True, blank=True)
-    placed_at = models.DateTimeField(_("placed at"), null=True, blank=True)
-    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    # The milestones (see MILESTONES): set by the conditional UPDATE that reaches the state, once.
+    placed_at = models.DateTimeField(_("placed at"), null=True, blank=True, db_index=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True, db_index=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     #: Wagtail's reference index would re-index every attempt on every save (the purchase log's viewset
@@ -245,13 +246,24 @@ class ProductClaim(models.Model):
         return f"{self.product_key} ({self.attempt_id or '-'})"
 
 
+#: The once-only milestones of a purchase, as (state, the attempt's field that holds when it was reached).
+#: They are not events: the conditional UPDATE that moves the attempt there sets the time in the same
+#: statement, so a milestone can be neither recorded twice nor missed, and costs no second write. The
+#: funnel counts them and the purchase log's timeline shows them from these fields.
+MILESTONES: tuple[tuple[str, str], ...] = (
+    (AttemptState.PLACED, "placed_at"),
+    (AttemptState.CONFIRMED, "confirmed_at"),
+)
+
+
 class EventKind(models.TextChoices):
+    """What may happen to an attempt any number of times (a click, a session, an authorization, an
+    error); the once-only milestones are :data:`MILESTONES`."""
+
     BUY = "buy", _("Buy clicked")
     SESSION_CREATED = "session_created", _("Session created")
     SESSION_REUSED = "session_reused", _("Session reused")
     AUTHORIZED = "authorized", _("Authorization posted")
-    PLACED = "placed", _("Order placed")
-    CONFIRMED = "confirmed", _("Confirmed")
     DECLINED = "declined", _("Declined")
     ERROR = "error", _("Error")
     SECURITY = "security", _("Security event")
@@ -259,7 +271,8 @@ class EventKind(models.TextChoices):
 
 
 class PurchaseEvent(models.Model):
-    """The timeline of an attempt; also feeds the funnel and the error panel. No personal data."""
+    """The timeline of an attempt, with its :data:`MILESTONES`; also feeds the funnel and the error
+    panel. No personal data."""
 
     attempt = models.ForeignKey(
         PurchaseAttempt, verbose_name=_("purchase attempt"), on_delete=models.CASCADE, related_name="events"

@@ -2,11 +2,13 @@
 
 The first stage, paywall views, comes from :class:`PaywallViewDay` (readers who saw a paywall, once per
 reader, page and day; see ``paywall_views``), over the whole local days of the period. Every later stage
-counts *distinct attempts* that reached it within the period (by the time of the event), from
-:class:`PurchaseEvent`, so a reader who clicks Buy twice on the same open attempt, or whose session is
-reused, counts once. That keeps each rate after the buy click between 0 and 100 %. Views and buy clicks
-are counted differently (a reader who runs no JavaScript buys without a counted view), so the rate from
-views to buy clicks is an estimate, and can exceed 100 % on a page with very few views.
+counts *distinct attempts* that reached it within the period: by the time of their :class:`PurchaseEvent`
+(buy clicks, sessions, authorizations), so a reader who clicks Buy twice on the same open attempt, or
+whose session is reused, counts once; or by the attempt's own time of a milestone (orders placed,
+confirmations: ``models.MILESTONES``), which each attempt reaches once. That keeps each rate after the
+buy click between 0 and 100 %. Views and buy clicks are counted differently (a reader who runs no
+JavaScript buys without a counted view), so the rate from views to buy clicks is an estimate, and can
+exceed 100 % on a page with very few views.
 
 Per offer, a view counts for every offer the paywall showed; per article, for the page it was on.
 """
@@ -14,6 +16,8 @@ Per offer, a view counts for every offer the paywall showed; per article, for th
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, Sum
@@ -22,15 +26,28 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.models import Page
 
 from ..messages import MESSAGES
-from ..models import EventKind, LoginFailure, PaywallViewDay, PurchaseAttempt, PurchaseEvent
+from ..models import (
+    MILESTONES,
+    AttemptState,
+    EventKind,
+    LoginFailure,
+    PaywallViewDay,
+    PurchaseAttempt,
+    PurchaseEvent,
+)
 
 
 @dataclass(frozen=True)
 class Stage:
     key: str
     label: str
-    kinds: tuple[str, ...]
+    #: The events that count, or none for a milestone stage.
+    kinds: tuple[str, ...] = ()
+    #: The attempt's field of a milestone (``models.MILESTONES``), or "" for an event stage.
+    milestone: str = ""
 
+
+_MILESTONE_FIELDS = dict(MILESTONES)
 
 #: The funnel, in order. Sessions count created and reused ones alike: both put the Klarna widget in front
 #: of the reader.
@@ -38,9 +55,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("buy", _("Buy clicks"), (EventKind.BUY,)),
     Stage("session", _("Sessions"), (EventKind.SESSION_CREATED, EventKind.SESSION_REUSED)),
     Stage("authorized", _("Authorizations"), (EventKind.AUTHORIZED,)),
-    Stage("placed", _("Orders placed"), (EventKind.PLACED,)),
-    Stage("confirmed", _("Confirmations"), (EventKind.CONFIRMED,)),
+    Stage("placed", _("Orders placed"), milestone=_MILESTONE_FIELDS[AttemptState.PLACED]),
+    Stage("confirmed", _("Confirmations"), milestone=_MILESTONE_FIELDS[AttemptState.CONFIRMED]),
 )
+_EVENT_STAGES = tuple(stage for stage in STAGES if stage.kinds)
+_MILESTONE_STAGES = tuple(stage for stage in STAGES if stage.milestone)
 
 #: The funnel's first stage: paywall views (from the daily table, not from events).
 VIEW_STAGE = Stage("views", _("Paywall views"), ())
@@ -124,15 +143,34 @@ def _rate(count: int, base: int | None) -> float | None:
     return count / base
 
 
-def _stage_aggregates() -> dict[str, Count]:
-    return {stage.key: Count("attempt", filter=Q(kind__in=stage.kinds), distinct=True) for stage in STAGES}
+def _within(field: str, period: Period) -> Q:
+    return Q(**{f"{field}__gte": period.start, f"{field}__lt": period.end})
 
 
-def _events(period: Period):
-    kinds = [kind for stage in STAGES for kind in stage.kinds]
-    return PurchaseEvent.objects.filter(
-        created_at__gte=period.start, created_at__lt=period.end, kind__in=kinds
-    )
+def _stage_counts(period: Period, by: str = "") -> dict:
+    """Each stage's count of distinct attempts in ``period``: {group: {stage key: count}}, grouped by the
+    attempt's field ``by`` (one group, ``None``, without it). Two queries: the events, the milestones."""
+    kinds = [kind for stage in _EVENT_STAGES for kind in stage.kinds]
+    events = PurchaseEvent.objects.filter(_within("created_at", period), kind__in=kinds)
+    per_event = {
+        stage.key: Count("attempt", filter=Q(kind__in=stage.kinds), distinct=True) for stage in _EVENT_STAGES
+    }
+    milestones = PurchaseAttempt.objects.filter(
+        functools.reduce(operator.or_, (_within(stage.milestone, period) for stage in _MILESTONE_STAGES))
+    ).order_by()
+    per_milestone = {
+        stage.key: Count("pk", filter=_within(stage.milestone, period)) for stage in _MILESTONE_STAGES
+    }
+    if not by:
+        return {None: {**events.aggregate(**per_event), **milestones.aggregate(**per_milestone)}}
+    counts: dict = {}
+    for queryset, group, aggregates in (
+        (events, f"attempt__{by}", per_event),
+        (milestones, by, per_milestone),
+    ):
+        for row in queryset.values(group).annotate(**aggregates):
+            counts.setdefault(row.pop(group), {}).update(row)
+    return counts
 
 
 def _row(key: str, label: str, values: dict, views: int = 0) -> FunnelRow:
@@ -175,16 +213,13 @@ def _order(rows: list[FunnelRow]) -> list[FunnelRow]:
 
 
 def funnel_total(period: Period) -> FunnelRow:
-    values = _events(period).aggregate(**_stage_aggregates())
+    values = _stage_counts(period)[None]
     return _row("all", str(_("All offers")), values, views=views_total(period))
 
 
 def funnel_by_offer(period: Period) -> list[FunnelRow]:
     """One row per product code (bought or only shown), most buy clicks first."""
-    rows = {
-        r["attempt__product_code"]: r
-        for r in _events(period).values("attempt__product_code").annotate(**_stage_aggregates())
-    }
+    rows = _stage_counts(period, by="product_code")
     views = views_by_offer(period)
     codes = set(rows) | set(views)
     names = _product_names(codes)
@@ -199,10 +234,7 @@ def funnel_by_offer(period: Period) -> list[FunnelRow]:
 def funnel_by_page(period: Period) -> list[FunnelRow]:
     """One row per article (the page the paywall was on), most buy clicks first."""
 
-    rows = {
-        r["attempt__page_id"]: r
-        for r in _events(period).values("attempt__page_id").annotate(**_stage_aggregates())
-    }
+    rows = _stage_counts(period, by="page_id")
     views = views_by_page(period)
     page_ids = set(rows) | set(views)
     titles = dict(Page.objects.filter(pk__in=[pk for pk in page_ids if pk]).values_list("pk", "title"))

@@ -36,7 +36,7 @@ from wagtail.permission_policies import ModelPermissionPolicy
 
 from .. import messages
 from ..blocks import PAYMENT_METHOD_CATEGORY_CHOICES
-from ..models import AttemptState, PurchaseAttempt
+from ..models import MILESTONES, AttemptState, PurchaseAttempt, PurchaseEvent
 
 PERMISSION_CODENAME = "view_purchase_log"
 PERMISSION = f"wagtail_klarna_paywall.{PERMISSION_CODENAME}"
@@ -246,8 +246,18 @@ class PurchaseLogInspectView(generic.InspectView):
         context = super().get_context_data(**kwargs)
         events = list(self.object.events.order_by("created_at", "pk"))
         for event in events:
+            event.kind_label = event.get_kind_display()
             event.error_label = error_code_label(event.error_code)
-        context["events"] = events
+        # The milestones are the attempt's own times (models.MILESTONES), shown among its events.
+        for state, field_name in MILESTONES:
+            reached = getattr(self.object, field_name)
+            if reached is not None:
+                milestone = PurchaseEvent(attempt=self.object, kind=state, state=state, created_at=reached)
+                milestone.kind_label = AttemptState(state).label
+                milestone.error_label = ""
+                events.append(milestone)
+        # A stable sort: at the same instant, the events come before the milestone.
+        context["events"] = sorted(events, key=lambda event: event.created_at)
         context["time_format"] = TIME_FORMAT
         return context
 

@@ -9,6 +9,9 @@
    this one ends FAILED "already_bought" and nothing is sent (one order per reader and product).
 3. :func:`confirm`: the reader is back on the confirmation page; ``placed`` becomes ``confirmed`` once.
 
+The two milestones, placed and confirmed, are the attempt's ``placed_at`` and ``confirmed_at``, set by the
+conditional UPDATE that reaches the state; the events record what may happen more than once.
+
 Rules held here: a POST that may have reached Payway is never re-sent (its outcome is "unknown" and
 is settled, not retried); nothing secret or personal is stored or logged.
 
@@ -446,7 +449,7 @@ def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceRe
         finished_at=now,
     )
     if made:
-        record_event(attempt, EventKind.PLACED)
+        # The milestone is ``placed_at``, written above (models.MILESTONES): no event.
         logger.info("Order placed for attempt %s", attempt.reference)
         if rejected:
             record_event(
@@ -580,11 +583,9 @@ def decline_in_widget(attempt: PurchaseAttempt, now: dt.datetime | None = None) 
 
 
 def confirm(attempt: PurchaseAttempt, now: dt.datetime | None = None) -> bool:
-    """Mark a placed attempt confirmed; True only for the one request that did it (C06)."""
+    """Mark a placed attempt confirmed; True only for the one request that did it (C06). The milestone
+    is ``confirmed_at``, set by the same conditional UPDATE (models.MILESTONES): no event."""
     now = now or timezone.now()
     if attempt.state != AttemptState.PLACED:
         return False
-    if _finish(attempt, (AttemptState.PLACED,), state=AttemptState.CONFIRMED, confirmed_at=now):
-        record_event(attempt, EventKind.CONFIRMED)
-        return True
-    return False
+    return _finish(attempt, (AttemptState.PLACED,), state=AttemptState.CONFIRMED, confirmed_at=now)
