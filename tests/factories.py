@@ -53,6 +53,7 @@ from wagtail_klarna_paywall.fake import catalogue as fake_catalogue
 from wagtail_klarna_paywall.fake import state as fake_state
 from wagtail_klarna_paywall.login import sso
 from wagtail_klarna_paywall.models import (
+    AttemptState,
     KlarnaPurchasePage,
     PaywallSettings,
     PurchaseAttempt,
@@ -436,6 +437,41 @@ def stored_attempt(shop: Shop, reader_key: str, state: str, **fields) -> Purchas
         **fields,
     }
     return PurchaseAttempt.objects.create(**values)
+
+
+def placed_article_attempt(shop: Shop) -> PurchaseAttempt:
+    """A placed attempt bought in the article's paywall, every field the confirmation shows filled in."""
+    now = timezone.now()
+    return stored_attempt(
+        shop,
+        "anon:" + "c" * 64,
+        AttemptState.PLACED,
+        page=shop.article,
+        account_key="account:" + "d" * 64,
+        access_codes=["digital", "app"],
+        offer_label="Digital, every day",
+        selling_points=["Every article", "The app"],
+        price=Decimal("139.00"),
+        price_period="month",
+        placing_at=now - dt.timedelta(seconds=2),
+        placed_at=now,
+        order_id=ORDER_ID,
+    )
+
+
+def confirmation_read_of(attempt: PurchaseAttempt) -> tuple[dict, dict]:
+    """What ``attempts.attempt_to_confirm`` read of ``attempt`` and its article, and what the ORM reads
+    of the same columns: (read, stored), each {attname: value}."""
+    read = attempts.attempt_to_confirm(str(attempt.reference))
+    stored = PurchaseAttempt.objects.select_related("page").get(pk=attempt.pk)
+    names = [PurchaseAttempt._meta.get_field(name).attname for name in attempts.CONFIRMATION_FIELDS]
+    route = [Page._meta.get_field(name).attname for name in attempts.ARTICLE_ROUTE_FIELDS]
+
+    def values(row):
+        page = {f"page.{name}": getattr(row.page, name) for name in route} if row.page_id else {}
+        return {**{name: getattr(row, name) for name in names}, **page}
+
+    return values(read), values(stored)
 
 
 # -- the purchase flow as functions (purchase/) ----------------------------------------------------------

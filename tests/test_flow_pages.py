@@ -16,6 +16,7 @@ import requests
 import responses
 from django.test import Client
 from freezegun import freeze_time
+from wagtail.models import Page
 
 from tests.factories import (
     AUTH_TOKEN,
@@ -299,6 +300,29 @@ def test_the_confirmation_of_an_unknown_outcome_links_back_and_names_customer_se
     assert "not be charged twice" in html
     assert hrefs(html, "data-wkp-back") == [article_url(shop)]
     assert CUSTOMER_SERVICE in html
+
+
+def test_the_confirmation_links_an_article_whose_type_makes_its_own_urls(shop, payway, reader, monkeypatch):
+    """The confirmation reads only the article's route columns; a page type that makes its own URLs is
+    asked for its URL from its own row (one query more), not given Wagtail's default."""
+    payway.add(responses.POST, CREATE_V2, json=session_json())
+    payway.add(responses.POST, PLACE_V2, json=order_json())
+    attempt = start_article_checkout(reader, shop)
+    pay(reader, attempt)
+    confirmation = f"/thanks/?ref={attempt.reference}"
+    default = hrefs(text(reader.get(confirmation, secure=True)), "data-wkp-back")
+    assert default == [article_url(shop)]
+    model = type(shop.article.specific)
+
+    def own_url_parts(self, request=None):
+        assert self.title, "the specific row was read"
+        site_id, root, _path = Page.get_url_parts(self, request)
+        return site_id, root, f"/read/{self.slug}/"
+
+    monkeypatch.setattr(model, "get_url_parts", own_url_parts, raising=False)
+    assert hrefs(text(reader.get(confirmation, secure=True)), "data-wkp-back") == [
+        f"/read/{shop.article.slug}/"
+    ]
 
 
 # -- what the checkout and confirmation say of the offer ------------------------------------------------

@@ -39,8 +39,10 @@ from tests.factories import (
     Shop,
     body_of,
     calls_to,
+    confirmation_read_of,
     order_json,
     place,
+    placed_article_attempt,
     session_json,
     start,
 )
@@ -795,6 +797,23 @@ def test_an_attempt_is_found_by_reference_and_is_its_readers_only(shop, payway):
     assert attempts.is_readers(attempt, READER)
     assert not attempts.is_readers(attempt, attempts.Reader(key="anon:other"))
     assert not attempts.is_readers(attempt, None)
+
+
+def test_the_confirmations_read_is_what_the_orm_reads(shop, django_assert_num_queries):
+    """``attempt_to_confirm`` (SQL of its own) reads what the ORM reads, the article's route included, in
+    one query; the rest of the row still loads when used. tests/concurrency checks it on PostgreSQL."""
+    attempt = placed_article_attempt(shop)
+    with django_assert_num_queries(2):  # the read, then the ORM's
+        read, stored = confirmation_read_of(attempt)
+    assert read == stored and read["page.url_path"] == shop.article.url_path and read["page.live"] is True
+    confirmed = attempts.attempt_to_confirm(attempt.reference)
+    with django_assert_num_queries(1):
+        assert confirmed.order_id == ORDER_ID
+    # Without its article (deleted: SET_NULL), and for no attempt at all.
+    PurchaseAttempt.objects.filter(pk=attempt.pk).update(page=None)
+    assert attempts.attempt_to_confirm(attempt.reference).page is None
+    assert attempts.attempt_to_confirm(str(uuid.uuid4())) is None
+    assert attempts.attempt_to_confirm("not-a-uuid") is None
 
 
 def test_broken_signal_receiver_does_not_break_the_purchase(shop, payway):

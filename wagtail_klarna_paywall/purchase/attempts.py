@@ -12,6 +12,7 @@ no customer names or e-mail).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.core.cache import caches
+from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 from wagtail.models import Page, Site
@@ -92,20 +94,79 @@ def anonymous_reader_key(session_key: str) -> str:
     return "anon:" + hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def attempt_by_reference(reference: Any, *, with_pages: tuple[str, ...] = ()) -> PurchaseAttempt | None:
+def attempt_by_reference(reference: Any) -> PurchaseAttempt | None:
     """The attempt with this reference, whoever made it; None for a malformed or unknown reference.
     Whether the asking reader may see it is the caller's to decide (:func:`is_readers`, or
-    ``readers.made_in_this_browser``): one query by the unique reference, whichever way it is decided.
-    ``with_pages`` names page fields to read in the same query (those the caller will show)."""
+    ``readers.made_in_this_browser``): one query by the unique reference, whichever way it is decided."""
     ref = parse_reference(reference)
     if ref is None:
         return None
     try:
         # get(), not first(): the reference is unique, and first()'s ORDER BY (the model's ordering) costs
         # a third of this read's time for nothing.
-        return PurchaseAttempt.objects.select_related(*with_pages).get(reference=ref)
+        return PurchaseAttempt.objects.get(reference=ref)
     except PurchaseAttempt.DoesNotExist:
         return None
+
+
+#: What the confirmation page reads of an attempt: whose it is, its state and outcome, the summary, the
+#: analytics event, the site and page it is adopted into (``readers.adopt``) and its article.
+CONFIRMATION_FIELDS = (
+    *("id", "reference", "state", "reader_key", "account_key", "existing_customer", "error_code"),
+    *("placing_at", "placed_at", "product_code", "access_codes", "product_name", "offer_label"),
+    *("selling_points", "is_trial", "price", "price_period"),
+    *("site", "page", "purchase_page", "confirmation_page"),
+)
+#: What it reads of the article: whether it is live, its type, and the path its URL is made of (all that
+#: Wagtail's ``Page.get_url_parts`` needs; see ``pages.article_url``).
+ARTICLE_ROUTE_FIELDS = ("live", "content_type", "url_path")
+
+
+def attempt_to_confirm(reference: Any) -> PurchaseAttempt | None:
+    """:func:`attempt_by_reference` for the confirmation page: only :data:`CONFIRMATION_FIELDS`, and the
+    article (``attempt.page``) with only :data:`ARTICLE_ROUTE_FIELDS`, in one query. A field not read
+    here still loads when it is used, one query more (``tests/test_flow_statements.py`` counts them).
+
+    In SQL of its own (``Manager.raw``, made once from the models' table and column names): the ORM
+    compiles its query on every call, and for these columns and a join that took three times as long
+    as running it, the largest cost of the page (docs/performance.md, "confirmation")."""
+    ref = parse_reference(reference)
+    if ref is None:
+        return None
+    alias = PurchaseAttempt.objects.db
+    param = PurchaseAttempt._meta.get_field("reference").get_db_prep_value(ref, connections[alias])
+    attempt = next(
+        iter(PurchaseAttempt.objects.db_manager(alias).raw(_confirmation_sql(alias), [param])), None
+    )
+    if attempt is None:
+        return None
+    route = {name: attempt.__dict__.pop(f"article_{name}") for name in _article_attnames()}
+    if attempt.page_id is not None:
+        route["live"] = bool(route["live"])  # SQLite answers 0 or 1
+        attempt.page = Page.from_db(alias, ["id", *route], [attempt.page_id, *route.values()])
+    return attempt
+
+
+def _article_attnames() -> list[str]:
+    return [Page._meta.get_field(name).attname for name in ARTICLE_ROUTE_FIELDS]
+
+
+@functools.cache
+def _confirmation_sql(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    meta, page_meta = PurchaseAttempt._meta, Page._meta
+    select = [f"a.{quote(meta.get_field(name).column)}" for name in CONFIRMATION_FIELDS]
+    select += [
+        f"p.{quote(page_meta.get_field(name).column)} AS {quote('article_' + name)}"
+        for name in _article_attnames()
+    ]
+    # Quoted table and column names only; the reference is a parameter.
+    return (
+        f"SELECT {', '.join(select)} FROM {quote(meta.db_table)} a"  # noqa: S608
+        f" LEFT OUTER JOIN {quote(page_meta.db_table)} p"
+        f" ON p.{quote(page_meta.pk.column)} = a.{quote(meta.get_field('page').column)}"
+        f" WHERE a.{quote(meta.get_field('reference').column)} = %s"
+    )
 
 
 def is_readers(attempt: PurchaseAttempt, reader: Reader | None) -> bool:

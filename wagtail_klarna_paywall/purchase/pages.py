@@ -97,11 +97,16 @@ def attempt_summary(attempt: PurchaseAttempt) -> AttemptSummary:
 
 
 def article_url(page: Page | None, request: HttpRequest) -> str:
-    """The URL of a live article (or other page holding an offer), or ''."""
+    """The URL of a live article (or other page holding an offer), or ''. ``page`` may hold no more than
+    ``attempts.ARTICLE_ROUTE_FIELDS``: its specific row is read only when its type makes its own URLs."""
     if page is None or not page.live:
         return ""
-    # The page's own type (its URL may be its own), without reading its row: the route is in the base row.
-    return page.specific_deferred.get_url(request) or ""
+    model = page.specific_class
+    if model is not None and model.get_url_parts is Page.get_url_parts and model.get_url is Page.get_url:
+        return page.get_url(request) or ""
+    # Its own URLs (a headless route, say): from its own type, whose row is read if this one is partial.
+    specific = page.specific if page.get_deferred_fields() else page.specific_deferred
+    return specific.get_url(request) or ""
 
 
 def home_url(request: HttpRequest, page: Page) -> str:

@@ -549,8 +549,8 @@ def confirmation(request: HttpRequest, page: Page) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     ref = request.GET.get("ref", "")
-    # The article is linked: its page in the same query.
-    attempt = attempts.attempt_by_reference(ref, with_pages=("page",)) if ref else None
+    # What the page shows, the article's route included, in one query.
+    attempt = attempts.attempt_to_confirm(ref) if ref else None
     # The reader is looked up (their session loaded), not recognised from the cookie: this page can add
     # a grant, which a cookie whose session has ended must not get.
     if attempt is not None and not attempts.is_readers(attempt, readers.reader_for(request)):
