@@ -299,7 +299,7 @@ def test_c06_confirmation_reloads_confirm_once_and_call_nothing(shop, fake_paywa
     assert confirmed.count(True) == 1 and len(confirmed) == 20
     assert state.calls() == before
     assert completed == [attempt.reference]
-    report(f"C06 confirmation x20 (10 concurrent): CONFIRMED events=1, Payway calls=0; {timing(calls)}")
+    report(f"C06 confirmation x20 (10 concurrent): confirmed once, Payway calls=0; {timing(calls)}")
 
 
 # -- C07 / C08 ---------------------------------------------------------------------------------------
