@@ -166,7 +166,7 @@ def test_an_offer_bought_in_an_articles_paywall_costs_the_article_once(
     pages, payway, django_assert_max_num_queries
 ):
     """The flow's usual entry: the paywall of an article. Its checkout also loads the article's row (the
-    back link; not its specific row), the confirmation reads it in the attempt's query."""
+    back link; not its specific row), the confirmation reads its route in the attempt's query."""
     purchase_page, _free = pages
     article = paywalled_article(
         default_site().root_page,

@@ -3,10 +3,24 @@
 from django.db import migrations, models
 
 
+MILESTONES = (("placed", "placed_at"), ("confirmed", "confirmed_at"))
+
+
 def drop_milestone_events(apps, schema_editor):
     """The attempt's placed_at and confirmed_at hold what these events said."""
     PurchaseEvent = apps.get_model("wagtail_klarna_paywall", "PurchaseEvent")
-    PurchaseEvent.objects.filter(kind__in=("placed", "confirmed")).delete()
+    PurchaseEvent.objects.filter(kind__in=[kind for kind, _field in MILESTONES]).delete()
+
+
+def make_milestone_events(apps, schema_editor):
+    """Back: the events the earlier code counted, made from the attempts' times."""
+    PurchaseAttempt = apps.get_model("wagtail_klarna_paywall", "PurchaseAttempt")
+    PurchaseEvent = apps.get_model("wagtail_klarna_paywall", "PurchaseEvent")
+    for kind, field in MILESTONES:
+        PurchaseEvent.objects.bulk_create(
+            PurchaseEvent(attempt_id=pk, kind=kind, state=kind, created_at=at)
+            for pk, at in PurchaseAttempt.objects.exclude(**{field: None}).values_list("pk", field)
+        )
 
 
 class Migration(migrations.Migration):
@@ -15,7 +29,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_milestone_events, migrations.RunPython.noop),
+        migrations.RunPython(drop_milestone_events, make_milestone_events),
         migrations.AlterField(
             model_name="purchaseattempt",
             name="confirmed_at",

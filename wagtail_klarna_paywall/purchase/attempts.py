@@ -128,8 +128,8 @@ def attempt_to_confirm(reference: Any) -> PurchaseAttempt | None:
     here still loads when it is used, one query more (``tests/test_flow_statements.py`` counts them).
 
     In SQL of its own (``Manager.raw``, made once from the models' table and column names): the ORM
-    compiles its query on every call, and for these columns and a join that took three times as long
-    as running it, the largest cost of the page (docs/performance.md, "confirmation")."""
+    compiles its query on every call, and for these columns and a join that took ten times as long as
+    the database took to run it, the largest cost of the page (docs/performance.md, "confirmation")."""
     ref = parse_reference(reference)
     if ref is None:
         return None
@@ -142,8 +142,10 @@ def attempt_to_confirm(reference: Any) -> PurchaseAttempt | None:
         return None
     route = {name: attempt.__dict__.pop(f"article_{name}") for name in _article_attnames()}
     if attempt.page_id is not None:
-        route["live"] = bool(route["live"])  # SQLite answers 0 or 1
-        attempt.page = Page.from_db(alias, ["id", *route], [attempt.page_id, *route.values()])
+        route.update(id=attempt.page_id, live=bool(route["live"]))  # SQLite answers 0 or 1
+        # from_db takes the values in the model's field order, whatever the order of the names.
+        names = [f.attname for f in Page._meta.concrete_fields if f.attname in route]
+        attempt.page = Page.from_db(alias, names, [route[name] for name in names])
     return attempt
 
 

@@ -294,22 +294,15 @@ def _reader_identities(
     return sorted(key for key in keys if key)
 
 
-#: What :func:`_mark_placing` changes on the attempt (restored when its transaction rolls back).
-_PLACING_FIELDS = ("state", "placing_at", "error_code", "product_key", "updated_at")
-
-
-def _mark_placing(attempt: PurchaseAttempt, product: str, now: dt.datetime) -> int:
-    """The exactly-once gate: SESSION_READY -> PLACING, for the one request whose UPDATE changes the row."""
+def _mark_placing(attempt: PurchaseAttempt, placing: dict[str, Any], now: dt.datetime) -> int:
+    """The exactly-once gate: SESSION_READY -> PLACING (the ``placing`` fields), for the one request whose
+    UPDATE changes the row."""
     return _update_if(
         attempt,
         PurchaseAttempt.objects.filter(
             pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
         ).exclude(payway_session_id=""),
-        state=AttemptState.PLACING,
-        placing_at=now,
-        error_code="",
-        product_key=product,
-        updated_at=now,
+        **placing,
     )
 
 
@@ -337,11 +330,19 @@ def _claim_and_mark_placing(
     unique index and the row locks; the first one commits its claim, and every later one sees it.
     """
     held_until = now + REBUY_GUARD
-    unplaced = {name: getattr(attempt, name) for name in _PLACING_FIELDS}
+    placing = {
+        "state": AttemptState.PLACING,
+        "placing_at": now,
+        "error_code": "",
+        "product_key": product,
+        "updated_at": now,
+    }
+    # What the attempt was, should the first transaction roll back.
+    unplaced = {name: getattr(attempt, name) for name in placing}
     try:
         # Durable: committed when the block ends, whatever the caller does (Django refuses to nest it).
         with transaction.atomic(durable=True):
-            rows = _mark_placing(attempt, product, now)
+            rows = _mark_placing(attempt, placing, now)
             if not rows:
                 return 0, None
             # The usual case, a first purchase of the product by every identity: no row exists, so no
@@ -360,7 +361,7 @@ def _claim_and_mark_placing(
         for name, value in unplaced.items():
             setattr(attempt, name, value)
     with transaction.atomic(durable=True):
-        rows = _mark_placing(attempt, product, now)
+        rows = _mark_placing(attempt, placing, now)
         if not rows:
             return 0, None
         claims = _locked_claims(keys, product, attempt, held_until)
@@ -392,7 +393,7 @@ def _claim_and_mark_placing(
                 updated_at=now,
             )
             return 0, holder
-        # The rows this request created are already held as they should be (a first purchase's).
+        # The rows this request created (the keys that had none) are already held as they should be.
         taken = [
             claim.pk for claim in claims if (claim.attempt_id, claim.held_until) != (attempt.pk, held_until)
         ]
@@ -414,9 +415,10 @@ def _locked_claims(
     request is creating makes it wait for that request's commit), then one ``SELECT ... FOR UPDATE``, whose
     fresh snapshot sees every row, committed by whoever made it.
 
-    Only the request that has just moved ``attempt`` to PLACING calls it, so the rows it creates are held
-    by ``attempt`` at once (a first purchase need not update them); should ``attempt`` end FAILED in this
-    transaction instead, a claim counts only while its attempt is in an ordered state."""
+    Only the request that has just moved ``attempt`` to PLACING calls it, for a buyer who has a row
+    already, so the rows it creates (the missing keys) are held by ``attempt`` at once and need no update;
+    should ``attempt`` end FAILED in this transaction instead, a claim counts only while its attempt is in
+    an ordered state."""
     held = [
         ProductClaim(reader_key=k, product_key=product, attempt=attempt, held_until=held_until) for k in keys
     ]
