@@ -117,9 +117,9 @@ CONFIRMATION_FIELDS = (
     *("selling_points", "is_trial", "price", "price_period"),
     *("site", "page", "purchase_page", "confirmation_page"),
 )
-#: What it reads of the article: whether it is live, its type, and the path its URL is made of (all that
-#: Wagtail's ``Page.get_url_parts`` needs; see ``pages.article_url``).
-ARTICLE_ROUTE_FIELDS = ("live", "content_type", "url_path")
+#: What it reads of the article (attribute names): whether it is live, its type, and the path its URL is
+#: made of (all that Wagtail's ``Page.get_url_parts`` needs; see ``pages.article_url``).
+ARTICLE_ROUTE_FIELDS = ("live", "content_type_id", "url_path")
 
 
 def attempt_to_confirm(reference: Any) -> PurchaseAttempt | None:
@@ -140,17 +140,13 @@ def attempt_to_confirm(reference: Any) -> PurchaseAttempt | None:
     )
     if attempt is None:
         return None
-    route = {name: attempt.__dict__.pop(f"article_{name}") for name in _article_attnames()}
+    route = {name: attempt.__dict__.pop(f"article_{name}") for name in ARTICLE_ROUTE_FIELDS}
     if attempt.page_id is not None:
         route.update(id=attempt.page_id, live=bool(route["live"]))  # SQLite answers 0 or 1
         # from_db takes the values in the model's field order, whatever the order of the names.
         names = [f.attname for f in Page._meta.concrete_fields if f.attname in route]
         attempt.page = Page.from_db(alias, names, [route[name] for name in names])
     return attempt
-
-
-def _article_attnames() -> list[str]:
-    return [Page._meta.get_field(name).attname for name in ARTICLE_ROUTE_FIELDS]
 
 
 @functools.cache
@@ -160,7 +156,7 @@ def _confirmation_sql(alias: str) -> str:
     select = [f"a.{quote(meta.get_field(name).column)}" for name in CONFIRMATION_FIELDS]
     select += [
         f"p.{quote(page_meta.get_field(name).column)} AS {quote('article_' + name)}"
-        for name in _article_attnames()
+        for name in ARTICLE_ROUTE_FIELDS
     ]
     # Quoted table and column names only; the reference is a parameter.
     return (
