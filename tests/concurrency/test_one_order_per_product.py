@@ -7,12 +7,12 @@ its own, then submits them all at once (K = 2 and 10) or one after the other. Th
 the one that was placed. The same holds for a logged-in reader on two devices (two Django sessions of one
 Payway account) and for a new customer typing one e-mail address in several browsers.
 
-Checked by mutation: with the claim check in ``purchase.orders._claim_and_mark_placing`` removed
+Checked by mutation: with the claim check in ``purchase.claims.claim_and_mark_placing`` removed
 (``holder`` forced to None), or with its first INSERT told to skip rows that exist
 (``ignore_conflicts``), every case here fails (2 or 10 place_order calls instead of 1); with the
-claim rows read without ``select_for_update`` in ``purchase.orders._locked_claims``, the "after a
+claim rows read without ``select_for_update`` in ``purchase.claims._locked_claims``, the "after a
 decline" cases fail (the rows exist, so nothing else serialises the submits); with the account key left
-out of ``purchase.orders._reader_identities`` the two-device cases fail, and with the e-mail key left out
+out of ``purchase.claims.reader_identities`` the two-device cases fail, and with the e-mail key left out
 the several-browser cases fail.
 """
 

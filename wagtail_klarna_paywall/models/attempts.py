@@ -30,7 +30,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
         {AttemptState.SESSION_READY, AttemptState.FAILED, AttemptState.EXPIRED, AttemptState.DECLINED}
     ),
     # SESSION_READY -> FAILED includes "already_bought": the placing step found the product held by the
-    # reader's other attempt (purchase.orders._claim_and_mark_placing) and sent nothing to Payway.
+    # reader's other attempt (purchase.claims.claim_and_mark_placing) and sent nothing to Payway.
     AttemptState.SESSION_READY: frozenset(
         {AttemptState.PLACING, AttemptState.DECLINED, AttemptState.FAILED, AttemptState.EXPIRED}
     ),

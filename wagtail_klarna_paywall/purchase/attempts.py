@@ -167,6 +167,19 @@ def _confirmation_sql(alias: str) -> str:
     )
 
 
+def update_if(attempt: PurchaseAttempt, queryset: Any, **fields: Any) -> int:
+    """A conditional UPDATE of ``attempt``'s row (``queryset`` holds the condition) that keeps ``attempt``
+    in step. When it changed the row, the row is what this request wrote: no read-back. When it changed
+    nothing, another request moved the attempt first: the row is read back."""
+    rows = queryset.update(**fields)
+    if rows:
+        for name, value in fields.items():
+            setattr(attempt, name, value)
+    else:
+        attempt.refresh_from_db()
+    return rows
+
+
 def is_readers(attempt: PurchaseAttempt, reader: Reader | None) -> bool:
     """Whether ``attempt`` is the reader's own: made in their browser, or by their Payway account on any
     device. Another reader's attempt must look like no attempt at all to them."""

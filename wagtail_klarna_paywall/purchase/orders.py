@@ -4,9 +4,9 @@
    ``session_ready`` to ``placing`` by a conditional UPDATE committed BEFORE Payway is called, so whatever
    the number of submits, tabs or workers, exactly one request calls Payway. Its outcome is committed
    before the reader gets an answer; every later request gets that stored outcome (:func:`stored_outcome`).
-   The same step claims the product (:func:`~.attempts.product_key`: title, kind, code) for every identity
-   of the buyer (browser reader, Payway account, typed e-mail): while another attempt of theirs holds it,
-   this one ends FAILED "already_bought" and nothing is sent (one order per reader and product).
+   The same step claims the product for every identity of the buyer (:mod:`.claims`): while another
+   attempt of theirs holds it, this one ends FAILED "already_bought" and nothing is sent (one order per
+   reader and product).
 3. :func:`confirm`: the reader is back on the confirmation page; ``placed`` becomes ``confirmed`` once.
 
 The two milestones, placed and confirmed, are the attempt's ``placed_at`` and ``confirmed_at``, set by the
@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -44,17 +44,14 @@ from ..messages import ALREADY_BOUGHT, DECLINED_IN_WIDGET, SESSION_EXPIRED, UNKN
 from ..models import (
     AttemptState,
     EventKind,
-    ProductClaim,
     PurchaseAttempt,
     record_event,
 )
 from ..payway import get_client
 from ..payway.types import BrowserInfo, CustomerInfo
-from . import accounts
+from . import claims
 from .attempts import (
-    ORDERED_STATES,
     PLACING_LEASE,
-    REBUY_GUARD,
     Reader,
     account_sync_flags,
     attempt_product_key,
@@ -62,6 +59,7 @@ from .attempts import (
     record_error,
     send_signal,
     site_settings,
+    update_if,
 )
 from .redirects import describe_url, is_allowed_klarna_redirect
 
@@ -104,7 +102,7 @@ def expire_stale_placing(attempt: PurchaseAttempt, now: dt.datetime | None = Non
         return attempt
     if now - attempt.placing_at < PLACING_LEASE:
         return attempt
-    rows = _update_if(
+    rows = update_if(
         attempt,
         PurchaseAttempt.objects.filter(
             pk=attempt.pk, state=AttemptState.PLACING, placing_at__lte=now - PLACING_LEASE
@@ -162,20 +160,7 @@ def _finish(attempt: PurchaseAttempt, from_states: tuple[str, ...], **fields: An
     """Conditional, monotonic state change; returns whether this call made it. Updates ``attempt``."""
     fields.setdefault("updated_at", timezone.now())
     queryset = PurchaseAttempt.objects.filter(pk=attempt.pk, state__in=from_states)
-    return bool(_update_if(attempt, queryset, **fields))
-
-
-def _update_if(attempt: PurchaseAttempt, queryset: Any, **fields: Any) -> int:
-    """A conditional UPDATE of ``attempt``'s row (``queryset`` holds the condition) that keeps ``attempt``
-    in step. When it changed the row, the row is what this request wrote: no read-back. When it changed
-    nothing, another request moved the attempt first: the row is read back."""
-    rows = queryset.update(**fields)
-    if rows:
-        for name, value in fields.items():
-            setattr(attempt, name, value)
-    else:
-        attempt.refresh_from_db()
-    return rows
+    return bool(update_if(attempt, queryset, **fields))
 
 
 @sensitive_variables("authorization_token", "customer")
@@ -213,7 +198,7 @@ def place_order(
         )
         return PlaceResult(Outcome.RETRY, attempt, ErrorCode.CONFIGURATION)
 
-    keys = _reader_identities(attempt, reader, identity_token, customer)
+    keys = claims.reader_identities(attempt, reader, identity_token, customer)
     if keys is None:
         # A logged-in purchase whose Payway account cannot be named: the guard could not see this
         # reader's other devices, so nothing is sent. The attempt stays ready.
@@ -223,9 +208,9 @@ def place_order(
         return PlaceResult(Outcome.RETRY, attempt, ErrorCode.UNAVAILABLE)
 
     # The exactly-once gate: only the request whose UPDATE changes the row calls Payway, and only while
-    # no other attempt of the same reader holds the product (:func:`_claim_and_mark_placing`). Its
+    # no other attempt of the same reader holds the product (:func:`.claims.claim_and_mark_placing`). Its
     # transaction commits the PLACING mark and the claim before the call (I2).
-    rows, holder = _claim_and_mark_placing(attempt, keys, attempt_product_key(attempt), now)
+    rows, holder = claims.claim_and_mark_placing(attempt, keys, attempt_product_key(attempt), now)
     if holder is not None:
         record_event(
             attempt,
@@ -270,167 +255,6 @@ def place_order(
     except BaseException as exc:  # noqa: BLE001
         return _order_failed(attempt, exc, now)
     return _order_placed(attempt, order, request)
-
-
-def _reader_identities(
-    attempt: PurchaseAttempt, reader: Reader, identity_token: str | None, customer: CustomerInfo | None
-) -> list[str] | None:
-    """Every key that names the buyer of ``attempt``: the browser reader, their Payway account and, for a
-    new customer, the typed e-mail address (keyed hashes only). None when a logged-in purchase's account
-    cannot be named."""
-    keys = {attempt.reader_key, reader.key}
-    account = reader.account_key
-    if not account and identity_token:
-        account = accounts.account_key(None, identity_token)
-    account = account or attempt.account_key
-    if account:
-        keys.add(account)
-    elif attempt.existing_customer:
-        return None
-    if customer is not None and not attempt.existing_customer:
-        email = accounts.email_key(customer.email)
-        if email:
-            keys.add(email)
-    return sorted(key for key in keys if key)
-
-
-def _mark_placing(attempt: PurchaseAttempt, placing: dict[str, Any], now: dt.datetime) -> int:
-    """The exactly-once gate: SESSION_READY -> PLACING (the ``placing`` fields), for the one request whose
-    UPDATE changes the row."""
-    return _update_if(
-        attempt,
-        PurchaseAttempt.objects.filter(
-            pk=attempt.pk, state=AttemptState.SESSION_READY, session_expires_at__gt=now
-        ).exclude(payway_session_id=""),
-        **placing,
-    )
-
-
-def _claim_and_mark_placing(
-    attempt: PurchaseAttempt, keys: list[str], product: str, now: dt.datetime
-) -> tuple[int, PurchaseAttempt | None]:
-    """Move ``attempt`` to PLACING while claiming ``product`` for every identity in ``keys``, in one
-    short transaction committed before Payway is called. Returns (rows moved, None), or (0, the attempt
-    holding the product) after marking ``attempt`` FAILED "already_bought".
-
-    Why claim rows and not a partial unique index: "one order per reader and product" must hold across
-    several identities of one buyer (session, account, typed e-mail) and only within the rebuy window.
-    A unique index can neither span several keys of one row nor say "within the last 48 hours" (its
-    predicate must be immutable, so ``now()`` is out), and an index on the attempts would also keep
-    refusing after the window. So each (identity, product) has one :class:`ProductClaim` row, unique in
-    the database. This step first makes the conditional UPDATE to PLACING: only the request that changes
-    the row goes on (a second submit, or an attempt that cannot be placed, claims nothing). It then
-    inserts the rows, held by ``attempt``: when none existed, nobody else holds the product and that
-    is all. When one existed, the unique constraint fails the INSERT and the transaction is rolled back
-    whole; a second one makes the mark again, creates the missing rows and locks them all (``SELECT ...
-    FOR UPDATE``, in sorted key order so two buyers sharing a key cannot deadlock), and refuses while
-    another attempt holding one of them is placing, placed, confirmed or unknown before ``held_until``:
-    the attempt is then marked FAILED in the same transaction, so its PLACING mark is never seen.
-    Otherwise it takes the rows. Concurrent submits, tabs, devices and worker processes queue on the
-    unique index and the row locks; the first one commits its claim, and every later one sees it.
-    """
-    held_until = now + REBUY_GUARD
-    placing = {
-        "state": AttemptState.PLACING,
-        "placing_at": now,
-        "error_code": "",
-        "product_key": product,
-        "updated_at": now,
-    }
-    # What the attempt was, should the first transaction roll back.
-    unplaced = {name: getattr(attempt, name) for name in placing}
-    try:
-        # Durable: committed when the block ends, whatever the caller does (Django refuses to nest it).
-        with transaction.atomic(durable=True):
-            rows = _mark_placing(attempt, placing, now)
-            if not rows:
-                return 0, None
-            # The usual case, a first purchase of the product by every identity: no row exists, so no
-            # attempt holds one, and one plain INSERT both creates the rows and holds them. Another
-            # request inserting one of these keys waits for this commit, then fails as below.
-            ProductClaim.objects.bulk_create(
-                ProductClaim(reader_key=key, product_key=product, attempt=attempt, held_until=held_until)
-                for key in keys
-            )
-            # The intent, committed with the mark and the claims: the reader authorized, Payway is next.
-            record_event(attempt, EventKind.AUTHORIZED)
-            return rows, None
-    except IntegrityError:
-        # A row exists (an earlier purchase, or another request's, committed first): everything above
-        # was rolled back, the PLACING mark too. Mark again, and read who holds the rows.
-        for name, value in unplaced.items():
-            setattr(attempt, name, value)
-    with transaction.atomic(durable=True):
-        rows = _mark_placing(attempt, placing, now)
-        if not rows:
-            return 0, None
-        claims = _locked_claims(keys, product, attempt, held_until)
-        holder_ids = {
-            claim.attempt_id
-            for claim in claims
-            if claim.attempt_id
-            and claim.attempt_id != attempt.pk
-            and claim.held_until is not None
-            and claim.held_until > now
-        }
-        holder = (
-            PurchaseAttempt.objects.filter(pk__in=holder_ids, state__in=ORDERED_STATES)
-            .order_by("placing_at", "pk")
-            .first()
-            if holder_ids
-            else None
-        )
-        if holder is not None:
-            # The rows this attempt created stay pointing at it; a FAILED attempt holds nothing.
-            _update_if(
-                attempt,
-                PurchaseAttempt.objects.filter(pk=attempt.pk, state=AttemptState.PLACING),
-                state=AttemptState.FAILED,
-                placing_at=None,
-                error_code=ALREADY_BOUGHT,
-                duplicate_of=holder,
-                finished_at=now,
-                updated_at=now,
-            )
-            return 0, holder
-        # The rows this request created (the keys that had none) are already held as they should be.
-        taken = [
-            claim.pk for claim in claims if (claim.attempt_id, claim.held_until) != (attempt.pk, held_until)
-        ]
-        if taken:
-            ProductClaim.objects.filter(pk__in=taken).update(
-                attempt=attempt, held_until=held_until, updated_at=now
-            )
-        # The intent, committed with the mark and the claims: the reader authorized, Payway is called next.
-        record_event(attempt, EventKind.AUTHORIZED)
-        return rows, None
-
-
-def _locked_claims(
-    keys: list[str], product: str, attempt: PurchaseAttempt, held_until: dt.datetime
-) -> list[ProductClaim]:
-    """The claim rows of (each of ``keys``, ``product``), created when missing and locked until the
-    transaction ends, in key order (two buyers sharing a key cannot deadlock). Two statements whatever the
-    number of keys: one INSERT that skips rows that exist (``ON CONFLICT DO NOTHING``; a row another
-    request is creating makes it wait for that request's commit), then one ``SELECT ... FOR UPDATE``, whose
-    fresh snapshot sees every row, committed by whoever made it.
-
-    Only the request that has just moved ``attempt`` to PLACING calls it, for a buyer who has a row
-    already, so the rows it creates (the missing keys) are held by ``attempt`` at once and need no update;
-    should ``attempt`` end FAILED in this transaction instead, a claim counts only while its attempt is in
-    an ordered state."""
-    held = [
-        ProductClaim(reader_key=k, product_key=product, attempt=attempt, held_until=held_until) for k in keys
-    ]
-    ProductClaim.objects.bulk_create(held, ignore_conflicts=True)
-    claims = list(
-        ProductClaim.objects.select_for_update()
-        .filter(product_key=product, reader_key__in=keys)
-        .order_by("reader_key")
-    )
-    if len(claims) != len(set(keys)):
-        raise IntegrityError("Could not lock the product claims")
-    return claims
 
 
 def _order_placed(attempt: PurchaseAttempt, order: Any, request: Any) -> PlaceResult:
