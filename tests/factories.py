@@ -465,7 +465,7 @@ def confirmation_read_of(attempt: PurchaseAttempt) -> tuple[dict, dict]:
     read = attempts.attempt_to_confirm(str(attempt.reference))
     stored = PurchaseAttempt.objects.select_related("page").get(pk=attempt.pk)
     names = [PurchaseAttempt._meta.get_field(name).attname for name in attempts.CONFIRMATION_FIELDS]
-    route = [Page._meta.get_field(name).attname for name in attempts.ARTICLE_ROUTE_FIELDS]
+    route = attempts.ARTICLE_ROUTE_FIELDS
 
     def values(row):
         page = {f"page.{name}": getattr(row.page, name) for name in route} if row.page_id else {}
